@@ -1,0 +1,282 @@
+"""Wire models shared by edge and hub (frozen pydantic).
+
+See `PROTOCOL.md` for every field.  Binary forms (`to_wire` / `from_wire`) are
+compact msgpack arrays; the JSON forms are for HTTP bodies and humans.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from typing import Annotated, Any, Final, NamedTuple
+from uuid import UUID
+
+from pydantic import (
+    BaseModel, ConfigDict, Field, SkipValidation, ValidationError, field_validator,
+    model_validator,
+)
+
+from sync_protocol.errors import MalformedInput
+
+#: FHIR resource type and id grammar (FHIR R4 `id`: 1–64 of [A-Za-z0-9.-]).
+RESOURCE_TYPE_PATTERN: Final = r"^[A-Z][A-Za-z]{1,63}$"
+RESOURCE_ID_PATTERN: Final = r"^[A-Za-z0-9\-.]{1,64}$"
+#: Register names: a FHIR top-level element, a choice group `value[x]`, or `@deleted`.
+REGISTER_PATTERN: Final = r"^(@deleted|_?[a-z][A-Za-z0-9]{0,63}(\[x\])?)$"
+
+#: The register that says whether a resource is deleted (b"true") or live (b"false").
+DELETED: Final = "@deleted"
+LIVE_VALUE: Final = b"false"
+DELETED_VALUE: Final = b"true"
+
+HASH_BYTES: Final = 32
+TOKEN_BYTES: Final = 16
+KEY_ID_BYTES: Final = 8
+GENESIS_HASH: Final = bytes(HASH_BYTES)
+
+U64 = Annotated[int, Field(ge=0, lt=1 << 64)]
+Seq = Annotated[int, Field(ge=1, lt=1 << 63)]
+ResourceType = Annotated[str, Field(pattern=RESOURCE_TYPE_PATTERN)]
+ResourceIdStr = Annotated[str, Field(pattern=RESOURCE_ID_PATTERN)]
+RegisterName = Annotated[str, Field(pattern=REGISTER_PATTERN)]
+
+
+class Dot(NamedTuple):
+    """One write: the origin site and its per-site change sequence number."""
+
+    site: UUID
+    seq: Annotated[int, Field(ge=1, lt=1 << 63)]
+
+
+def _dot_key(dot: Dot) -> tuple[bytes, int]:
+    return (dot.site.bytes, dot.seq)
+
+
+def sorted_dots(dots: Any) -> tuple[Dot, ...]:
+    """Dots in canonical order (site bytes, then seq), without repeats."""
+    return tuple(sorted(set(dots), key=_dot_key))
+
+
+class ChangeOp(StrEnum):
+    SET = "set"
+    DELETE = "delete"
+
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Change(BaseModel):
+    """One edit of one resource.
+
+    `elements` maps register names to canonical JSON bytes (None: element
+    removed).  `replaces` maps each written register to the dots this change
+    saw there and supersedes.  A delete writes only `@deleted`.  The change's
+    own dot is (`origin`, `seq`).
+    """
+
+    model_config = _FROZEN
+
+    resource_type: ResourceType
+    resource_id: ResourceIdStr
+    op: ChangeOp
+    elements: dict[RegisterName, bytes | None]
+    replaces: dict[RegisterName, tuple[Dot, ...]]
+    hlc: U64
+    origin: UUID
+    seq: Seq
+    user: Annotated[str, Field(min_length=1, max_length=128)]
+    device: Annotated[str, Field(max_length=128)] = ""
+
+    @field_validator("replaces")
+    @classmethod
+    def _canonical_dots(cls, value: dict[str, tuple[Dot, ...]]) -> dict[str, tuple[Dot, ...]]:
+        return {name: sorted_dots(dots) for name, dots in value.items()}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Change:
+        if DELETED not in self.elements:
+            raise ValueError("a change must write the @deleted register")
+        if self.op is ChangeOp.DELETE and set(self.elements) != {DELETED}:
+            raise ValueError("a delete writes only the @deleted register")
+        if not set(self.replaces) <= set(self.elements):
+            raise ValueError("replaces names a register the change does not write")
+        return self
+
+    @property
+    def dot(self) -> Dot:
+        return Dot(self.origin, self.seq)
+
+    @cached_property
+    def all_replaced(self) -> tuple[Dot, ...]:
+        """Every dot this change supersedes, in canonical order."""
+        return sorted_dots(d for dots in self.replaces.values() for d in dots)
+
+
+class ChangeMeta(NamedTuple):
+    """What the hub may know of one change: its record token and replaced dots."""
+
+    token: bytes
+    replaces: tuple[Dot, ...]
+
+
+class BatchHeader(BaseModel):
+    """Plaintext header of a sealed batch: everything the hub can see.
+
+    Covered by the signature and bound to the ciphertext as associated data.
+    `changes[i]` describes the change with sequence number `seq_from + i`.
+    """
+
+    model_config = _FROZEN
+
+    protocol: tuple[int, int]
+    practice_id: UUID
+    site_id: UUID
+    batch_id: UUID
+    seq_from: Seq
+    seq_to: Seq
+    prev_hash: Annotated[bytes, Field(min_length=HASH_BYTES, max_length=HASH_BYTES)]
+    key_epoch: Annotated[int, Field(ge=1, lt=1 << 31)]
+    key_id: Annotated[bytes, Field(min_length=KEY_ID_BYTES, max_length=KEY_ID_BYTES)]
+    max_hlc: U64
+    body_bytes: Annotated[int, Field(ge=0)]
+    #: Checked by `wire.decode_metas` on the way in (skipping pydantic's per-item pass).
+    changes: SkipValidation[tuple[ChangeMeta, ...]]
+    capabilities: tuple[str, ...] = ()
+    schema_version: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BatchHeader:
+        if self.seq_to < self.seq_from:
+            raise ValueError("seq_to is before seq_from")
+        if len(self.changes) != self.seq_to - self.seq_from + 1:
+            raise ValueError("changes does not cover seq_from..seq_to exactly")
+        for meta in self.changes:
+            if len(meta.token) != TOKEN_BYTES:
+                raise ValueError(f"a record token is {TOKEN_BYTES} bytes")
+        return self
+
+    @property
+    def change_count(self) -> int:
+        return self.seq_to - self.seq_from + 1
+
+    def to_wire(self) -> dict[str, Any]:
+        from sync_protocol.wire import encode_metas
+
+        sites, metas = encode_metas(self.changes)
+        return {
+            "v": list(self.protocol),
+            "practice": self.practice_id.bytes,
+            "site": self.site_id.bytes,
+            "batch": self.batch_id.bytes,
+            "seq": [self.seq_from, self.seq_to],
+            "prev": self.prev_hash,
+            "epoch": self.key_epoch,
+            "kid": self.key_id,
+            "max_hlc": self.max_hlc,
+            "body": self.body_bytes,
+            "sites": sites,
+            "changes": metas,
+            "caps": list(self.capabilities),
+            "schema": self.schema_version,
+        }
+
+
+def header_from_wire(raw: Any) -> BatchHeader:
+    """Rebuild a `BatchHeader` from its wire map; raises `MalformedInput` only."""
+    from sync_protocol.wire import decode_metas
+
+    try:
+        seq_from, seq_to = raw["seq"]
+        changes = decode_metas(raw["sites"], raw["changes"])
+        return BatchHeader.model_validate({
+            "protocol": tuple(raw["v"]),
+            "practice_id": raw["practice"],
+            "site_id": raw["site"],
+            "batch_id": raw["batch"],
+            "seq_from": seq_from,
+            "seq_to": seq_to,
+            "prev_hash": raw["prev"],
+            "key_epoch": raw["epoch"],
+            "key_id": raw["kid"],
+            "max_hlc": raw["max_hlc"],
+            "body_bytes": raw["body"],
+            "changes": changes,
+            "capabilities": tuple(raw["caps"]),
+            "schema_version": raw["schema"],
+        })
+    except ValidationError as exc:
+        raise MalformedInput(f"invalid batch header: {_first_error(exc)}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedInput(f"invalid batch header: {type(exc).__name__} {exc}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "value"
+    return f"{where}: {err['msg']}"
+
+
+# --- HTTP messages between edge and hub -------------------------------------------------
+
+
+class HubReceipt(BaseModel):
+    """The hub's signed statement that it stored `batch_hash` at `hub_seq`."""
+
+    model_config = _FROZEN
+
+    practice_id: UUID
+    site_id: UUID
+    batch_hash: Annotated[bytes, Field(min_length=HASH_BYTES, max_length=HASH_BYTES)]
+    hub_seq: Seq
+    signature: Annotated[bytes, Field(min_length=64, max_length=64)]
+
+
+class PushAck(BaseModel):
+    """Answer to a push: where the batch is, and the receipt that proves it."""
+
+    model_config = _FROZEN
+
+    hub_seq: Seq
+    receipt: HubReceipt
+    duplicate: bool = False
+
+
+class PullRequest(BaseModel):
+    """Ask for batches after `after` (a hub sequence), waiting up to `wait_s`."""
+
+    model_config = _FROZEN
+
+    after: Annotated[int, Field(ge=0)] = 0
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    wait_s: Annotated[float, Field(ge=0, le=60)] = 0
+
+
+class PulledBatch(BaseModel):
+    model_config = _FROZEN
+
+    hub_seq: Seq
+    site_id: UUID
+    sealed: bytes
+
+
+class PullResponse(BaseModel):
+    """Batches in hub order; `head` is the hub's latest sequence for the practice."""
+
+    model_config = _FROZEN
+
+    batches: tuple[PulledBatch, ...]
+    head: Annotated[int, Field(ge=0)]
+
+
+class ErrorBody(BaseModel):
+    """Error answer: clients branch on `code`; `message` and `hint` are for people."""
+
+    model_config = _FROZEN
+
+    code: str
+    message: str
+    hint: str = ""
+    retryable: bool = False
+    #: On `chain_broken`: where the hub expects the site to resume.
+    expected_seq: int | None = None
+    expected_prev_hash: str | None = None

@@ -1,0 +1,44 @@
+"""Versions of the wire protocol and of the software, in one place.
+
+`PROTOCOL_VERSION` is (major, minor).  A peer with another major is refused with
+`UnsupportedVersion`; a batch with a newer minor than ours is held by the reader
+(`UpgradeRequired`) until this side is upgraded.  Every change of a wire field
+bumps the version and updates `PROTOCOL.md` and `tests/vectors/` in the same commit.
+
+Changelog:
+    1.0  first wire format: sealed batches, receipts, sealed key delivery, recovery kits.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sync_protocol.errors import UnsupportedVersion, UpgradeRequired
+
+PROTOCOL_VERSION: Final[tuple[int, int]] = (1, 0)
+SOFTWARE_VERSION: Final[str] = "0.1.0"
+
+#: Capabilities this build understands; v1 headers carry a `capabilities` list so
+#: later additions need no break.
+CAPABILITIES: Final[frozenset[str]] = frozenset({"zstd", "pad-buckets"})
+
+
+def check_compatible(theirs: tuple[int, int], *, what: str = "peer") -> None:
+    """Refuse `theirs` unless this side can read it.
+
+    Raises `UnsupportedVersion` for another major version, `UpgradeRequired`
+    for a newer minor version (the reader holds such input until it is upgraded).
+    """
+    if theirs[0] != PROTOCOL_VERSION[0]:
+        raise UnsupportedVersion(
+            f"{what} speaks protocol {theirs[0]}.{theirs[1]}, "
+            f"this side speaks {PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}",
+            hint="upgrade the older side; see sync_protocol/PROTOCOL.md#compatibility",
+        )
+    if theirs[1] > PROTOCOL_VERSION[1]:
+        raise UpgradeRequired(
+            f"{what} was written with protocol {theirs[0]}.{theirs[1]}, "
+            f"newer than this side's {PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}",
+            hint=f"upgrade chartsync on this site to a release that speaks "
+            f"{theirs[0]}.{theirs[1]}; the input is held, not dropped",
+        )
