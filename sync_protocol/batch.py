@@ -30,7 +30,7 @@ import nacl.bindings
 import nacl.exceptions
 import nacl.utils
 
-from sync_protocol.canonical import canonical_pack, pack_plain, unpack
+from sync_protocol.canonical import pack_plain, unpack
 from sync_protocol.errors import (
     ChainBroken, MalformedInput, TamperedBatch, TooLarge, UpgradeRequired, WrongPracticeKey,
 )
@@ -130,7 +130,7 @@ def seal_batch(
                                  c.all_replaced) for c in changes),
         capabilities=tuple(sorted(CAPABILITIES)), schema_version=SCHEMA_VERSION,
     )
-    header_bytes = canonical_pack(header.to_wire())
+    header_bytes = pack_plain(header.to_wire())
     nonce = nonce if nonce is not None else nacl.utils.random(NONCE_BYTES)
     ciphertext = _encrypt(padded, header_bytes, nonce, key.encryption_key)
     signature = site_keys.sign(_signed_message(header_bytes, nonce, ciphertext))

@@ -163,21 +163,23 @@ class BatchHeader(BaseModel):
         from sync_protocol.wire import encode_metas
 
         sites, metas = encode_metas(self.changes)
+        # Keys in sorted order, so `pack_plain` gives the canonical bytes without a
+        # recursive re-sort of the (large) change list.
         return {
-            "v": list(self.protocol),
-            "practice": self.practice_id.bytes,
-            "site": self.site_id.bytes,
             "batch": self.batch_id.bytes,
-            "seq": [self.seq_from, self.seq_to],
-            "prev": self.prev_hash,
+            "body": self.body_bytes,
+            "caps": sorted(self.capabilities),
+            "changes": metas,
             "epoch": self.key_epoch,
             "kid": self.key_id,
             "max_hlc": self.max_hlc,
-            "body": self.body_bytes,
-            "sites": sites,
-            "changes": metas,
-            "caps": list(self.capabilities),
+            "practice": self.practice_id.bytes,
+            "prev": self.prev_hash,
             "schema": self.schema_version,
+            "seq": [self.seq_from, self.seq_to],
+            "site": self.site_id.bytes,
+            "sites": sites,
+            "v": list(self.protocol),
         }
 
 

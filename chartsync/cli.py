@@ -1,17 +1,22 @@
 """The ``chartsync`` command line: parses arguments, dispatches to a subcommand, sets the exit code.
 
 Exit codes, for every subcommand: 0 ok, 1 failure, 2 usage error (argparse's own convention).
-Subcommands move to one module each (``edge_node/cli_<name>.py``) once they grow past a few
-lines (STYLE.md, rule 17).
+This package is the only place that sees both the edge and the hub: `chartsync edge ...`
+commands live in `edge_node/cli/`, `chartsync hub ...` in `cloud_hub/cli/`; each side
+registers its own group through `add_commands(subparsers)` (STYLE.md, rule 17).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+
+#: Modules that register a command group; added as each side grows its CLI.
+_SIDES: tuple[str, ...] = ()
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -74,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.set_defaults(handler=_run_demo)
+    for side in _SIDES:
+        module = importlib.import_module(side)
+        module.add_commands(sub)
     return parser
 
 
