@@ -1,0 +1,111 @@
+"""The hub's own refusals, next to the wire errors of `sync_protocol.errors`.
+
+    HubError
+    ├── Unauthorized        no credential, or one the hub does not know (401)
+    ├── SitePending         the site waits for approval by an approved site (403)
+    ├── SiteRevoked         the site was revoked; its access ended (403)
+    ├── Forbidden           a known caller asking for something its role may not do (403)
+    ├── WrongOrigin         a batch naming another practice or site than its pusher (403)
+    ├── NotFound            nothing of that id *visible to this caller* (404); the same body
+    │                       for "does not exist" and "belongs to another practice"
+    ├── BadRequest          a request body or query that does not fit the API (400)
+    ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
+    ├── StoreUnavailable    the database is unreachable right now; retry (503)
+    └── SchemaTooNew        the store was written by a newer hub (startup only)
+
+`ChainMismatch` extends the wire's `ChainBroken` with where the hub expects the
+site to resume.  Each class has a stable `code`, an HTTP status and says whether
+a retry can help; the API turns them into RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from sync_protocol.errors import ChainBroken
+
+
+class HubError(Exception):
+    """A refused request or an unavailable hub.  See the module docstring for the tree."""
+
+    code: ClassVar[str] = "hub_error"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class Unauthorized(HubError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class SitePending(HubError):
+    code = "site_pending"
+    http_status = 403
+    retryable = True  # approval by an administrator of an approved site lets it through
+
+
+class SiteRevoked(HubError):
+    code = "site_revoked"
+    http_status = 403
+
+
+class Forbidden(HubError):
+    code = "forbidden"
+    http_status = 403
+
+
+class NotFound(HubError):
+    code = "not_found"
+    http_status = 404
+
+
+class BadRequest(HubError):
+    code = "bad_request"
+    http_status = 400
+
+
+class EnrollmentRefused(HubError):
+    code = "enrollment_refused"
+    http_status = 401
+
+
+class StoreUnavailable(HubError):
+    code = "store_unavailable"
+    http_status = 503
+    retryable = True
+
+
+class SchemaTooNew(HubError):
+    code = "schema_too_new"
+    http_status = 500
+
+
+class ChainMismatch(ChainBroken):
+    """`ChainBroken` that says where the site's chain continues on this hub."""
+
+    def __init__(self, message: str, *, hint: str = "", expected_seq: int,
+                 expected_prev_hash: bytes) -> None:
+        super().__init__(message, hint=hint)
+        self.expected_seq = expected_seq
+        self.expected_prev_hash = expected_prev_hash
+
+
+def not_found(what: str) -> NotFound:
+    """The one 404 for a missing *or foreign* object: callers cannot tell them apart."""
+    return NotFound(f"no {what} with that id is visible to this credential",
+                    hint="check the id; a site sees only its own practice")
+
+
+class WrongOrigin(HubError):
+    """A batch whose header names another practice or site than the pushing credential."""
+
+    code = "wrong_origin"
+    http_status = 403

@@ -1,0 +1,1 @@
+"""Hub storage: one interface (`base.HubStore`), PostgreSQL and SQLite implementations."""

@@ -1,0 +1,412 @@
+"""PostgreSQL hub store (asyncpg): production; several hub processes may share one database.
+
+A connection pool serves requests; a dedicated connection LISTENs on
+`chartsync_batches` so a batch pushed through one hub process wakes the
+subscribers of every other.  The push transaction NOTIFYs with
+`practice_id:hub_seq`, which PostgreSQL delivers only on commit.
+
+Hub sequences: `UPDATE practice_seq ... RETURNING` inside the push
+transaction takes the practice's row lock until commit, so pushes of one
+practice commit in sequence order (visible order = sequence order).  Lock
+order is always site_chain row → practice_seq row → record heads, so
+concurrent pushers cannot deadlock.
+
+Surviving a database restart: every lost-connection error becomes
+`StoreUnavailable` (503, retryable) and the pool replaces dead connections on
+the next acquire; the listener reconnects with backoff.
+
+Distribution (Citus): every table has practice_id first in its primary key and
+every query filters by it; see README "Hub" for the two statements.
+
+SCHEMA_VERSION changelog:
+    1  practices, sites, enrollment tokens, operators, batches, site chains, practice
+       sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
+from sync_protocol.models import GENESIS_HASH
+
+from cloud_hub.chain import check_continues
+from cloud_hub.enrollment import check_token_row
+from cloud_hub.errors import SchemaTooNew, StoreUnavailable
+from cloud_hub.heads import advance_heads
+from cloud_hub.store.base import (
+    Appended, CommitListener, IncomingBatch, MailItem, NewSite, PracticeRecord, PracticeStats,
+    SiteRecord, SiteStats, SiteStatus, SnapshotRecord, StoredBatch,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+CHANNEL: Final = "chartsync_batches"
+#: How often the listener proves its connection is alive when nothing arrives.
+LISTENER_KEEPALIVE_S: Final = 2.0
+_MIGRATION_LOCK: Final = 0x63736862  # advisory lock id: two hubs starting at once migrate once
+
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        """CREATE TABLE hub_key (id int PRIMARY KEY CHECK (id = 1),
+               signing_seed bytea NOT NULL, created_ms bigint NOT NULL)""",
+        """CREATE TABLE operators (credential_hash bytea PRIMARY KEY,
+               created_ms bigint NOT NULL)""",
+        """CREATE TABLE practices (practice_id uuid PRIMARY KEY, name text NOT NULL,
+               created_ms bigint NOT NULL)""",
+        """CREATE TABLE practice_seq (practice_id uuid PRIMARY KEY,
+               last_hub_seq bigint NOT NULL)""",
+        """CREATE TABLE enrollment_tokens (practice_id uuid NOT NULL, token_hash bytea NOT NULL,
+               expires_ms bigint NOT NULL, used_ms bigint, created_ms bigint NOT NULL,
+               PRIMARY KEY (practice_id, token_hash))""",
+        """CREATE TABLE sites (practice_id uuid NOT NULL, site_id uuid NOT NULL,
+               name text NOT NULL, verify_key bytea NOT NULL, box_key bytea NOT NULL,
+               credential_hash bytea NOT NULL,
+               status text NOT NULL CHECK (status IN ('pending', 'approved', 'revoked')),
+               approved_by uuid, created_ms bigint NOT NULL,
+               PRIMARY KEY (practice_id, site_id))""",
+        """CREATE TABLE site_chain (practice_id uuid NOT NULL, site_id uuid NOT NULL,
+               next_seq bigint NOT NULL, last_hash bytea NOT NULL,
+               batches bigint NOT NULL DEFAULT 0, changes bigint NOT NULL DEFAULT 0,
+               PRIMARY KEY (practice_id, site_id))""",
+        """CREATE TABLE batches (practice_id uuid NOT NULL, hub_seq bigint NOT NULL,
+               site_id uuid NOT NULL, seq_from bigint NOT NULL, seq_to bigint NOT NULL,
+               batch_id uuid NOT NULL, batch_hash bytea NOT NULL, prev_hash bytea NOT NULL,
+               key_epoch int NOT NULL, max_hlc bigint NOT NULL, sealed bytea NOT NULL,
+               received_ms bigint NOT NULL,
+               PRIMARY KEY (practice_id, hub_seq),
+               UNIQUE (practice_id, site_id, seq_from),
+               UNIQUE (practice_id, batch_hash))""",
+        # Ciphertext does not compress: skip TOAST's pglz pass.
+        "ALTER TABLE batches ALTER COLUMN sealed SET STORAGE EXTERNAL",
+        """CREATE TABLE record_heads (practice_id uuid NOT NULL, key_epoch int NOT NULL,
+               token bytea NOT NULL, heads bytea NOT NULL,
+               PRIMARY KEY (practice_id, key_epoch, token))""",
+        """CREATE TABLE concurrency_stats (practice_id uuid NOT NULL, site_id uuid NOT NULL,
+               concurrent_edits bigint NOT NULL, PRIMARY KEY (practice_id, site_id))""",
+        """CREATE TABLE mailbox (practice_id uuid NOT NULL, to_site uuid NOT NULL,
+               mail_id uuid NOT NULL, from_site uuid NOT NULL, sealed bytea NOT NULL,
+               created_ms bigint NOT NULL, PRIMARY KEY (practice_id, to_site, mail_id))""",
+        """CREATE TABLE snapshots (practice_id uuid NOT NULL, hub_seq bigint NOT NULL,
+               site_id uuid NOT NULL, key_epoch int NOT NULL, blob bytea NOT NULL,
+               created_ms bigint NOT NULL, PRIMARY KEY (practice_id, hub_seq, site_id))""",
+        "ALTER TABLE snapshots ALTER COLUMN blob SET STORAGE EXTERNAL",
+    ),
+}
+
+#: Errors that mean "the database is not reachable right now" (restart, network, shutdown).
+_UNAVAILABLE: Final = (OSError, TimeoutError, asyncpg.InterfaceError,
+                       asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                       asyncpg.OperatorInterventionError)
+
+_SITE_COLUMNS: Final = ("practice_id, site_id, name, verify_key, box_key, credential_hash, "
+                        "status, approved_by, created_ms")
+
+
+def _site(row: Any) -> SiteRecord:
+    return SiteRecord(PracticeId(row[0]), SiteId(row[1]), row[2], bytes(row[3]), bytes(row[4]),
+                      bytes(row[5]), SiteStatus(row[6]),
+                      SiteId(row[7]) if row[7] else None, row[8])
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """Turn a lost database into `StoreUnavailable`; keep the cause."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"database unavailable ({type(exc).__name__})",
+                               hint="retry shortly; if it persists, check PostgreSQL") from exc
+    except asyncpg.UniqueViolationError as exc:
+        # Only a concurrent twin of the same push gets here; a retry sees the winner.
+        raise StoreUnavailable("a concurrent request stored the same item first",
+                               hint="retry; the request is idempotent") from exc
+
+
+class PostgresStore:
+    """`HubStore` on PostgreSQL.  Open with `PostgresStore.open(dsn)`."""
+
+    schema_version = SCHEMA_VERSION
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
+        self._dsn = dsn
+        self._pool = pool
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, dsn: str, *, min_size: int = 2,
+                   max_size: int = 10) -> AsyncIterator[PostgresStore]:
+        """Connect, create or migrate the schema; raises `SchemaTooNew`/`StoreUnavailable`."""
+        async with _translated():
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                             command_timeout=60)
+        try:
+            store = cls(dsn, pool)
+            await store._migrate()
+            yield store
+        finally:
+            await pool.close()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _migrate(self) -> None:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_meta "
+                               "(id int PRIMARY KEY CHECK (id = 1), version int NOT NULL)")
+            current = await conn.fetchval("SELECT version FROM schema_meta") or 0
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"database has hub schema version {current}; this hub knows up to "
+                    f"{SCHEMA_VERSION}", hint="run a hub release at least as new as the one "
+                    "that last wrote this database")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_meta (id, version) VALUES (1, $1) ON CONFLICT (id) "
+                    "DO UPDATE SET version = EXCLUDED.version", version)
+                log.info("hub schema migrated", extra={"schema_version": version})
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+        async with _translated():
+            return await self._pool.fetchrow(sql, *args)
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with _translated():
+            return list(await self._pool.fetch(sql, *args))
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        async with _translated():
+            return str(await self._pool.execute(sql, *args))
+
+    async def hub_signing_seed(self, candidate: bytes, now_ms: int) -> bytes:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO hub_key VALUES (1, $1, $2) ON CONFLICT (id) "
+                               "DO NOTHING", candidate, now_ms)
+            return bytes(await conn.fetchval("SELECT signing_seed FROM hub_key WHERE id = 1"))
+
+    async def add_operator(self, credential_hash: bytes, now_ms: int) -> None:
+        await self._execute("INSERT INTO operators VALUES ($1, $2)", credential_hash, now_ms)
+
+    async def operator_exists(self, credential_hash: bytes) -> bool:
+        return await self._fetchrow("SELECT 1 FROM operators WHERE credential_hash = $1",
+                                    credential_hash) is not None
+
+    async def create_practice(self, practice_id: PracticeId, name: str, now_ms: int) -> None:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO practices VALUES ($1, $2, $3)",
+                               practice_id, name, now_ms)
+            await conn.execute("INSERT INTO practice_seq VALUES ($1, 0)", practice_id)
+
+    async def list_practices(self) -> list[PracticeRecord]:
+        rows = await self._fetch("SELECT practice_id, name, created_ms FROM practices "
+                                 "ORDER BY created_ms, practice_id")
+        return [PracticeRecord(PracticeId(p), n, c) for p, n, c in rows]
+
+    async def practice_exists(self, practice_id: PracticeId) -> bool:
+        return await self._fetchrow("SELECT 1 FROM practices WHERE practice_id = $1",
+                                    practice_id) is not None
+
+    async def add_enrollment_token(self, practice_id: PracticeId, token_hash: bytes,
+                                   expires_ms: int, now_ms: int) -> None:
+        await self._execute("INSERT INTO enrollment_tokens VALUES ($1, $2, $3, NULL, $4)",
+                            practice_id, token_hash, expires_ms, now_ms)
+
+    async def enroll_site(self, practice_id: PracticeId, token_hash: bytes, site: NewSite,
+                          now_ms: int) -> SiteRecord:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT expires_ms, used_ms FROM enrollment_tokens WHERE practice_id = $1 "
+                "AND token_hash = $2 FOR UPDATE", practice_id, token_hash)
+            check_token_row(*(row or (None, None)), now_ms)
+            await conn.execute("UPDATE enrollment_tokens SET used_ms = $3 WHERE "
+                               "practice_id = $1 AND token_hash = $2",
+                               practice_id, token_hash, now_ms)
+            # Serialise enrollments of one practice so exactly one site is "first".
+            await conn.execute("SELECT 1 FROM practice_seq WHERE practice_id = $1 FOR UPDATE",
+                               practice_id)
+            first = await conn.fetchval("SELECT count(*) FROM sites WHERE practice_id = $1",
+                                        practice_id) == 0
+            status = SiteStatus.APPROVED if first else SiteStatus.PENDING
+            await conn.execute(
+                f"INSERT INTO sites ({_SITE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                "NULL, $8)", practice_id, site.site_id, site.name, site.verify_key,
+                site.box_key, site.credential_hash, status.value, now_ms)
+            await conn.execute("INSERT INTO site_chain (practice_id, site_id, next_seq, "
+                               "last_hash) VALUES ($1, $2, 1, $3)",
+                               practice_id, site.site_id, GENESIS_HASH)
+        return SiteRecord(practice_id, site.site_id, site.name, site.verify_key, site.box_key,
+                          site.credential_hash, status, None, now_ms)
+
+    async def get_site(self, practice_id: PracticeId, site_id: SiteId) -> SiteRecord | None:
+        row = await self._fetchrow(f"SELECT {_SITE_COLUMNS} FROM sites WHERE practice_id = $1 "
+                                   "AND site_id = $2", practice_id, site_id)
+        return _site(row) if row else None
+
+    async def list_sites(self, practice_id: PracticeId) -> list[SiteRecord]:
+        rows = await self._fetch(f"SELECT {_SITE_COLUMNS} FROM sites WHERE practice_id = $1 "
+                                 "ORDER BY created_ms, site_id", practice_id)
+        return [_site(r) for r in rows]
+
+    async def set_site_status(self, practice_id: PracticeId, site_id: SiteId,
+                              status: SiteStatus, by: SiteId | None) -> SiteRecord | None:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE sites SET status = $3, approved_by = coalesce($4, approved_by) "
+                "WHERE practice_id = $1 AND site_id = $2 AND status <> 'revoked'",
+                practice_id, site_id, status.value,
+                by if status is SiteStatus.APPROVED else None)
+            row = await conn.fetchrow(f"SELECT {_SITE_COLUMNS} FROM sites WHERE "
+                                      "practice_id = $1 AND site_id = $2", practice_id, site_id)
+        return _site(row) if row else None
+
+    async def append_batch(self, batch: IncomingBatch, now_ms: int) -> Appended:
+        p, s = batch.practice_id, batch.site_id
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            chain = await conn.fetchrow("SELECT next_seq, last_hash FROM site_chain WHERE "
+                                        "practice_id = $1 AND site_id = $2 FOR UPDATE", p, s)
+            # After the site's lock: a twin of this push that won the race is visible now.
+            dup = await conn.fetchval("SELECT hub_seq FROM batches WHERE practice_id = $1 AND "
+                                      "batch_hash = $2", p, batch.batch_hash)
+            if dup is not None:
+                return Appended(HubSeq(dup), duplicate=True)
+            next_seq, last_hash = (chain[0], bytes(chain[1])) if chain else (1, GENESIS_HASH)
+            check_continues(batch, next_seq=next_seq, last_hash=last_hash)
+            hub_seq = HubSeq(await conn.fetchval(
+                "UPDATE practice_seq SET last_hub_seq = last_hub_seq + 1 WHERE practice_id = $1 "
+                "RETURNING last_hub_seq", p))
+            await conn.execute(
+                "INSERT INTO batches VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                p, hub_seq, s, batch.seq_from, batch.seq_to, batch.batch_id, batch.batch_hash,
+                batch.prev_hash, batch.key_epoch, batch.max_hlc, batch.sealed, now_ms)
+            await conn.execute(
+                "UPDATE site_chain SET next_seq = $3, last_hash = $4, batches = batches + 1, "
+                "changes = changes + $5 WHERE practice_id = $1 AND site_id = $2",
+                p, s, batch.seq_to + 1, batch.batch_hash, len(batch.metas))
+            await self._track_heads(conn, batch)
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{p}:{hub_seq}")
+        return Appended(hub_seq, duplicate=False)
+
+    async def _track_heads(self, conn: asyncpg.Connection, batch: IncomingBatch) -> None:
+        """Read and write the batch's record heads with one statement each."""
+        tokens = sorted({m.token for m in batch.metas})
+        rows = await conn.fetch("SELECT token, heads FROM record_heads WHERE practice_id = $1 "
+                                "AND key_epoch = $2 AND token = ANY($3::bytea[])",
+                                batch.practice_id, batch.key_epoch, tokens)
+        update = advance_heads({bytes(t): bytes(h) for t, h in rows}, batch.site_id,
+                               batch.seq_from, batch.metas)
+        await conn.execute(
+            "INSERT INTO record_heads (practice_id, key_epoch, token, heads) "
+            "SELECT $1, $2, t, h FROM unnest($3::bytea[], $4::bytea[]) AS u(t, h) "
+            "ON CONFLICT (practice_id, key_epoch, token) DO UPDATE SET heads = EXCLUDED.heads",
+            batch.practice_id, batch.key_epoch, list(update.heads), list(update.heads.values()))
+        await conn.execute(
+            "INSERT INTO concurrency_stats VALUES ($1, $2, $3) ON CONFLICT (practice_id, site_id)"
+            " DO UPDATE SET concurrent_edits = concurrency_stats.concurrent_edits + $3",
+            batch.practice_id, batch.site_id, update.concurrent_edits)
+
+    async def batches_after(self, practice_id: PracticeId, after: int,
+                            limit: int) -> list[StoredBatch]:
+        rows = await self._fetch("SELECT hub_seq, site_id, sealed FROM batches WHERE "
+                                 "practice_id = $1 AND hub_seq > $2 ORDER BY hub_seq LIMIT $3",
+                                 practice_id, after, limit)
+        return [StoredBatch(HubSeq(h), SiteId(s), bytes(b)) for h, s, b in rows]
+
+    async def head(self, practice_id: PracticeId) -> int:
+        row = await self._fetchrow("SELECT last_hub_seq FROM practice_seq WHERE "
+                                   "practice_id = $1", practice_id)
+        return int(row[0]) if row else 0
+
+    async def post_mail(self, practice_id: PracticeId, to_site: SiteId, from_site: SiteId,
+                        mail_id: UUID, sealed: bytes, now_ms: int) -> None:
+        await self._execute("INSERT INTO mailbox VALUES ($1, $2, $3, $4, $5, $6)",
+                            practice_id, to_site, mail_id, from_site, sealed, now_ms)
+
+    async def list_mail(self, practice_id: PracticeId, site_id: SiteId) -> list[MailItem]:
+        rows = await self._fetch("SELECT mail_id, from_site, sealed, created_ms FROM mailbox "
+                                 "WHERE practice_id = $1 AND to_site = $2 ORDER BY created_ms, "
+                                 "mail_id", practice_id, site_id)
+        return [MailItem(m, SiteId(f), bytes(b), c) for m, f, b, c in rows]
+
+    async def delete_mail(self, practice_id: PracticeId, site_id: SiteId,
+                          mail_id: UUID) -> bool:
+        status = await self._execute("DELETE FROM mailbox WHERE practice_id = $1 AND "
+                                     "to_site = $2 AND mail_id = $3",
+                                     practice_id, site_id, mail_id)
+        return status != "DELETE 0"
+
+    async def put_snapshot(self, practice_id: PracticeId, site_id: SiteId, hub_seq: HubSeq,
+                           key_epoch: KeyEpoch, blob: bytes, now_ms: int) -> None:
+        await self._execute(
+            "INSERT INTO snapshots VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT "
+            "(practice_id, hub_seq, site_id) DO UPDATE SET key_epoch = EXCLUDED.key_epoch, "
+            "blob = EXCLUDED.blob, created_ms = EXCLUDED.created_ms",
+            practice_id, hub_seq, site_id, key_epoch, blob, now_ms)
+
+    async def latest_snapshot(self, practice_id: PracticeId) -> SnapshotRecord | None:
+        row = await self._fetchrow("SELECT hub_seq, site_id, key_epoch, blob, created_ms FROM "
+                                   "snapshots WHERE practice_id = $1 ORDER BY hub_seq DESC, "
+                                   "created_ms DESC LIMIT 1", practice_id)
+        if row is None:
+            return None
+        return SnapshotRecord(HubSeq(row[0]), SiteId(row[1]), KeyEpoch(row[2]), bytes(row[3]),
+                              row[4])
+
+    async def practice_stats(self, practice_id: PracticeId) -> PracticeStats:
+        head = await self.head(practice_id)
+        tracked = await self._fetchrow("SELECT count(*) FROM record_heads WHERE "
+                                       "practice_id = $1", practice_id)
+        rows = await self._fetch(
+            "SELECT c.site_id, c.batches, c.changes, coalesce(s.concurrent_edits, 0), "
+            "c.next_seq FROM site_chain c LEFT JOIN concurrency_stats s ON "
+            "s.practice_id = c.practice_id AND s.site_id = c.site_id "
+            "WHERE c.practice_id = $1 ORDER BY c.site_id", practice_id)
+        return PracticeStats(head, int(tracked[0]), tuple(
+            SiteStats(SiteId(s), b, c, k, n) for s, b, c, k, n in rows))
+
+    async def watch_commits(self, listener: CommitListener,
+                            on_reconnect: Callable[[], None]) -> None:
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            practice, _, seq = payload.partition(":")
+            try:
+                listener(PracticeId(UUID(practice)), HubSeq(int(seq)))
+            except ValueError:
+                log.warning("ignoring a malformed notification on %s; another program "
+                            "writes to this channel", CHANNEL)
+
+        retrying = AsyncRetrying(wait=wait_exponential(multiplier=0.05, max=1.0),
+                                 retry=retry_if_exception_type(_UNAVAILABLE), reraise=True)
+        first = True
+        while True:
+            async for attempt in retrying:
+                with attempt:
+                    conn = await asyncpg.connect(self._dsn, timeout=5)
+            try:
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(CHANNEL, on_notify)
+                if not first:
+                    log.info("listener reconnected; waking waiters to re-check")
+                on_reconnect()  # batches committed while we were not listening
+                first = False
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), LISTENER_KEEPALIVE_S)
+                    except TimeoutError:
+                        await conn.fetchval("SELECT 1", timeout=LISTENER_KEEPALIVE_S)
+            except _UNAVAILABLE:
+                log.warning("lost the LISTEN connection; reconnecting (check PostgreSQL "
+                            "if this repeats)")
+            finally:
+                conn.terminate()

@@ -1,0 +1,374 @@
+"""SQLite hub store (aiosqlite): the embedded default for one machine and the demo.
+
+One connection in WAL mode; an `asyncio.Lock` makes each method one
+serialised transaction, which also serialises hub sequence assignment (the
+ordering contract of `base.HubStore`).  Only one hub process may use a file.
+
+SCHEMA_VERSION changelog:
+    1  practices, sites, enrollment tokens, operators, batches, site chains, practice
+       sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Final
+from uuid import UUID
+
+import aiosqlite
+
+from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
+from sync_protocol.models import GENESIS_HASH
+
+from cloud_hub.chain import check_continues
+from cloud_hub.enrollment import check_token_row
+from cloud_hub.errors import SchemaTooNew, StoreUnavailable
+from cloud_hub.heads import advance_heads
+from cloud_hub.store.base import (
+    Appended, CommitListener, IncomingBatch, MailItem, NewSite, PracticeRecord, PracticeStats,
+    SiteRecord, SiteStats, SiteStatus, SnapshotRecord, StoredBatch,
+)
+
+SCHEMA_VERSION: Final = 1
+
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (
+        """CREATE TABLE hub_key (id INTEGER PRIMARY KEY CHECK (id = 1),
+               signing_seed BLOB NOT NULL, created_ms INTEGER NOT NULL)""",
+        """CREATE TABLE operators (credential_hash BLOB PRIMARY KEY,
+               created_ms INTEGER NOT NULL)""",
+        """CREATE TABLE practices (practice_id BLOB PRIMARY KEY, name TEXT NOT NULL,
+               created_ms INTEGER NOT NULL)""",
+        """CREATE TABLE practice_seq (practice_id BLOB PRIMARY KEY,
+               last_hub_seq INTEGER NOT NULL)""",
+        """CREATE TABLE enrollment_tokens (practice_id BLOB NOT NULL, token_hash BLOB NOT NULL,
+               expires_ms INTEGER NOT NULL, used_ms INTEGER, created_ms INTEGER NOT NULL,
+               PRIMARY KEY (practice_id, token_hash))""",
+        """CREATE TABLE sites (practice_id BLOB NOT NULL, site_id BLOB NOT NULL,
+               name TEXT NOT NULL, verify_key BLOB NOT NULL, box_key BLOB NOT NULL,
+               credential_hash BLOB NOT NULL,
+               status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'revoked')),
+               approved_by BLOB, created_ms INTEGER NOT NULL,
+               PRIMARY KEY (practice_id, site_id))""",
+        """CREATE TABLE site_chain (practice_id BLOB NOT NULL, site_id BLOB NOT NULL,
+               next_seq INTEGER NOT NULL, last_hash BLOB NOT NULL,
+               batches INTEGER NOT NULL DEFAULT 0, changes INTEGER NOT NULL DEFAULT 0,
+               PRIMARY KEY (practice_id, site_id))""",
+        """CREATE TABLE batches (practice_id BLOB NOT NULL, hub_seq INTEGER NOT NULL,
+               site_id BLOB NOT NULL, seq_from INTEGER NOT NULL, seq_to INTEGER NOT NULL,
+               batch_id BLOB NOT NULL, batch_hash BLOB NOT NULL, prev_hash BLOB NOT NULL,
+               key_epoch INTEGER NOT NULL, max_hlc INTEGER NOT NULL, sealed BLOB NOT NULL,
+               received_ms INTEGER NOT NULL,
+               PRIMARY KEY (practice_id, hub_seq),
+               UNIQUE (practice_id, site_id, seq_from),
+               UNIQUE (practice_id, batch_hash))""",
+        """CREATE TABLE record_heads (practice_id BLOB NOT NULL, key_epoch INTEGER NOT NULL,
+               token BLOB NOT NULL, heads BLOB NOT NULL,
+               PRIMARY KEY (practice_id, key_epoch, token)) WITHOUT ROWID""",
+        """CREATE TABLE concurrency_stats (practice_id BLOB NOT NULL, site_id BLOB NOT NULL,
+               concurrent_edits INTEGER NOT NULL, PRIMARY KEY (practice_id, site_id))""",
+        """CREATE TABLE mailbox (practice_id BLOB NOT NULL, to_site BLOB NOT NULL,
+               mail_id BLOB NOT NULL, from_site BLOB NOT NULL, sealed BLOB NOT NULL,
+               created_ms INTEGER NOT NULL, PRIMARY KEY (practice_id, to_site, mail_id))""",
+        """CREATE TABLE snapshots (practice_id BLOB NOT NULL, hub_seq INTEGER NOT NULL,
+               site_id BLOB NOT NULL, key_epoch INTEGER NOT NULL, blob BLOB NOT NULL,
+               created_ms INTEGER NOT NULL, PRIMARY KEY (practice_id, hub_seq, site_id))""",
+    ),
+}
+
+_SITE_COLUMNS: Final = ("practice_id, site_id, name, verify_key, box_key, credential_hash, "
+                        "status, approved_by, created_ms")
+
+
+def _site(row: Iterable[Any]) -> SiteRecord:
+    p, s, name, vk, bk, ch, status, by, created = row
+    return SiteRecord(PracticeId(UUID(bytes=p)), SiteId(UUID(bytes=s)), name, vk, bk, ch,
+                      SiteStatus(status), SiteId(UUID(bytes=by)) if by else None, created)
+
+
+class SqliteStore:
+    """`HubStore` on one SQLite file.  Open with `SqliteStore.open(path)`."""
+
+    schema_version = SCHEMA_VERSION
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path) -> AsyncIterator[SqliteStore]:
+        """Open (creating and migrating) the store at `path`; raises `SchemaTooNew`."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")
+            store = cls(db)
+            await store._migrate(path)
+            yield store
+        finally:
+            await db.close()
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _migrate(self, path: Path) -> None:
+        await self._db.execute("CREATE TABLE IF NOT EXISTS schema_meta "
+                               "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+        async with self._db.execute("SELECT version FROM schema_meta") as cur:
+            row = await cur.fetchone()
+        current = row[0] if row else 0
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"store {path} has schema version {current}; this hub knows up to "
+                f"{SCHEMA_VERSION}", hint="run a hub release at least as new as the one "
+                "that last wrote this store")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            await self._db.execute("BEGIN IMMEDIATE")
+            for statement in _MIGRATIONS[version]:
+                await self._db.execute(statement)
+            await self._db.execute("INSERT INTO schema_meta (id, version) VALUES (1, ?) "
+                                   "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                                   (version,))
+            await self._db.execute("COMMIT")
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One serialised write transaction; sqlite errors become `StoreUnavailable`."""
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"embedded store unavailable: {exc}",
+                                       hint="check the disk and the store path") from exc
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            else:
+                await self._db.execute("COMMIT")
+
+    async def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        async with self._lock, self._db.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        async with self._lock, self._db.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    async def hub_signing_seed(self, candidate: bytes, now_ms: int) -> bytes:
+        async with self._tx() as db:
+            await db.execute("INSERT INTO hub_key (id, signing_seed, created_ms) VALUES "
+                             "(1, ?, ?) ON CONFLICT (id) DO NOTHING", (candidate, now_ms))
+            async with db.execute("SELECT signing_seed FROM hub_key WHERE id = 1") as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        return bytes(row[0])
+
+    async def add_operator(self, credential_hash: bytes, now_ms: int) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT INTO operators VALUES (?, ?)", (credential_hash, now_ms))
+
+    async def operator_exists(self, credential_hash: bytes) -> bool:
+        row = await self._one("SELECT 1 FROM operators WHERE credential_hash = ?",
+                              (credential_hash,))
+        return row is not None
+
+    async def create_practice(self, practice_id: PracticeId, name: str, now_ms: int) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT INTO practices VALUES (?, ?, ?)",
+                             (practice_id.bytes, name, now_ms))
+            await db.execute("INSERT INTO practice_seq VALUES (?, 0)", (practice_id.bytes,))
+
+    async def list_practices(self) -> list[PracticeRecord]:
+        rows = await self._all("SELECT practice_id, name, created_ms FROM practices "
+                               "ORDER BY created_ms, practice_id")
+        return [PracticeRecord(PracticeId(UUID(bytes=p)), n, c) for p, n, c in rows]
+
+    async def practice_exists(self, practice_id: PracticeId) -> bool:
+        row = await self._one("SELECT 1 FROM practices WHERE practice_id = ?",
+                              (practice_id.bytes,))
+        return row is not None
+
+    async def add_enrollment_token(self, practice_id: PracticeId, token_hash: bytes,
+                                   expires_ms: int, now_ms: int) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT INTO enrollment_tokens VALUES (?, ?, ?, NULL, ?)",
+                             (practice_id.bytes, token_hash, expires_ms, now_ms))
+
+    async def enroll_site(self, practice_id: PracticeId, token_hash: bytes, site: NewSite,
+                          now_ms: int) -> SiteRecord:
+        p = practice_id.bytes
+        async with self._tx() as db:
+            async with db.execute("SELECT expires_ms, used_ms FROM enrollment_tokens "
+                                  "WHERE practice_id = ? AND token_hash = ?",
+                                  (p, token_hash)) as cur:
+                row = await cur.fetchone()
+            check_token_row(*(row or (None, None)), now_ms)
+            await db.execute("UPDATE enrollment_tokens SET used_ms = ? "
+                             "WHERE practice_id = ? AND token_hash = ?", (now_ms, p, token_hash))
+            async with db.execute("SELECT count(*) FROM sites WHERE practice_id = ?",
+                                  (p,)) as cur:
+                first = (await cur.fetchone() or (0,))[0] == 0
+            status = SiteStatus.APPROVED if first else SiteStatus.PENDING
+            await db.execute(
+                f"INSERT INTO sites ({_SITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                (p, site.site_id.bytes, site.name, site.verify_key, site.box_key,
+                 site.credential_hash, status.value, now_ms))
+            await db.execute("INSERT INTO site_chain (practice_id, site_id, next_seq, last_hash)"
+                             " VALUES (?, ?, 1, ?)", (p, site.site_id.bytes, GENESIS_HASH))
+        return SiteRecord(practice_id, site.site_id, site.name, site.verify_key, site.box_key,
+                          site.credential_hash, status, None, now_ms)
+
+    async def get_site(self, practice_id: PracticeId, site_id: SiteId) -> SiteRecord | None:
+        row = await self._one(f"SELECT {_SITE_COLUMNS} FROM sites "
+                              "WHERE practice_id = ? AND site_id = ?",
+                              (practice_id.bytes, site_id.bytes))
+        return _site(row) if row else None
+
+    async def list_sites(self, practice_id: PracticeId) -> list[SiteRecord]:
+        rows = await self._all(f"SELECT {_SITE_COLUMNS} FROM sites WHERE practice_id = ? "
+                               "ORDER BY created_ms, site_id", (practice_id.bytes,))
+        return [_site(r) for r in rows]
+
+    async def set_site_status(self, practice_id: PracticeId, site_id: SiteId,
+                              status: SiteStatus, by: SiteId | None) -> SiteRecord | None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE sites SET status = ?, approved_by = coalesce(?, approved_by) "
+                "WHERE practice_id = ? AND site_id = ? AND status <> 'revoked'",
+                (status.value, by.bytes if by and status is SiteStatus.APPROVED else None,
+                 practice_id.bytes, site_id.bytes))
+            async with db.execute(f"SELECT {_SITE_COLUMNS} FROM sites "
+                                  "WHERE practice_id = ? AND site_id = ?",
+                                  (practice_id.bytes, site_id.bytes)) as cur:
+                row = await cur.fetchone()
+        return _site(row) if row else None
+
+    async def append_batch(self, batch: IncomingBatch, now_ms: int) -> Appended:
+        p, s = batch.practice_id.bytes, batch.site_id.bytes
+        async with self._tx() as db:
+            async with db.execute("SELECT hub_seq FROM batches WHERE practice_id = ? AND "
+                                  "batch_hash = ?", (p, batch.batch_hash)) as cur:
+                dup = await cur.fetchone()
+            if dup is not None:
+                return Appended(HubSeq(dup[0]), duplicate=True)
+            async with db.execute("SELECT next_seq, last_hash FROM site_chain "
+                                  "WHERE practice_id = ? AND site_id = ?", (p, s)) as cur:
+                chain = await cur.fetchone()
+            next_seq, last_hash = chain if chain else (1, GENESIS_HASH)
+            check_continues(batch, next_seq=next_seq, last_hash=bytes(last_hash))
+            async with db.execute("UPDATE practice_seq SET last_hub_seq = last_hub_seq + 1 "
+                                  "WHERE practice_id = ? RETURNING last_hub_seq", (p,)) as cur:
+                row = await cur.fetchone()
+            assert row is not None, "practice_seq row exists for every practice"
+            hub_seq = HubSeq(row[0])
+            await db.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (p, hub_seq, s, batch.seq_from, batch.seq_to, batch.batch_id.bytes,
+                 batch.batch_hash, batch.prev_hash, batch.key_epoch, batch.max_hlc,
+                 batch.sealed, now_ms))
+            await db.execute(
+                "INSERT INTO site_chain VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT "
+                "(practice_id, site_id) DO UPDATE SET next_seq = excluded.next_seq, "
+                "last_hash = excluded.last_hash, batches = batches + 1, "
+                "changes = changes + excluded.changes",
+                (p, s, batch.seq_to + 1, batch.batch_hash, len(batch.metas)))
+            await self._track_heads(db, batch)
+        return Appended(hub_seq, duplicate=False)
+
+    async def _track_heads(self, db: aiosqlite.Connection, batch: IncomingBatch) -> None:
+        p = batch.practice_id.bytes
+        tokens = sorted({m.token for m in batch.metas})
+        current: dict[bytes, bytes] = {}
+        for start in range(0, len(tokens), 500):  # SQLite's bound-variable limit
+            chunk = tokens[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with db.execute(
+                    f"SELECT token, heads FROM record_heads WHERE practice_id = ? AND "
+                    f"key_epoch = ? AND token IN ({marks})",
+                    (p, batch.key_epoch, *chunk)) as cur:
+                current.update({bytes(t): bytes(h) for t, h in await cur.fetchall()})
+        update = advance_heads(current, batch.site_id, batch.seq_from, batch.metas)
+        await db.executemany(
+            "INSERT INTO record_heads VALUES (?, ?, ?, ?) ON CONFLICT "
+            "(practice_id, key_epoch, token) DO UPDATE SET heads = excluded.heads",
+            [(p, batch.key_epoch, t, h) for t, h in update.heads.items()])
+        await db.execute(
+            "INSERT INTO concurrency_stats VALUES (?, ?, ?) ON CONFLICT (practice_id, site_id) "
+            "DO UPDATE SET concurrent_edits = concurrent_edits + excluded.concurrent_edits",
+            (p, batch.site_id.bytes, update.concurrent_edits))
+
+    async def batches_after(self, practice_id: PracticeId, after: int,
+                            limit: int) -> list[StoredBatch]:
+        rows = await self._all("SELECT hub_seq, site_id, sealed FROM batches WHERE "
+                               "practice_id = ? AND hub_seq > ? ORDER BY hub_seq LIMIT ?",
+                               (practice_id.bytes, after, limit))
+        return [StoredBatch(HubSeq(h), SiteId(UUID(bytes=s)), bytes(b)) for h, s, b in rows]
+
+    async def head(self, practice_id: PracticeId) -> int:
+        row = await self._one("SELECT last_hub_seq FROM practice_seq WHERE practice_id = ?",
+                              (practice_id.bytes,))
+        return int(row[0]) if row else 0
+
+    async def post_mail(self, practice_id: PracticeId, to_site: SiteId, from_site: SiteId,
+                        mail_id: UUID, sealed: bytes, now_ms: int) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT INTO mailbox VALUES (?, ?, ?, ?, ?, ?)",
+                             (practice_id.bytes, to_site.bytes, mail_id.bytes, from_site.bytes,
+                              sealed, now_ms))
+
+    async def list_mail(self, practice_id: PracticeId, site_id: SiteId) -> list[MailItem]:
+        rows = await self._all("SELECT mail_id, from_site, sealed, created_ms FROM mailbox "
+                               "WHERE practice_id = ? AND to_site = ? ORDER BY created_ms, "
+                               "mail_id", (practice_id.bytes, site_id.bytes))
+        return [MailItem(UUID(bytes=m), SiteId(UUID(bytes=f)), bytes(b), c)
+                for m, f, b, c in rows]
+
+    async def delete_mail(self, practice_id: PracticeId, site_id: SiteId,
+                          mail_id: UUID) -> bool:
+        async with self._tx() as db, db.execute(
+                "DELETE FROM mailbox WHERE practice_id = ? AND to_site = ? AND mail_id = ?",
+                (practice_id.bytes, site_id.bytes, mail_id.bytes)) as cur:
+            return cur.rowcount > 0
+
+    async def put_snapshot(self, practice_id: PracticeId, site_id: SiteId, hub_seq: HubSeq,
+                           key_epoch: KeyEpoch, blob: bytes, now_ms: int) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                             (practice_id.bytes, hub_seq, site_id.bytes, key_epoch, blob, now_ms))
+
+    async def latest_snapshot(self, practice_id: PracticeId) -> SnapshotRecord | None:
+        row = await self._one("SELECT hub_seq, site_id, key_epoch, blob, created_ms FROM "
+                              "snapshots WHERE practice_id = ? ORDER BY hub_seq DESC, "
+                              "created_ms DESC LIMIT 1", (practice_id.bytes,))
+        if row is None:
+            return None
+        h, s, e, b, c = row
+        return SnapshotRecord(HubSeq(h), SiteId(UUID(bytes=s)), KeyEpoch(e), bytes(b), c)
+
+    async def practice_stats(self, practice_id: PracticeId) -> PracticeStats:
+        p = practice_id.bytes
+        head = await self.head(practice_id)
+        tracked = await self._one("SELECT count(*) FROM record_heads WHERE practice_id = ?",
+                                  (p,))
+        rows = await self._all(
+            "SELECT c.site_id, c.batches, c.changes, coalesce(s.concurrent_edits, 0), "
+            "c.next_seq FROM site_chain c LEFT JOIN concurrency_stats s ON "
+            "s.practice_id = c.practice_id AND s.site_id = c.site_id "
+            "WHERE c.practice_id = ? ORDER BY c.site_id", (p,))
+        return PracticeStats(head, int(tracked[0]), tuple(
+            SiteStats(SiteId(UUID(bytes=s)), b, c, k, n) for s, b, c, k, n in rows))
+
+    async def watch_commits(self, listener: CommitListener,
+                            on_reconnect: Callable[[], None]) -> None:
+        # One process per SQLite file: every commit is already announced in-process.
+        await asyncio.Event().wait()
+

@@ -1,0 +1,26 @@
+"""Hub fixtures: every store test runs against SQLite and real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cloud_hub.store.base import HubStore
+from cloud_hub.store.locator import open_store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh hub store lives: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'hub.db'}"
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return dsn
+
+
+@pytest.fixture
+async def hub_store(store_url: str) -> AsyncIterator[HubStore]:
+    async with open_store(store_url) as store:
+        yield store
