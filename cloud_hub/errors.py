@@ -9,6 +9,7 @@
     ├── NotFound            nothing of that id *visible to this caller* (404); the same body
     │                       for "does not exist" and "belongs to another practice"
     ├── BadRequest          a request body or query that does not fit the API (400)
+    ├── UnsupportedMediaType a compressed or mistyped request body (415)
     ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
     ├── StoreUnavailable    the database is unreachable right now; retry (503)
     └── SchemaTooNew        the store was written by a newer hub (startup only)
@@ -109,3 +110,10 @@ class WrongOrigin(HubError):
 
     code = "wrong_origin"
     http_status = 403
+
+
+class UnsupportedMediaType(HubError):
+    """A body in an encoding or type the route does not take (e.g. compressed)."""
+
+    code = "unsupported_media_type"
+    http_status = 415

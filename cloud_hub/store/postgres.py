@@ -269,6 +269,8 @@ class PostgresStore:
                 by if status is SiteStatus.APPROVED else None)
             row = await conn.fetchrow(f"SELECT {_SITE_COLUMNS} FROM sites WHERE "
                                       "practice_id = $1 AND site_id = $2", practice_id, site_id)
+            # Hub sequence 0: "registry changed"; other processes re-check their streams.
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{practice_id}:0")
         return _site(row) if row else None
 
     async def append_batch(self, batch: IncomingBatch, now_ms: int) -> Appended:

@@ -1,0 +1,68 @@
+"""Assemble the hub's aiohttp application: routes, problem middleware, LISTEN task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from cloud_hub.api import batches, mailbox, practices, sites, snapshots, status, stream
+from cloud_hub.api.context import HUB, HubContext
+from cloud_hub.api.openapi import openapi_document
+from cloud_hub.api.problem import problem_middleware
+
+log = logging.getLogger(__name__)
+
+#: Headroom over the largest body for headers of multipart-free requests.
+_BODY_SLACK = 1024
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def _watch_commits(app: web.Application) -> AsyncIterator[None]:
+    """Own the store's commit watcher (LISTEN on PostgreSQL) for the app's lifetime."""
+    ctx = app[HUB]
+    watcher = asyncio.create_task(
+        ctx.store.watch_commits(ctx.notifier.publish, ctx.notifier.wake_all),
+        name="hub-commit-watcher")
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+
+
+def build_app(ctx: HubContext) -> web.Application:
+    """The hub application for `ctx`; the caller runs it (server.py, or a test client)."""
+    app = web.Application(client_max_size=ctx.config.max_body_bytes + _BODY_SLACK,
+                          middlewares=[problem_middleware])
+    app[HUB] = ctx
+    app.cleanup_ctx.append(_watch_commits)
+    app.router.add_get("/healthz", status.healthz)
+    app.router.add_get("/openapi.json", _openapi)
+    app.router.add_get("/v1/hub-key", status.hub_key)
+    app.router.add_post("/v1/practices", practices.create_practice)
+    app.router.add_get("/v1/practices", practices.list_practices)
+    app.router.add_get("/v1/practices/{pid}/sites", practices.practice_sites)
+    app.router.add_post("/v1/practices/{pid}/enrollment-tokens",
+                        practices.create_enrollment_token)
+    app.router.add_post("/v1/practices/{pid}/sites/{sid}/revoke", sites.operator_revoke)
+    app.router.add_post("/v1/enroll", practices.enroll)
+    app.router.add_get("/v1/me", sites.me)
+    app.router.add_get("/v1/sites", sites.list_sites)
+    app.router.add_post("/v1/sites/{sid}/approve", sites.approve)
+    app.router.add_post("/v1/sites/{sid}/revoke", sites.revoke)
+    app.router.add_get("/v1/mailbox", mailbox.list_mail)
+    app.router.add_post("/v1/mailbox/{id}", mailbox.post_mail)
+    app.router.add_delete("/v1/mailbox/{id}", mailbox.delete_mail)
+    app.router.add_post("/v1/batches", batches.push)
+    app.router.add_get("/v1/batches", batches.pull)
+    app.router.add_get("/v1/stream", stream.stream)
+    app.router.add_put("/v1/snapshots", snapshots.put_snapshot)
+    app.router.add_get("/v1/snapshots/latest", snapshots.latest_snapshot)
+    app.router.add_get("/v1/stats", status.stats)
+    return app

@@ -1,0 +1,91 @@
+"""Who is calling: `Authorization: Bearer <token>` → the operator, or one site of one practice.
+
+A site credential names its (practice, site); the row is found by those ids
+and the hash compared in constant time.  Status is read on every request, so
+approval and revocation take effect at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sync_protocol.ids import PracticeId
+
+from cloud_hub.api.context import hub
+from cloud_hub.credentials import parse_token, same_hash
+from cloud_hub.errors import Forbidden, SitePending, SiteRevoked, Unauthorized, not_found
+from cloud_hub.store.base import SiteRecord, SiteStatus
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCaller:
+    """The hub's operator: administers practices; never reads batches."""
+
+
+Caller = OperatorCaller | SiteRecord
+
+_UNAUTHORIZED_HINT = "send `Authorization: Bearer <credential>` with a site or operator credential"
+
+
+async def caller(request: web.Request) -> Caller:
+    """Authenticate the request; raises `Unauthorized` (same answer for every bad token)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    parsed = parse_token(token.strip()) if scheme.lower() == "bearer" else None
+    if parsed is None:
+        raise Unauthorized("missing or malformed credential", hint=_UNAUTHORIZED_HINT)
+    store = hub(request).store
+    if parsed.kind == "operator" and await store.operator_exists(parsed.hash):
+        return OperatorCaller()
+    if parsed.kind == "site" and parsed.practice_id and parsed.site_id:
+        site = await store.get_site(parsed.practice_id, parsed.site_id)
+        if site is not None and same_hash(site.credential_hash, parsed.hash):
+            return site
+    raise Unauthorized("credential not recognised", hint=_UNAUTHORIZED_HINT)
+
+
+async def operator(request: web.Request) -> OperatorCaller:
+    """The operator, or `Forbidden` for a site (which learns nothing by it)."""
+    who = await caller(request)
+    if not isinstance(who, OperatorCaller):
+        raise Forbidden("this call is for the hub operator",
+                        hint="use the operator credential from `chartsync hub operator create`")
+    return who
+
+
+def check_active(site: SiteRecord) -> SiteRecord:
+    """`site` if approved; raises `SitePending` or `SiteRevoked` otherwise."""
+    if site.status is SiteStatus.APPROVED:
+        return site
+    if site.status is SiteStatus.PENDING:
+        raise SitePending(f"site {site.site_id} waits for approval",
+                          hint="an administrator at an approved site of the practice must "
+                          "compare the key fingerprint and approve this site")
+    raise SiteRevoked(f"site {site.site_id} was revoked",
+                      hint="enroll this machine again with a new token if it should sync")
+
+
+async def site(request: web.Request, *, approved: bool = True) -> SiteRecord:
+    """The calling site (approved unless `approved=False`); an operator gets `Forbidden`."""
+    who = await caller(request)
+    if isinstance(who, OperatorCaller):
+        raise Forbidden("this call is for sites", hint="use a site credential")
+    if who.status is SiteStatus.REVOKED or approved:
+        return check_active(who)
+    return who
+
+
+async def practice_member_or_operator(request: web.Request,
+                                      practice_id: PracticeId) -> Caller:
+    """The operator, or an approved site of `practice_id`; anyone else sees 404."""
+    who = await caller(request)
+    if isinstance(who, OperatorCaller):
+        if not await hub(request).store.practice_exists(practice_id):
+            raise not_found("practice")
+        return who
+    check_active(who)
+    if who.practice_id != practice_id:
+        raise not_found("practice")
+    return who

@@ -1,0 +1,84 @@
+"""Request bodies: size checked before reading, never decompressed, parsed into models."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from sync_protocol.errors import TooLarge
+
+from cloud_hub.errors import BadRequest, UnsupportedMediaType
+
+M = TypeVar("M", bound=BaseModel)
+_CHUNK = 1 << 16
+
+
+async def read_body(request: web.Request, max_bytes: int, *, what: str) -> bytes:
+    """The raw body, at most `max_bytes`; raises `TooLarge` before reading when it can.
+
+    Compressed request bodies are refused (`UnsupportedMediaType`, 415): the hub never
+    expands anything a client sends, so a compression bomb has nothing to inflate.
+    """
+    encoding = request.headers.get("Content-Encoding", "identity").lower()
+    if encoding != "identity":
+        raise UnsupportedMediaType(f"{what}: Content-Encoding {encoding!r} is not accepted",
+                         hint="send the body uncompressed (sealed batches are compressed "
+                         "inside already)")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise TooLarge(f"{what} of {request.content_length} bytes exceeds {max_bytes}",
+                       hint="send a smaller body; batches: fewer changes per batch")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(f"{what} exceeds {max_bytes} bytes",
+                           hint="send a smaller body; batches: fewer changes per batch")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, model: type[M], max_bytes: int) -> M:
+    """Parse a JSON body into `model`; raises `TooLarge` or `BadRequest` naming the field."""
+    raw = await read_body(request, max_bytes, what=f"{model.__name__} body")
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise BadRequest(f"invalid {model.__name__}: {where}: {err['msg']}",
+                         hint="see /openapi.json for the request schema") from None
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]; raises `BadRequest` otherwise."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name}={raw!r} is not an integer",
+                         hint=f"example: {name}={default}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter {name}={value} is outside {low}..{high}",
+                         hint=f"example: {name}={default}")
+    return value
+
+
+def query_float(request: web.Request, name: str, default: float, low: float,
+                high: float) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name}={raw!r} is not a number",
+                         hint=f"example: {name}={default}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter {name}={value} is outside {low}..{high}",
+                         hint=f"example: {name}={default}")
+    return value

@@ -1,0 +1,123 @@
+"""JSON bodies of the hub API that `sync_protocol.models` does not define (yet).
+
+Bytes travel as standard base64 (`B64`) except hashes and signatures in
+receipts, which travel as lowercase hex.  The pull and stream encodings are
+in `cloud_hub.pull_wire`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from sync_protocol.models import PushAck
+
+
+def _b64_in(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("not standard base64") from exc
+    return value
+
+
+B64 = Annotated[bytes, BeforeValidator(_b64_in),
+                PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str)]
+Key32 = Annotated[B64, Field(min_length=32, max_length=32)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+_IN = ConfigDict(frozen=True, extra="forbid")
+
+
+class CreatePractice(BaseModel):
+    model_config = _IN
+    name: Name
+
+
+class PracticeOut(BaseModel):
+    model_config = _IN
+    practice_id: UUID
+    name: str
+    created_ms: int
+
+
+class CreateEnrollmentToken(BaseModel):
+    model_config = _IN
+    ttl_s: Annotated[int, Field(ge=60, le=30 * 86400)] | None = None
+
+
+class EnrollmentTokenOut(BaseModel):
+    model_config = _IN
+    practice_id: UUID
+    token: str
+    expires_ms: int
+
+
+class EnrollRequest(BaseModel):
+    model_config = _IN
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
+    verify_key: Key32
+    box_key: Key32
+
+
+class EnrollResponse(BaseModel):
+    model_config = _IN
+    practice_id: UUID
+    site_id: UUID
+    credential: str
+    status: str
+    fingerprint: str
+    hub_verify_key: B64
+
+
+class SiteOut(BaseModel):
+    """One entry of the practice's site registry (what edges build a `SiteDirectory` from)."""
+
+    model_config = _IN
+    site_id: UUID
+    name: str
+    verify_key: B64
+    box_key: B64
+    fingerprint: str
+    status: str
+    approved_by: UUID | None
+    created_ms: int
+
+
+class MailOut(BaseModel):
+    model_config = _IN
+    mail_id: UUID
+    from_site: UUID
+    sealed: B64
+    created_ms: int
+
+
+class HubKeyOut(BaseModel):
+    model_config = _IN
+    verify_key: B64
+    fingerprint: str
+
+
+def push_ack_json(ack: PushAck) -> dict[str, Any]:
+    """`PushAck` as JSON: hashes and signatures in hex."""
+    r = ack.receipt
+    return {"hub_seq": ack.hub_seq, "duplicate": ack.duplicate,
+            "receipt": {"practice_id": str(r.practice_id), "site_id": str(r.site_id),
+                        "batch_hash": r.batch_hash.hex(), "hub_seq": r.hub_seq,
+                        "signature": r.signature.hex()}}
+
+
+def push_ack_from_json(raw: dict[str, Any]) -> PushAck:
+    """Inverse of `push_ack_json` (for clients and tests)."""
+    r = raw["receipt"]
+    return PushAck.model_validate({
+        "hub_seq": raw["hub_seq"], "duplicate": raw["duplicate"],
+        "receipt": {"practice_id": r["practice_id"], "site_id": r["site_id"],
+                    "batch_hash": bytes.fromhex(r["batch_hash"]), "hub_seq": r["hub_seq"],
+                    "signature": bytes.fromhex(r["signature"])}})

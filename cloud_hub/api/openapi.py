@@ -1,0 +1,206 @@
+"""The OpenAPI 3.1 description of the hub API, served at `/openapi.json`.
+
+Written by hand next to the routes; `tests/cloud_hub/test_openapi.py` checks
+that every route of the app is described here and nothing else is, and that
+the statuses the API really answers are documented.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+from cloud_hub.api.messages import (
+    CreateEnrollmentToken, CreatePractice, EnrollmentTokenOut, EnrollRequest, EnrollResponse,
+    HubKeyOut, MailOut, PracticeOut, SiteOut,
+)
+from cloud_hub.pull_wire import MEDIA_TYPE
+from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+
+_PROBLEM: Final = {"$ref": "#/components/schemas/Problem"}
+_OCTETS: Final = {"type": "string", "contentMediaType": "application/octet-stream"}
+_NO_COMPRESSION: Final = ("Request bodies are never compressed: a `Content-Encoding` other "
+                          "than identity is refused with 415, so nothing is expanded by the hub.")
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"description": "problem details (RFC 9457)",
+                     "content": {"application/problem+json": {"schema": _PROBLEM}}}
+            for s in statuses}
+
+
+def _op(summary: str, responses: dict[str, Any], *, security: str | None = None,
+        body: dict[str, Any] | None = None, params: list[dict[str, Any]] | None = None,
+        errors: tuple[int, ...] = ()) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {**responses, **_errors(*errors)}}
+    op["security"] = [{"bearer": []}] if security else []
+    if security:
+        op["description"] = f"Caller: {security}."
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": body}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string", "format": "uuid"}}
+
+
+def _query(name: str, kind: str, description: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": kind, **extra}}
+
+
+_AUTH_ERR: Final = (401, 403)
+_SITE: Final = "an approved site"
+_OPERATOR: Final = "the operator"
+_SITES_LIST: Final = {"type": "object", "properties": {
+    "sites": {"type": "array", "items": _ref(SiteOut)}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (a fresh dict each call)."""
+    schemas: dict[str, Any] = {m.__name__: m.model_json_schema(mode="serialization")
+                               for m in (CreatePractice, PracticeOut, CreateEnrollmentToken,
+                                         EnrollmentTokenOut, EnrollResponse, SiteOut, MailOut,
+                                         HubKeyOut)}
+    schemas["EnrollRequest"] = EnrollRequest.model_json_schema(mode="validation")
+    schemas["Problem"] = {"type": "object", "required": ["type", "title", "status", "code"],
+                          "properties": {
+                              "type": {"type": "string"}, "title": {"type": "string"},
+                              "status": {"type": "integer"}, "detail": {"type": "string"},
+                              "message": {"type": "string"}, "code": {"type": "string"},
+                              "hint": {"type": "string"}, "retryable": {"type": "boolean"},
+                              "expected_seq": {"type": "integer",
+                                               "description": "on chain_broken"},
+                              "expected_prev_hash": {"type": "string",
+                                                     "description": "on chain_broken, hex"}}}
+    schemas["PushAck"] = {"type": "object", "properties": {
+        "hub_seq": {"type": "integer"}, "duplicate": {"type": "boolean"},
+        "receipt": {"type": "object", "description": "signed by the hub key over (practice, "
+                    "site, batch hash, hub sequence); see sync_protocol.receipt",
+                    "properties": {"practice_id": {"type": "string", "format": "uuid"},
+                                   "site_id": {"type": "string", "format": "uuid"},
+                                   "batch_hash": {"type": "string", "description": "hex"},
+                                   "hub_seq": {"type": "integer"},
+                                   "signature": {"type": "string", "description": "hex"}}}}}
+    pid, sid = _path("pid", "practice id"), _path("sid", "site id")
+    paths: dict[str, Any] = {
+        "/healthz": {"get": _op("Liveness and store reachability",
+                                {"200": _json({"type": "object"})}, errors=(503,))},
+        "/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"})})},
+        "/v1/hub-key": {"get": _op("The hub's Ed25519 public key (receipts verify with it)",
+                                   {"200": _json(_ref(HubKeyOut))})},
+        "/v1/practices": {
+            "post": _op("Create a practice", {"201": _json(_ref(PracticeOut))},
+                        security=_OPERATOR, errors=(400, *_AUTH_ERR, 413, 415),
+                        body={"application/json": {"schema": _ref(CreatePractice)}}),
+            "get": _op("List practices", {"200": _json({"type": "object", "properties": {
+                "practices": {"type": "array", "items": _ref(PracticeOut)}}})},
+                security=_OPERATOR, errors=_AUTH_ERR)},
+        "/v1/practices/{pid}/sites": {"get": _op(
+            "The operator's view of a practice's sites", {"200": _json(_SITES_LIST)},
+            security=_OPERATOR, params=[pid], errors=(*_AUTH_ERR, 404))},
+        "/v1/practices/{pid}/enrollment-tokens": {"post": _op(
+            "Issue a one-time, expiring enrollment token (shown once)",
+            {"201": _json(_ref(EnrollmentTokenOut))},
+            security=f"{_OPERATOR}, or {_SITE} of that practice (an invite)", params=[pid],
+            body={"application/json": {"schema": _ref(CreateEnrollmentToken)}},
+            errors=(400, *_AUTH_ERR, 404, 413, 415))},
+        "/v1/practices/{pid}/sites/{sid}/revoke": {"post": _op(
+            "Revoke a site (operator)", {"200": _json(_ref(SiteOut))}, security=_OPERATOR,
+            params=[pid, sid], errors=(*_AUTH_ERR, 404))},
+        "/v1/enroll": {"post": _op(
+            "Register a site with an enrollment token and its public keys; the practice's "
+            "first site is approved by the token, later ones are pending until an approved "
+            "site approves them", {"201": _json(_ref(EnrollResponse))},
+            body={"application/json": {"schema": _ref(EnrollRequest)}},
+            errors=(400, 401, 413, 415))},
+        "/v1/me": {"get": _op("The calling site's own registry entry (pending sites too)",
+                              {"200": _json(_ref(SiteOut))}, security="any site",
+                              errors=_AUTH_ERR)},
+        "/v1/sites": {"get": _op("The practice's site registry (build a SiteDirectory)",
+                                 {"200": _json(_SITES_LIST)}, security=_SITE,
+                                 errors=_AUTH_ERR)},
+        "/v1/sites/{sid}/approve": {"post": _op(
+            "Approve a pending site after comparing its fingerprint",
+            {"200": _json(_ref(SiteOut))}, security=_SITE, params=[sid],
+            errors=(*_AUTH_ERR, 404))},
+        "/v1/sites/{sid}/revoke": {"post": _op(
+            "Revoke a site; its access ends at its next request", {"200": _json(_ref(SiteOut))},
+            security=_SITE, params=[sid], errors=(*_AUTH_ERR, 404))},
+        "/v1/mailbox": {"get": _op("Items waiting for the calling site", {"200": _json({
+            "type": "object", "properties": {"items": {"type": "array",
+                                                       "items": _ref(MailOut)}}})},
+            security=_SITE, errors=_AUTH_ERR)},
+        "/v1/mailbox/{id}": {
+            "post": _op("Leave sealed bytes (e.g. a sealed practice key) for site {id}",
+                        {"201": _json({"type": "object"})}, security=_SITE,
+                        params=[_path("id", "recipient site id")],
+                        body={"application/octet-stream": {"schema": _OCTETS}},
+                        errors=(*_AUTH_ERR, 404, 413, 415)),
+            "delete": _op("Delete mailbox item {id} of the calling site",
+                          {"204": {"description": "deleted"}}, security=_SITE,
+                          params=[_path("id", "mailbox item id")], errors=(*_AUTH_ERR, 404))},
+        "/v1/batches": {
+            "post": _op(
+                "Push one sealed batch. Idempotent: the same bytes again get the same answer. "
+                + _NO_COMPRESSION, {"200": _json({"$ref": "#/components/schemas/PushAck"})},
+                security=_SITE, body={"application/octet-stream": {"schema": _OCTETS}},
+                errors=(400, *_AUTH_ERR, 409, 413, 415, 503)),
+            "get": _op(
+                "Pull batches after a hub sequence, long-polling up to wait_s",
+                {"200": {"description": "msgpack PullResponse: {batches: [{hub_seq, site_id "
+                         "(16 bytes), sealed}], head}",
+                         "content": {MEDIA_TYPE: {"schema": _OCTETS}}}},
+                security=_SITE, errors=(400, *_AUTH_ERR, 503),
+                params=[_query("after", "integer", "hub sequence cursor", minimum=0),
+                        _query("limit", "integer", "most batches", minimum=1, maximum=1000),
+                        _query("wait_s", "number", "long-poll", minimum=0, maximum=60)])},
+        "/v1/stream": {"get": _op(
+            "WebSocket: one binary frame (msgpack PulledBatch) per new batch, in hub order",
+            {"101": {"description": "switching to WebSocket"}}, security=_SITE,
+            params=[_query("after", "integer", "hub sequence cursor", minimum=0)],
+            errors=(400, *_AUTH_ERR))},
+        "/v1/snapshots": {"put": _op(
+            "Upload an encrypted snapshot covering hub sequences 1..hub_seq. "
+            + _NO_COMPRESSION, {"201": _json({"type": "object"})}, security=_SITE,
+            body={"application/octet-stream": {"schema": _OCTETS}},
+            params=[_query("hub_seq", "integer", "last hub sequence covered", minimum=1),
+                    _query("key_epoch", "integer", "practice key epoch", minimum=1)],
+            errors=(400, *_AUTH_ERR, 413, 415))},
+        "/v1/snapshots/latest": {"get": _op(
+            "The latest snapshot; headers X-Hub-Seq, X-Key-Epoch, X-Site-Id",
+            {"200": {"description": "snapshot bytes",
+                     "content": {"application/octet-stream": {"schema": _OCTETS}}}},
+            security=_SITE, errors=(*_AUTH_ERR, 404))},
+        "/v1/stats": {"get": _op(
+            "Record heads tracked and concurrent edits per site (from headers only)",
+            {"200": _json({"type": "object"})}, security=f"{_SITE}, or {_OPERATOR} "
+            "with ?practice_id=", params=[_query("practice_id", "string", "operator only",
+                                                 format="uuid")],
+            errors=(400, *_AUTH_ERR, 404))},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "chartsync hub", "version": SOFTWARE_VERSION,
+                 "description": "Zero-knowledge ordering, storage and fan-out of sealed "
+                 f"change batches (protocol {PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}). "
+                 "Errors are RFC 9457 problem details; clients branch on `code`. "
+                 + _NO_COMPRESSION},
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "operator (cso_…) or site (css_…) credential"}}},
+    }

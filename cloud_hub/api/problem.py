@@ -1,0 +1,73 @@
+"""RFC 9457 problem details for every refusal, with our `code`, `hint` and `retryable`.
+
+Clients branch on `code` (stable), people read `detail` and `hint`.  `message`
+repeats `detail` so the body also reads as `sync_protocol.models.ErrorBody`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import orjson
+from aiohttp import web
+
+from sync_protocol.errors import ProtocolError
+
+from cloud_hub.errors import ChainMismatch, HubError
+from cloud_hub.log_keys import ERROR_CODE
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE: Final = "application/problem+json"
+_TITLES: Final = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+                  405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
+                  415: "Unsupported media type", 500: "Internal error",
+                  503: "Service unavailable"}
+
+
+def problem(status: int, code: str, detail: str, *, hint: str = "", retryable: bool = False,
+            **extra: Any) -> web.Response:
+    body = {"type": f"urn:chartsync:problem:{code}", "title": _TITLES.get(status, "Error"),
+            "status": status, "detail": detail, "message": detail, "code": code, "hint": hint,
+            "retryable": retryable, **extra}
+    return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_TYPE)
+
+
+def from_error(exc: HubError | ProtocolError) -> web.Response:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ChainMismatch):
+        extra = {"expected_seq": exc.expected_seq,
+                 "expected_prev_hash": exc.expected_prev_hash.hex()}
+    return problem(exc.http_status, exc.code, exc.message, hint=exc.hint,
+                   retryable=exc.retryable, **extra)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error as problem+json; never echo the request body."""
+    try:
+        return await handler(request)
+    except (HubError, ProtocolError) as exc:
+        level = logging.WARNING if exc.http_status >= 500 else logging.INFO
+        log.log(level, "refused %s %s", request.method, request.path,
+                extra={ERROR_CODE: exc.code})
+        return from_error(exc)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return problem(413, "too_large", f"request body exceeds {exc.max_size} bytes",
+                       hint="send a smaller body; batches: fewer changes per batch")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return problem(exc.status, code, exc.reason or "request refused",
+                       hint="see /openapi.json for the routes of this hub")
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return problem(500, "internal", "the hub failed to handle this request",
+                       hint="retry later; if it repeats, report it with the time of the request",
+                       retryable=True)

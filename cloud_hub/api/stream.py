@@ -1,0 +1,76 @@
+"""`GET /v1/stream?after=N`: a WebSocket that sends each new batch of the practice as it lands.
+
+One binary frame per batch (msgpack `PulledBatch`, see `cloud_hub.pull_wire`),
+in hub order, starting after `after`.  The sender wakes on the notifier (this
+process's pushes, and other processes' via LISTEN/NOTIFY); the site's status
+is re-read whenever the registry changes, so a revoked site's stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import WSMsgType, web
+
+from cloud_hub.api import auth
+from cloud_hub.api.body import query_int
+from cloud_hub.api.context import HubContext, hub
+from cloud_hub.errors import StoreUnavailable
+from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
+from cloud_hub.pull_wire import encode_pulled
+from cloud_hub.store.base import SiteRecord, SiteStatus
+
+log = logging.getLogger(__name__)
+
+FRAME_BATCHES = 100
+WAIT_SLICE_S = 25.0
+CLOSE_REVOKED = 4403
+
+
+async def stream(request: web.Request) -> web.WebSocketResponse:
+    site = await auth.site(request)
+    ctx = hub(request)
+    after = query_int(request, "after", 0, 0, 1 << 62)
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=1 << 16)
+    await ws.prepare(request)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            sender = tg.create_task(_send(ws, ctx, site, after))
+            await _drain(ws)  # returns when the client closes
+            sender.cancel()
+    except* (ConnectionResetError, StoreUnavailable):
+        log.info("stream ended", extra={PRACTICE_ID: str(site.practice_id),
+                                        SITE_ID: str(site.site_id)})
+    if not ws.closed:
+        await ws.close()
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break
+
+
+async def _send(ws: web.WebSocketResponse, ctx: HubContext, site: SiteRecord,
+                cursor: int) -> None:
+    practice_id = site.practice_id
+    generation = ctx.notifier.registry_generation(practice_id)
+    while not ws.closed:
+        ticket = ctx.notifier.ticket(practice_id)  # before looking, so no wake-up is missed
+        if ctx.notifier.registry_generation(practice_id) != generation:
+            generation = ctx.notifier.registry_generation(practice_id)
+            current = await ctx.store.get_site(practice_id, site.site_id)
+            if current is None or current.status is not SiteStatus.APPROVED:
+                await ws.close(code=CLOSE_REVOKED, message=b"site no longer approved")
+                return
+        batches = await ctx.feed.batches_after(practice_id, cursor, FRAME_BATCHES)
+        for batch in batches:
+            await ws.send_bytes(encode_pulled(batch))
+            cursor = batch.hub_seq
+        if not batches:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WAIT_SLICE_S):
+                    await ticket.wait()

@@ -1,0 +1,105 @@
+"""Hub configuration: one typed object, parsed from a plain mapping by a pure function.
+
+Options (key: default — effect):
+    store: (required) — `sqlite:PATH` or `postgresql://USER@HOST/DB`
+    host: 127.0.0.1 — address to listen on
+    port: 8443 — TCP port (0 picks a free one)
+    tls_cert / tls_key: unset — PEM files; both or neither (unset: plain HTTP, e.g. behind a proxy)
+    max_batch_bytes: 16777216 — largest sealed batch accepted (413 beyond)
+    max_batch_changes: 10000 — most changes in one batch
+    max_drift_ms: 300000 — how far a batch's max HLC may be ahead of the hub's clock
+    max_json_bytes: 65536 — largest JSON request body
+    max_mail_bytes: 65536 — largest mailbox item
+    max_snapshot_bytes: 268435456 — largest snapshot upload
+    enrollment_ttl_s: 86400 — lifetime of an enrollment token
+    pool_size: 10 — PostgreSQL connections per hub process
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from sync_protocol.framing import Limits
+
+from cloud_hub.store.locator import is_store_url
+
+DEFAULT_PORT: Final = 8443
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and an example."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    store: str
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_batch_bytes: int = 16 * 1024 * 1024
+    max_batch_changes: int = 10_000
+    max_drift_ms: int = 5 * 60 * 1000
+    max_json_bytes: int = 64 * 1024
+    max_mail_bytes: int = 64 * 1024
+    max_snapshot_bytes: int = 256 * 1024 * 1024
+    enrollment_ttl_s: int = 24 * 3600
+    pool_size: int = 10
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_sealed_bytes=self.max_batch_bytes,
+                      max_header_bytes=min(self.max_batch_bytes, 4 * 1024 * 1024),
+                      max_changes=self.max_batch_changes)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body of any route (aiohttp's `client_max_size`)."""
+        return max(self.max_batch_bytes, self.max_json_bytes, self.max_mail_bytes,
+                   self.max_snapshot_bytes)
+
+
+_INT_KEYS: Final = {
+    "port": (0, 65535, "8443"), "max_batch_bytes": (1024, 1 << 31, "16777216"),
+    "max_batch_changes": (1, 1_000_000, "10000"), "max_drift_ms": (0, 1 << 40, "300000"),
+    "max_json_bytes": (1024, 1 << 24, "65536"), "max_mail_bytes": (1024, 1 << 26, "65536"),
+    "max_snapshot_bytes": (1024, 1 << 34, "268435456"),
+    "enrollment_ttl_s": (1, 365 * 86400, "86400"), "pool_size": (1, 1000, "10"),
+}
+
+
+def parse_hub_config(raw: Mapping[str, Any]) -> HubConfig:
+    """Build a `HubConfig` from `raw` (CLI arguments or a file); raises `ConfigError`. Pure."""
+    unknown = set(raw) - {"store", "host", "tls_cert", "tls_key", *_INT_KEYS}
+    if unknown:
+        raise ConfigError(f"unknown hub option(s): {', '.join(sorted(unknown))}")
+    store = raw.get("store")
+    if not isinstance(store, str) or not is_store_url(store):
+        raise ConfigError(f"store: {store!r} is not a store URL (example: sqlite:/var/lib/"
+                          "chartsync/hub.db or postgresql://hub@127.0.0.1/chartsync)")
+    values: dict[str, Any] = {"store": store}
+    host = raw.get("host", "127.0.0.1")
+    if not isinstance(host, str) or not host:
+        raise ConfigError(f"host: {host!r} is not an address (example: 0.0.0.0)")
+    values["host"] = host
+    for key, (low, high, example) in _INT_KEYS.items():
+        if key not in raw or raw[key] is None:
+            continue
+        value = raw[key]
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{key}: {raw[key]!r} is not an integer in {low}..{high} "
+                              f"(example: {example})")
+        values[key] = value
+    cert, key_file = raw.get("tls_cert"), raw.get("tls_key")
+    if (cert is None) != (key_file is None):
+        raise ConfigError("tls_cert and tls_key go together: give both or neither "
+                          "(example: tls_cert=/etc/chartsync/hub.pem tls_key=/etc/chartsync/"
+                          "hub.key)")
+    if cert is not None:
+        values["tls_cert"], values["tls_key"] = Path(cert), Path(key_file)
+    return HubConfig(**values)
