@@ -43,8 +43,9 @@ async def serve(config: HubConfig, *, now_ms: Callable[[], int],
         notifier = Notifier()
         ctx = HubContext(config, store, notifier, Feed(store, notifier), signing_key, now_ms,
                          random_bytes)
+        # auto_decompress=False: the hub never expands a request body (no compression bombs).
         runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+                               shutdown_timeout=SHUTDOWN_TIMEOUT_S, auto_decompress=False)
         await runner.setup()
         try:
             tls = _tls(config)

@@ -27,6 +27,18 @@ _TITLES: Final = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404
                   503: "Service unavailable"}
 
 
+#: A next step for wire errors raised without a hint of their own.
+_DEFAULT_HINTS: Final = {
+    "malformed": "the body is not a sealed chartsync batch of this protocol; check the "
+                 "client version and send the sealed bytes unchanged",
+    "too_large": "send fewer changes per batch",
+    "tampered": "the bytes were altered; resend the batch from the site's outbox",
+    "bad_signature": "the batch was altered or signed by another key; check the site's "
+                     "enrollment",
+    "unsupported_version": "upgrade the older side",
+}
+
+
 def problem(status: int, code: str, detail: str, *, hint: str = "", retryable: bool = False,
             **extra: Any) -> web.Response:
     body = {"type": f"urn:chartsync:problem:{code}", "title": _TITLES.get(status, "Error"),
@@ -40,7 +52,8 @@ def from_error(exc: HubError | ProtocolError) -> web.Response:
     if isinstance(exc, ChainMismatch):
         extra = {"expected_seq": exc.expected_seq,
                  "expected_prev_hash": exc.expected_prev_hash.hex()}
-    return problem(exc.http_status, exc.code, exc.message, hint=exc.hint,
+    hint = exc.hint or _DEFAULT_HINTS.get(exc.code, "see the detail; the request was refused")
+    return problem(exc.http_status, exc.code, exc.message, hint=hint,
                    retryable=exc.retryable, **extra)
 
 
