@@ -1,0 +1,84 @@
+"""Bearer-token authentication and role checks for every request.
+
+Every request needs `Authorization: Bearer <token>` of an enabled account
+(401 otherwise).  Accounts are looked up by the token's SHA-256 on a read
+connection and cached per process (positive answers only); `edge user add`
+in another process is seen on the next request that carries the new token.
+
+What each role may do is listed in `edge_node.store.users`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from edge_node.errors import Forbidden, Unauthorized
+from edge_node.store.reads import Reader
+from edge_node.store.users import Role, User, token_hash, user_from_row
+
+USER_KEY: Final = web.RequestKey("chartsync.user", User)
+CHART_READERS: Final = frozenset({Role.CLINICIAN, Role.CLERK, Role.ADMIN})
+CLERK_WRITES: Final = frozenset({"Patient", "Encounter"})
+AUDIT_READERS: Final = frozenset({Role.ADMIN, Role.AUDITOR})
+
+
+def bearer_token(request: web.Request) -> str:
+    """The bearer token of `request`; raises `Unauthorized`."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("this request carries no bearer token",
+                           hint="send Authorization: Bearer <token>; an admin creates one "
+                           "with `chartsync edge user add NAME --role clinician`")
+    return token.strip()
+
+
+class Authenticator:
+    """Token → user, with a per-process cache of accounts already seen."""
+
+    def __init__(self) -> None:
+        self._cache: dict[bytes, User] = {}
+
+    async def user(self, request: web.Request, reader: Reader) -> User:
+        """The account of the request's token; raises `Unauthorized`."""
+        token = bearer_token(request)
+        digest = token_hash(token)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            return cached
+        row = await reader.user_row(digest)
+        user = user_from_row(row, token) if row is not None else None
+        if user is None:
+            raise Unauthorized("the bearer token is not valid for this edge (unknown or "
+                               "disabled account)",
+                               hint="ask an admin for a token made with `chartsync edge "
+                               "user add`")
+        self._cache[digest] = user
+        return user
+
+
+def user_of(request: web.Request) -> User:
+    return request[USER_KEY]
+
+
+def require_chart_read(user: User) -> None:
+    if user.role not in CHART_READERS:
+        raise Forbidden(f"role {user.role} may not read chart data",
+                        hint="use an account with the clinician, clerk or admin role")
+
+
+def require_chart_write(user: User, resource_type: str) -> None:
+    if user.role in (Role.CLINICIAN, Role.ADMIN):
+        return
+    if user.role is Role.CLERK and resource_type in CLERK_WRITES:
+        return
+    raise Forbidden(f"role {user.role} may not write {resource_type}",
+                    hint="ask a clinician or admin to make this change")
+
+
+def require_audit_read(user: User) -> None:
+    if user.role not in AUDIT_READERS:
+        raise Forbidden(f"role {user.role} may not read the audit log",
+                        hint="use an account with the admin or auditor role")

@@ -1,0 +1,149 @@
+"""The edge node's one error tree: what a request or a command can be refused for.
+
+    EdgeError
+    ├── RequestError            the client's request is wrong; fix it and retry
+    │   ├── InvalidJson             400  body is not JSON
+    │   ├── InvalidResource         422  resource fails validation
+    │   ├── IdMismatch              400  body id differs from the URL id
+    │   ├── UnsupportedSearch       400  search parameter we do not serve
+    │   ├── BadRequest              400  anything else malformed in the request
+    │   ├── UnknownType             404  resource type this edge does not serve
+    │   ├── NotFound                404  no such resource or version
+    │   ├── Gone                    410  resource deleted (a tombstone version exists)
+    │   ├── MethodNotAllowed        405
+    │   ├── VersionConflict         412  stale If-Match
+    │   ├── PreconditionRequired    428  If-Match required by configuration
+    │   └── BodyTooLarge            413
+    ├── Unauthorized            401  no or unknown token
+    ├── Forbidden               403  role may not do this
+    ├── StoreUnavailable        503  the database refused a commit; retry may help
+    └── StoreError                   a data directory that cannot be used (commands)
+        └── SchemaTooNew              file written by a newer chartsync
+
+Each class has a stable `code`, an HTTP status and a FHIR `issue.code` (the
+OperationOutcome the API answers with) and says whether a retry can help.
+Messages carry ids and the next step; never chart data.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class EdgeError(Exception):
+    """A refused request or command.  See the module docstring for the tree."""
+
+    code: ClassVar[str] = "edge_error"
+    http_status: ClassVar[int] = 500
+    fhir_code: ClassVar[str] = "exception"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        #: Set once an audit row records this refusal (so it is recorded once).
+        self.audited = False
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class RequestError(EdgeError):
+    code = "bad_request"
+    http_status = 400
+    fhir_code = "invalid"
+
+
+class InvalidJson(RequestError):
+    code = "invalid_json"
+    fhir_code = "structure"
+
+
+class InvalidResource(RequestError):
+    code = "invalid_resource"
+    http_status = 422
+    fhir_code = "invalid"
+
+
+class IdMismatch(RequestError):
+    code = "id_mismatch"
+    fhir_code = "invalid"
+
+
+class UnsupportedSearch(RequestError):
+    code = "unsupported_search"
+    fhir_code = "not-supported"
+
+
+class BadRequest(RequestError):
+    code = "bad_request"
+
+
+class UnknownType(RequestError):
+    code = "unknown_type"
+    http_status = 404
+    fhir_code = "not-supported"
+
+
+class NotFound(RequestError):
+    code = "not_found"
+    http_status = 404
+    fhir_code = "not-found"
+
+
+class Gone(RequestError):
+    code = "gone"
+    http_status = 410
+    fhir_code = "deleted"
+
+
+class MethodNotAllowed(RequestError):
+    code = "method_not_allowed"
+    http_status = 405
+    fhir_code = "not-supported"
+
+
+class VersionConflict(RequestError):
+    code = "version_conflict"
+    http_status = 412
+    fhir_code = "conflict"
+
+
+class PreconditionRequired(RequestError):
+    code = "precondition_required"
+    http_status = 428
+    fhir_code = "conflict"
+
+
+class BodyTooLarge(RequestError):
+    code = "body_too_large"
+    http_status = 413
+    fhir_code = "too-costly"
+
+
+class Unauthorized(EdgeError):
+    code = "unauthorized"
+    http_status = 401
+    fhir_code = "login"
+
+
+class Forbidden(EdgeError):
+    code = "forbidden"
+    http_status = 403
+    fhir_code = "forbidden"
+
+
+class StoreUnavailable(EdgeError):
+    code = "store_unavailable"
+    http_status = 503
+    fhir_code = "transient"
+    retryable = True
+
+
+class StoreError(EdgeError):
+    code = "store_error"
+
+
+class SchemaTooNew(StoreError):
+    code = "schema_too_new"

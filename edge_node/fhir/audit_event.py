@@ -1,0 +1,55 @@
+"""Audit rows exported as FHIR AuditEvent resources (DOMAIN.md §6 items 26, 30)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from edge_node.store.apply import iso_instant
+
+_ACTIONS: Final = {"create": "C", "read": "R", "vread": "R", "search": "E", "history": "R",
+                   "update": "U", "delete": "D"}
+_INTERACTION: Final = "http://hl7.org/fhir/restful-interaction"
+
+
+def _outcome(status: int) -> str:
+    return "0" if status < 400 else ("4" if status < 500 else "8")
+
+
+def audit_event(row: tuple[Any, ...], site_id: str) -> dict[str, Any]:
+    """AuditEvent of an audit row (seq, at_ms, user, role, action, type, id, patient,
+    outcome, client, detail)."""
+    seq, at_ms, user, role, action, rtype, rid, patient, status, client, detail = row
+    entities = []
+    if rtype and rid:
+        entities.append({"what": {"reference": f"{rtype}/{rid}"}})
+    elif rtype:
+        entities.append({"what": {"type": rtype}})
+    if patient:
+        entities.append({"what": {"reference": patient},
+                         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role",
+                                  "code": "1", "display": "Patient"}})
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": f"a{seq}",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                 "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": _INTERACTION, "code": action}],
+        "action": _ACTIONS.get(action, "E"),
+        "recorded": iso_instant(int(at_ms)),
+        "outcome": _outcome(int(status)),
+        "outcomeDesc": f"HTTP {status}",
+        "agent": [{"who": {"identifier": {"system": "urn:chartsync:user", "value": user}},
+                   "role": [{"text": role}], "requestor": True,
+                   "network": {"address": client, "type": "2"}}],
+        "source": {"observer": {"identifier": {"system": "urn:chartsync:site",
+                                               "value": site_id}}},
+    }
+    if entities:
+        event["entity"] = entities
+    details = orjson.loads(detail) if detail else {}
+    if details:
+        event["extension"] = [{"url": "urn:chartsync:audit-detail",
+                               "valueString": orjson.dumps(details).decode()}]
+    return event

@@ -1,0 +1,54 @@
+"""The CapabilityStatement: exactly what this edge serves, built from the same tables
+the router, validation and search use (so it cannot drift from them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sync_protocol.version import SOFTWARE_VERSION
+
+from edge_node.fhir.search import SEARCH_PARAMS
+from edge_node.fhir.types import SERVED_TYPES
+
+_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create",
+                 "search-type")
+_TYPES = {"token": "token", "string": "string", "date": "date", "reference": "reference"}
+
+
+def capability_statement(*, now_iso: str, require_if_match: bool) -> dict[str, Any]:
+    """The CapabilityStatement at GET /fhir/metadata."""
+    resources: list[dict[str, Any]] = []
+    for rtype in SERVED_TYPES:
+        params = [{"name": n, "type": _TYPES[k]} for n, k in SEARCH_PARAMS[rtype].items()]
+        params += [{"name": "_lastUpdated", "type": "date"}, {"name": "_count", "type": "number"}]
+        resources.append({
+            "type": rtype,
+            "interaction": [{"code": c} for c in _INTERACTIONS],
+            "versioning": "versioned-update" if require_if_match else "versioned",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": False,
+            "conditionalUpdate": False,
+            "conditionalDelete": "not-supported",
+            "searchParam": params,
+        })
+    resources.append({
+        "type": "Provenance",
+        "interaction": [{"code": "search-type"}],
+        "searchParam": [{"name": "target", "type": "reference"}],
+    })
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": now_iso,
+        "kind": "instance",
+        "software": {"name": "chartsync edge", "version": SOFTWARE_VERSION},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "security": {"service": [{"text": "Bearer token per staff account"}]},
+            "resource": resources,
+            "interaction": [{"code": "transaction"}, {"code": "batch"}],
+        }],
+    }

@@ -1,0 +1,39 @@
+"""Provenance of each stored version: who wrote it, at which site, from which device, when.
+
+Built from the history row on request (not stored as a resource of its own).
+Its id is `h<history row number>`, stable for the life of the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from edge_node.store.apply import iso_instant
+from edge_node.store.reads import Version
+
+_PARTICIPANT: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+_OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+
+
+def _agent(code: str, system: str, value: str) -> dict[str, Any]:
+    return {"type": {"coding": [{"system": _PARTICIPANT, "code": code}]},
+            "who": {"identifier": {"system": system, "value": value}}}
+
+
+def provenance(v: Version) -> dict[str, Any]:
+    """The Provenance resource of history version `v`."""
+    activity = "DELETE" if v.deleted else ("CREATE" if v.version == 1 else "UPDATE")
+    agents = [_agent("author", "urn:chartsync:user", v.user),
+              _agent("custodian", "urn:chartsync:site", v.origin)]
+    if v.device:
+        agents.append(_agent("enterer", "urn:chartsync:device", v.device))
+    return {
+        "resourceType": "Provenance",
+        "id": f"h{v.hid}",
+        "target": [{"reference": f"{v.resource_type}/{v.resource_id}/_history/{v.version}"}],
+        "recorded": iso_instant(v.recorded_ms),
+        "activity": {"coding": [{"system": _OPERATION, "code": activity}]},
+        "agent": agents,
+        "extension": [{"url": "urn:chartsync:change",
+                       "valueString": f"{v.origin}:{v.seq} hlc={v.hlc}"}],
+    }

@@ -1,0 +1,183 @@
+"""The edge's SQLite schema: numbered migrations, run on open; newer files are refused.
+
+SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
+
+    1  site, resources, history, search_tokens, outbox, audit, users, conflicts (#3)
+
+`check_version` reads the file read-only first, so a file written by a newer
+chartsync is refused before anything (WAL switch, migration) touches it.
+Migrations run in one transaction each and set `user_version` in it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from edge_node.errors import SchemaTooNew, StoreError
+
+SCHEMA_VERSION: Final = 1
+DB_NAME: Final = "edge.sqlite3"
+
+_V1: Final = """
+CREATE TABLE site (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    site_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    practice_id TEXT,
+    keys_sealed BLOB NOT NULL,
+    key_fingerprint TEXT NOT NULL
+);
+CREATE TABLE resources (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    last_updated_ms INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    json BLOB,
+    patient_ref TEXT,
+    PRIMARY KEY (type, id)
+);
+CREATE INDEX resources_updated ON resources (type, last_updated_ms);
+CREATE TABLE history (
+    hid INTEGER PRIMARY KEY,
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    device TEXT NOT NULL,
+    hlc INTEGER NOT NULL,
+    recorded_ms INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    json BLOB,
+    UNIQUE (type, id, version)
+);
+CREATE INDEX history_origin ON history (origin, seq);
+CREATE TABLE search_tokens (
+    type TEXT NOT NULL,
+    param TEXT NOT NULL,
+    value TEXT NOT NULL,
+    id TEXT NOT NULL
+);
+CREATE INDEX search_tokens_lookup ON search_tokens (type, param, value, id);
+CREATE INDEX search_tokens_resource ON search_tokens (type, id);
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY,
+    change BLOB NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    resource_type TEXT,
+    resource_id TEXT,
+    patient_ref TEXT,
+    outcome INTEGER NOT NULL,
+    client TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE INDEX audit_user ON audit (user, at_ms);
+CREATE INDEX audit_patient ON audit (patient_ref, at_ms);
+CREATE INDEX audit_resource ON audit (resource_type, resource_id, at_ms);
+CREATE INDEX audit_at ON audit (at_ms);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE conflicts (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    register TEXT NOT NULL,
+    heads INTEGER NOT NULL,
+    shown_origin TEXT NOT NULL,
+    shown_seq INTEGER NOT NULL,
+    PRIMARY KEY (type, id, register)
+);
+"""
+
+#: MIGRATIONS[n - 1] takes a file from version n - 1 to n.
+MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+
+
+def db_path(data_dir: Path) -> Path:
+    """The SQLite file inside a data directory."""
+    return data_dir / DB_NAME
+
+
+def read_version(path: Path) -> int:
+    """The schema version of the file at `path`, read without changing it.
+
+    Raises `StoreError` if it is not a readable SQLite file.
+    """
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("PRAGMA user_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path} is not a readable chartsync edge database: {exc}",
+                         hint="check the --data directory, or restore it from a backup") from exc
+    return int(row[0])
+
+
+def check_version(path: Path) -> int:
+    """Return the file's schema version; raise `SchemaTooNew` (touching nothing) if newer."""
+    version = read_version(path)
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path} has edge schema version {version}; this chartsync knows up to "
+            f"{SCHEMA_VERSION}",
+            hint="run the newer chartsync that wrote it, or restore a backup made by this one; "
+            "the file was not changed",
+        )
+    return version
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """Per-connection settings: WAL, fsync on every commit (power-cut safe), FK-free."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is acknowledged only after the WAL is fsynced; a power cut
+    # cannot lose a write a client saw succeed (issue #3).
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Run every migration the file lacks; return the version it ends at.
+
+    `conn` must be in autocommit mode (isolation_level=None).  Raises
+    `SchemaTooNew` before any change if the file is newer than this build.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path} has edge schema version {version}; this chartsync knows up to "
+            f"{SCHEMA_VERSION}",
+            hint="run the newer chartsync that wrote it; the file was not changed",
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return SCHEMA_VERSION

@@ -1,0 +1,92 @@
+"""Staff accounts: names, roles and hashed bearer tokens.
+
+A token is 32 random bytes, base64url, shown once by `edge user add`.  Only its
+SHA-256 is stored: a high-entropy token needs no slow hash, and lookups by hash
+keep authentication to one indexed query.  Comparison is constant-time.
+
+Roles and what they may do (enforced in `edge_node.api.auth`):
+
+    clinician  read and write every chart resource
+    clerk      read every chart resource; write Patient and Encounter
+    admin      everything a clinician may, plus GET /audit
+    auditor    GET /audit and GET /status only; no chart data
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import sqlite3
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from sync_protocol.ids import UserId, uuid7
+
+from edge_node.errors import StoreError
+
+TOKEN_BYTES: Final = 32
+
+
+class Role(StrEnum):
+    CLINICIAN = "clinician"
+    CLERK = "clerk"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An authenticated account (never holds the token)."""
+
+    user_id: UserId
+    name: str
+    role: Role
+
+
+def token_hash(token: str) -> bytes:
+    """SHA-256 of the token text."""
+    return hashlib.sha256(token.encode("ascii", "replace")).digest()
+
+
+def make_token(random_bytes: bytes) -> str:
+    """The token text for 32 random bytes."""
+    if len(random_bytes) < TOKEN_BYTES:
+        raise ValueError("a token needs 32 random bytes")
+    return base64.urlsafe_b64encode(random_bytes[:TOKEN_BYTES]).rstrip(b"=").decode("ascii")
+
+
+def add_user(conn: sqlite3.Connection, *, name: str, role: Role, now_ms: int,
+             random_bytes: bytes) -> tuple[User, str]:
+    """Create an account; return it and its token (shown once, never stored).
+
+    `random_bytes`: 42 bytes (10 for the id, 32 for the token).  Raises
+    `StoreError` if the name is taken.
+    """
+    if not name or len(name) > 128:
+        raise StoreError("a user name is 1-128 characters", hint="pick a shorter name")
+    user_id = UserId(str(uuid7(now_ms, random_bytes[:10])))
+    token = make_token(random_bytes[10:])
+    try:
+        conn.execute(
+            "INSERT INTO users (id, name, role, token_hash, created_ms) VALUES (?, ?, ?, ?, ?)",
+            (user_id, name, role.value, token_hash(token), now_ms),
+        )
+    except sqlite3.IntegrityError as exc:
+        raise StoreError(f"a user named {name!r} already exists",
+                         hint="choose another name") from exc
+    return User(user_id, name, role), token
+
+
+def user_from_row(row: tuple[str, str, str, bytes], token: str) -> User | None:
+    """The user of a `users` row fetched by token hash, after a constant-time check."""
+    user_id, name, role, stored = row
+    if not hmac.compare_digest(stored, token_hash(token)):
+        return None
+    return User(UserId(user_id), name, Role(role))
+
+
+USER_BY_HASH: Final = (
+    "SELECT id, name, role, token_hash FROM users WHERE token_hash = ? AND disabled = 0"
+)

@@ -1,0 +1,411 @@
+"""The one writer: group commit of every change, audit row and outbox entry.
+
+All writes go through one task (`Writer.run`, owned by the edge's TaskGroup).
+It takes requests from a queue, drains whatever else is waiting (up to
+`max_group_ops` operations), and applies the whole group in ONE SQLite
+transaction with a handful of batched calls (one SELECT of the states it
+needs, one `executemany` per table, COMMIT — fsynced, `synchronous=FULL`),
+then answers every request.  While one group commits, the next one gathers in
+the queue, so durability costs one fsync per group instead of one per write.
+
+Inside a group, requests apply in arrival order, each seeing the previous
+one's result (If-Match checks, version counters, sequence numbers).  Every
+row is computed in Python first: a request that fails (412, a merge refusal)
+contributes nothing and does not disturb the others; an atomic request (a
+transaction Bundle) contributes all its operations or none.  Per write, the
+transaction holds the resources row, a history row, an outbox change with
+the next per-site sequence number, and an audit row — there is no path that
+writes one without the others.
+
+Reads' audit rows (`Writer.audit`) ride along with the next group without
+anyone waiting for them (see `store.audit` for the durability trade-off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import aiosqlite
+import msgpack
+import orjson
+
+from conflict import CoreError, plan_delete, plan_set
+from conflict.decode import state_from_canonical
+from sync_protocol.hlc import HybridClock
+from sync_protocol.ids import SiteId
+from sync_protocol.models import Change, ChangeOp
+from sync_protocol.wire import encode_changes
+
+from edge_node.errors import (
+    BadRequest, EdgeError, InvalidResource, NotFound, PreconditionRequired,
+    StoreUnavailable, VersionConflict,
+)
+from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
+from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
+
+log = logging.getLogger(__name__)
+
+Action = Literal["create", "update", "delete"]
+Result = Applied | EdgeError
+
+_LOAD: Final = (
+    "SELECT r.type, r.id, r.version, r.deleted, r.state, r.last_updated_ms "
+    "FROM json_each(?) AS j JOIN resources AS r "
+    "ON r.type = json_extract(j.value, '$[0]') AND r.id = json_extract(j.value, '$[1]')"
+)
+_UPSERT_RESOURCE: Final = (
+    "INSERT INTO resources (type, id, version, last_updated_ms, deleted, state, json, "
+    "patient_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
+    "version = excluded.version, last_updated_ms = excluded.last_updated_ms, "
+    "deleted = excluded.deleted, state = excluded.state, json = excluded.json, "
+    "patient_ref = excluded.patient_ref"
+)
+_INSERT_HISTORY: Final = (
+    "INSERT INTO history (type, id, version, origin, seq, user, device, hlc, recorded_ms, "
+    "deleted, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_STATUS: Final[dict[Action, int]] = {"create": 201, "update": 200, "delete": 204}
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks: the authenticated user, their role, device header and client address."""
+
+    user_id: str
+    role: str
+    device: str
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOp:
+    """One write: create / update (PUT, may create) / delete of one resource.
+
+    `resource` is validated JSON with `id` set (None for a delete);
+    `if_match` the version the client last saw, if it sent one.
+    """
+
+    action: Action
+    resource_type: str
+    resource_id: str
+    resource: dict[str, Any] | None
+    if_match: int | None = None
+
+
+@dataclass(slots=True)
+class _Request:
+    ops: tuple[WriteOp, ...]
+    atomic: bool
+    actor: Actor | None
+    future: asyncio.Future[list[Result]] | None
+    audits: tuple[AuditRecord, ...]
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatistics:
+    groups: int
+    operations: int
+    largest_group: int
+    queued: int
+    next_seq: int
+
+
+class Writer:
+    """Owns the write connection, the site's sequence counter, HLC and audit chain head."""
+
+    def __init__(self, conn: aiosqlite.Connection, *, site_id: SiteId, next_seq: int,
+                 hlc: HybridClock, chain: AuditChain, clock: Callable[[], int],
+                 max_group_ops: int = 256, require_if_match: bool = False) -> None:
+        self._conn = conn
+        self._site_id = site_id
+        self._next_seq = next_seq
+        self._hlc = hlc
+        self._chain = chain
+        self._clock = clock
+        self._max_group_ops = max_group_ops
+        self._require_if_match = require_if_match
+        self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
+        self._groups = 0
+        self._operations = 0
+        self._largest = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- callers -----------------------------------------------------------------------
+
+    async def submit(self, ops: Sequence[WriteOp], *, actor: Actor, atomic: bool,
+                     label: str = "") -> list[Result]:
+        """Apply `ops` durably; return one result per op (an `EdgeError` for a refused op).
+
+        With `atomic`, either every op applies or none does: a refusal of op i
+        is returned for every op, its message naming op i.  Returns after the
+        group's COMMIT (fsynced).  Raises `StoreUnavailable` if the commit failed
+        (nothing of the group was written; a retry may succeed).
+        """
+        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
+        self._idle.clear()
+        self._queue.put_nowait(_Request(tuple(ops), atomic, actor, future, (), label))
+        return await future
+
+    def audit(self, records: Sequence[AuditRecord]) -> None:
+        """Queue audit rows of reads; committed with the next group, nobody waits."""
+        if records:
+            self._idle.clear()
+            self._queue.put_nowait(_Request((), False, None, None, tuple(records), "audit"))
+
+    async def wait_idle(self) -> None:
+        """Wait until everything queued so far is committed (tests, shutdown)."""
+        await self._idle.wait()
+
+    def stop(self) -> None:
+        """Ask `run` to return after committing everything queued before this call."""
+        self._queue.put_nowait(None)
+
+    def statistics(self) -> WriterStatistics:
+        return WriterStatistics(self._groups, self._operations, self._largest,
+                                self._queue.qsize(), self._next_seq)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Commit groups until `stop` is called; CancelledError propagates."""
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            size = max(1, len(first.ops))
+            while size < self._max_group_ops and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stopping = True
+                    break
+                group.append(nxt)
+                size += max(1, len(nxt.ops))
+            await self._commit_group(group)
+            if self._queue.empty():
+                self._idle.set()
+        self._idle.set()
+
+    async def _commit_group(self, group: list[_Request]) -> None:
+        now_ms = self._clock()
+        keys = {(op.resource_type, op.resource_id) for r in group for op in r.ops
+                if op.action != "create"}
+        try:
+            found = await self._load(keys)
+        except sqlite3.Error as exc:
+            self._fail(group, exc)
+            return
+        fresh = keys - found.keys()
+        seq_before = self._next_seq
+        view: dict[Key, Stored | None] = dict(found)
+        rows = Rows()
+        audits: list[AuditRecord] = []
+        results: list[list[Result]] = []
+        for request in group:
+            audits.extend(request.audits)
+            if not request.ops:
+                results.append([])
+                continue
+            assert request.actor is not None
+            out = self._apply_request(request, view, rows, now_ms)
+            results.append(out)
+            audits.extend(self._audit_rows(request, out, now_ms))
+        for key, stored in view.items():
+            if stored is not None and key not in found and key not in fresh:
+                fresh.add(key)  # created in this group: no old tokens to delete
+        sealed_from = (self._chain.last_seq, self._chain.last_hash)
+        audit_rows = self._chain.seal(audits)
+        try:
+            await self._write(rows, audit_rows, fresh)
+        except sqlite3.Error as exc:
+            self._next_seq = seq_before
+            self._chain.last_seq, self._chain.last_hash = sealed_from
+            self._fail(group, exc)
+            return
+        self._groups += 1
+        n_ops = sum(len(r.ops) for r in group)
+        self._operations += n_ops
+        self._largest = max(self._largest, n_ops)
+        for request, out in zip(group, results, strict=True):
+            if request.future is not None and not request.future.done():
+                request.future.set_result(out)
+
+    def _fail(self, group: list[_Request], exc: sqlite3.Error) -> None:
+        log.error("group commit failed; %d requests refused with 503: %s", len(group),
+                  type(exc).__name__)
+        for request in group:
+            if request.future is not None and not request.future.done():
+                request.future.set_exception(StoreUnavailable(
+                    "the edge database refused the commit; nothing of this request was "
+                    "written",
+                    hint="retry; if it repeats, check disk space and run `chartsync edge "
+                    "check`"))
+
+    async def _load(self, keys: set[Key]) -> dict[Key, Stored]:
+        if not keys:
+            return {}
+        async with self._conn.execute(_LOAD, (orjson.dumps(sorted(keys)).decode(),)) as cur:
+            rows = await cur.fetchall()
+        return {(r[0], r[1]): Stored(state_from_canonical(r[4]), int(r[2]), bool(r[3]),
+                                     int(r[5])) for r in rows}
+
+    async def _write(self, rows: Rows, audit_rows: list[tuple[Any, ...]],
+                     fresh: set[Key]) -> None:
+        conn = self._conn
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            if rows:
+                stale = [k for k in rows.tokens if k not in fresh]
+                await conn.executemany(_UPSERT_RESOURCE, rows.resources.values())
+                await conn.executemany(_INSERT_HISTORY, rows.history)
+                await conn.executemany("INSERT INTO outbox (seq, change, created_ms) "
+                                       "VALUES (?, ?, ?)", rows.outbox)
+                if stale:
+                    await conn.executemany(
+                        "DELETE FROM search_tokens WHERE type = ? AND id = ?", stale)
+                    await conn.executemany(
+                        "DELETE FROM conflicts WHERE type = ? AND id = ?", stale)
+                await conn.executemany(
+                    "INSERT INTO search_tokens (type, param, value, id) VALUES (?, ?, ?, ?)",
+                    [t for ts in rows.tokens.values() for t in ts])
+                found = [c for cs in rows.conflicts.values() for c in cs]
+                if found:
+                    await conn.executemany(
+                        "INSERT INTO conflicts (type, id, register, heads, shown_origin, "
+                        "shown_seq) VALUES (?, ?, ?, ?, ?, ?)", found)
+            if audit_rows:
+                await conn.executemany(INSERT_AUDIT, audit_rows)
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    # --- computing rows ------------------------------------------------------------------
+
+    def _apply_request(self, request: _Request, view: dict[Key, Stored | None], rows: Rows,
+                       now_ms: int) -> list[Result]:
+        assert request.actor is not None
+        if not request.atomic:
+            out: list[Result] = []
+            for op in request.ops:
+                local_rows, local_view = Rows(), _Overlay(view)
+                seq = self._next_seq
+                try:
+                    applied = self._apply_op(op, local_view, local_rows, now_ms, request.actor)
+                except EdgeError as exc:
+                    self._next_seq = seq
+                    out.append(exc)
+                    continue
+                rows.absorb(local_rows)
+                view.update(local_view.changes)
+                out.append(applied)
+            return out
+        local_rows, local_view = Rows(), _Overlay(view)
+        seq = self._next_seq
+        applied_all: list[Result] = []
+        for i, op in enumerate(request.ops):
+            try:
+                applied_all.append(self._apply_op(op, local_view, local_rows, now_ms,
+                                                  request.actor))
+            except EdgeError as exc:
+                self._next_seq = seq
+                refused = type(exc)(f"{request.label or 'transaction'} entry {i} "
+                                    f"({op.action} {op.resource_type}): {exc.message}; "
+                                    "nothing in the transaction was written", hint=exc.hint)
+                return [refused] * len(request.ops)
+        rows.absorb(local_rows)
+        view.update(local_view.changes)
+        return applied_all
+
+    def _apply_op(self, op: WriteOp, view: _Overlay, rows: Rows, now_ms: int,
+                  actor: Actor) -> Applied:
+        key = (op.resource_type, op.resource_id)
+        prior = view.get(key)
+        ref = f"{op.resource_type}/{op.resource_id}"
+        if op.if_match is not None and (prior is None or prior.version != op.if_match):
+            have = "does not exist" if prior is None else f"is at version {prior.version}"
+            raise VersionConflict(f"{ref} {have}, not version {op.if_match} (If-Match)",
+                                  hint="read the resource again, reapply the edit, and "
+                                  "send it with the new ETag")
+        try:
+            if op.action == "create":
+                if prior is not None:
+                    raise BadRequest(f"{ref} already exists",
+                                     hint="update it with PUT instead")
+                assert op.resource is not None
+                elements, replaces = plan_set(None, op.resource, resolve=False)
+                kind = ChangeOp.SET
+            elif op.action == "update":
+                if op.if_match is None and self._require_if_match and prior is not None:
+                    raise PreconditionRequired(
+                        f"updating {ref} needs an If-Match header",
+                        hint='read it first and send If-Match: W/"<versionId>"')
+                assert op.resource is not None
+                elements, replaces = plan_set(prior.state if prior else None, op.resource,
+                                              resolve=False)
+                kind = ChangeOp.SET
+            else:
+                if prior is None:
+                    raise NotFound(f"{ref} does not exist",
+                                   hint="check the id; nothing was deleted")
+                if prior.deleted:
+                    return Applied(op.resource_type, op.resource_id, prior.version,
+                                   prior.last_updated_ms, True, None, None, False)
+                elements, replaces = plan_delete(prior.state, resolve=False)
+                kind = ChangeOp.DELETE
+            seq = self._next_seq
+            change = Change(
+                resource_type=op.resource_type, resource_id=op.resource_id, op=kind,
+                elements=elements, replaces=replaces, hlc=self._hlc.now(now_ms),
+                origin=self._site_id, seq=seq, user=actor.user_id, device=actor.device)
+            stored, applied = apply_change(prior, change, now_ms, rows)
+        except CoreError as exc:
+            raise InvalidResource(f"{ref}: {exc.message}", hint=exc.hint) from exc
+        rows.outbox.append((seq, msgpack.packb(encode_changes([change]), use_bin_type=True),
+                            now_ms))
+        self._next_seq = seq + 1
+        view.changes[key] = stored
+        return applied
+
+    def _audit_rows(self, request: _Request, out: list[Result], now_ms: int
+                    ) -> list[AuditRecord]:
+        actor = request.actor
+        assert actor is not None
+        records = []
+        for op, result in zip(request.ops, out, strict=True):
+            if isinstance(result, Applied):
+                status = _STATUS[op.action] if op.action != "update" else (
+                    201 if result.created else 200)
+                pref = result.patient_ref
+            else:
+                status, pref = result.http_status, None
+            detail = {"bundle": request.label} if request.label else {}
+            records.append(AuditRecord(now_ms, actor.user_id, actor.role, op.action,
+                                       op.resource_type, op.resource_id, pref, status,
+                                       actor.client, detail))
+        return records
+
+
+class _Overlay:
+    """A view of stored resources with one request's changes on top (dropped on refusal)."""
+
+    __slots__ = ("base", "changes")
+
+    def __init__(self, base: dict[Key, Stored | None]) -> None:
+        self.base = base
+        self.changes: dict[Key, Stored] = {}
+
+    def get(self, key: Key) -> Stored | None:
+        found = self.changes.get(key)
+        return found if found is not None else self.base.get(key)
+
+
+__all__ = ["Action", "Actor", "Result", "WriteOp", "Writer", "WriterStatistics"]
