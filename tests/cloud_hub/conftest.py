@@ -45,5 +45,8 @@ async def harness(hub_store: HubStore) -> AsyncIterator[Harness]:
                                "max_snapshot_bytes": 8 * 1024 * 1024})
     ctx = HubContext(config, hub_store, notifier, Feed(hub_store, notifier), signing_key, clock,
                      nacl.utils.random)
-    async with TestClient(TestServer(build_app(ctx), auto_decompress=False)) as client:
+    server = TestServer(build_app(ctx))
+    # As in production (server.py): the hub never expands a request body.
+    await server.start_server(auto_decompress=False)
+    async with TestClient(server) as client:
         yield Harness(client, hub_store, clock, await add_operator(hub_store))

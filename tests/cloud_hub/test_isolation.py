@@ -1,0 +1,132 @@
+"""Tenant isolation: a credential of practice A cannot read, write or learn of practice B.
+
+Every route of the app is tried with A's credentials against B's objects; a
+foreign object answers exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from cloud_hub.api.context import HUB
+from cloud_hub.pull_wire import decode_pull_response, decode_pulled
+from sync_protocol.batch import seal_batch
+from tests.cloud_hub.harness import Harness
+
+PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/v1/hub-key"),
+          ("POST", "/v1/enroll")}
+
+
+async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness) -> None:
+    clinic_a, (a1, a2) = await harness.practice_with_sites()
+    clinic_b, (b1, b2) = await harness.practice_with_sites()
+    pid_b, sid_b = clinic_b.practice_id, b2.site.site_id
+    b_batch = clinic_b.seal(b1.site, 2)
+    assert (await harness.push(b1, b_batch)).status == 200
+    await harness.client.post(f"/v1/mailbox/{sid_b}", data=b"b-mail", headers=b1.headers)
+    b_mail = (await (await harness.client.get("/v1/mailbox", headers=b2.headers)).json())[
+        "items"][0]["mail_id"]
+    await harness.client.put("/v1/snapshots", params={"hub_seq": 1, "key_epoch": 1},
+                             data=b"b-snapshot", headers=b1.headers)
+    a_batch = clinic_a.seal(a1.site, 1)
+    assert (await harness.push(a1, a_batch)).status == 200
+    h = a1.headers
+    nobody = uuid.uuid4()
+    covered: set[tuple[str, str]] = set()
+
+    async def same_as_absent(method: str, route: str, foreign: str, absent: str,
+                             status: int, **kw: object) -> None:
+        """A's request for B's object answers exactly like one for a random id."""
+        covered.add((method, route))
+        r1 = await harness.client.request(method, foreign, headers=h, **kw)
+        r2 = await harness.client.request(method, absent, headers=h, **kw)
+        assert (r1.status, await r1.read()) == (r2.status, await r2.read()), foreign
+        assert r1.status == status, foreign
+
+    await same_as_absent("POST", "/v1/practices/{pid}/enrollment-tokens",
+                         f"/v1/practices/{pid_b}/enrollment-tokens",
+                         f"/v1/practices/{nobody}/enrollment-tokens", 404, json={})
+    await same_as_absent("GET", "/v1/practices/{pid}/sites", f"/v1/practices/{pid_b}/sites",
+                         f"/v1/practices/{nobody}/sites", 403)
+    await same_as_absent("POST", "/v1/practices/{pid}/sites/{sid}/revoke",
+                         f"/v1/practices/{pid_b}/sites/{sid_b}/revoke",
+                         f"/v1/practices/{nobody}/sites/{nobody}/revoke", 403)
+    await same_as_absent("POST", "/v1/sites/{sid}/approve", f"/v1/sites/{sid_b}/approve",
+                         f"/v1/sites/{nobody}/approve", 404)
+    await same_as_absent("POST", "/v1/sites/{sid}/revoke", f"/v1/sites/{sid_b}/revoke",
+                         f"/v1/sites/{nobody}/revoke", 404)
+    await same_as_absent("POST", "/v1/mailbox/{id}", f"/v1/mailbox/{sid_b}",
+                         f"/v1/mailbox/{nobody}", 404, data=b"x")
+    await same_as_absent("DELETE", "/v1/mailbox/{id}", f"/v1/mailbox/{b_mail}",
+                         f"/v1/mailbox/{nobody}", 404)
+    await same_as_absent("GET", "/v1/practices", "/v1/practices", "/v1/practices", 403)
+    await same_as_absent("POST", "/v1/practices", "/v1/practices", "/v1/practices", 403,
+                         json={"name": "x"})
+
+    # Listings and reads show A's practice only.
+    covered.add(("GET", "/v1/sites"))
+    sites = (await (await harness.client.get("/v1/sites", headers=h)).json())["sites"]
+    assert {s["site_id"] for s in sites} == {str(a1.site.site_id), str(a2.site.site_id)}
+    covered.add(("GET", "/v1/me"))
+    assert (await (await harness.client.get("/v1/me", headers=h)).json())["site_id"] == str(
+        a1.site.site_id)
+    covered.add(("GET", "/v1/mailbox"))
+    assert (await (await harness.client.get("/v1/mailbox", headers=h)).json()) == {"items": []}
+    covered.add(("GET", "/v1/batches"))
+    pulled = decode_pull_response(await (await harness.client.get(
+        "/v1/batches", params={"after": 0}, headers=h)).read())
+    assert [p.sealed for p in pulled.batches] == [a_batch] and pulled.head == 1
+    covered.add(("GET", "/v1/stream"))
+    async with harness.client.ws_connect("/v1/stream?after=0", headers=h) as ws:
+        assert decode_pulled(await ws.receive_bytes(timeout=10)).sealed == a_batch
+        assert (await harness.push(b1, clinic_b.seal(b1.site, 1))).status == 200
+        a_next = clinic_a.seal(a1.site, 1)
+        assert (await harness.push(a1, a_next)).status == 200
+        assert decode_pulled(await ws.receive_bytes(timeout=10)).sealed == a_next
+    covered.add(("GET", "/v1/snapshots/latest"))
+    assert (await harness.client.get("/v1/snapshots/latest", headers=h)).status == 404
+    covered.add(("PUT", "/v1/snapshots"))
+    resp = await harness.client.put("/v1/snapshots", params={"hub_seq": 2, "key_epoch": 1},
+                                    data=b"a-snap", headers=h)
+    assert resp.status == 201
+    snap = await harness.client.get("/v1/snapshots/latest", headers=b1.headers)
+    assert await snap.read() == b"b-snapshot"
+    covered.add(("GET", "/v1/stats"))
+    stats = await (await harness.client.get("/v1/stats", params={"practice_id": str(pid_b)},
+                                            headers=h)).json()
+    assert stats["practice_id"] == str(clinic_a.practice_id)
+    assert {s["site_id"] for s in stats["sites"]} == {str(a1.site.site_id),
+                                                      str(a2.site.site_id)}
+
+    # Writing into B: a batch naming B's practice, pushed with A's credential.
+    covered.add(("POST", "/v1/batches"))
+    into_b = seal_batch(practice_id=pid_b, site_id=a1.site.site_id, site_keys=a1.site.keys,
+                        key=clinic_b.keyring.current, changes=clinic_a.changes(a1.site, 1),
+                        prev_hash=a1.site.prev_hash, batch_id=uuid.uuid4())
+    into_nowhere = seal_batch(practice_id=nobody, site_id=a1.site.site_id,
+                              site_keys=a1.site.keys, key=clinic_b.keyring.current,
+                              changes=clinic_a.changes(a1.site, 1), prev_hash=a1.site.prev_hash,
+                              batch_id=uuid.uuid4())
+    r1, r2 = await harness.push(a1, into_b), await harness.push(a1, into_nowhere)
+    assert r1.status == r2.status == 403
+    assert (await r1.json())["code"] == (await r2.json())["code"] == "wrong_origin"
+    stored_b = await harness.stored(pid_b)
+    assert len(stored_b) == 2 and stored_b[0] == b_batch and into_b not in stored_b
+
+    # A's secret grafted onto B's ids is not a credential of B.
+    secret = a1.credential.rsplit(".", 1)[1]
+    grafted = {"Authorization": f"Bearer css_{pid_b.hex}.{sid_b.hex}.{secret}"}
+    assert (await harness.client.get("/v1/sites", headers=grafted)).status == 401
+
+    # B is untouched: its sites are approved, its mail is there.
+    b_sites = (await (await harness.client.get("/v1/sites", headers=b1.headers)).json())["sites"]
+    assert {s["status"] for s in b_sites} == {"approved"}
+    b_items = (await (await harness.client.get("/v1/mailbox", headers=b2.headers)).json())[
+        "items"]
+    assert [base64.b64decode(i["sealed"]) for i in b_items] == [b"b-mail"]
+
+    routes = {(r.method, r.resource.canonical) for r in harness.client.app.router.routes()
+              if r.method != "HEAD" and r.resource is not None}
+    assert routes - PUBLIC - covered == set(), "a route escaped the isolation test"
+    assert harness.client.app[HUB] is not None
