@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 
 #: Modules that register a command group; added as each side grows its CLI.
-_SIDES: tuple[str, ...] = ()
+_SIDES: tuple[str, ...] = ("cloud_hub.cli", "edge_node.cli")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -1,0 +1,43 @@
+"""`chartsync edge ...`: one module per subcommand (STYLE.md rule 17).
+
+    init    create a data directory: database, site identity, first admin token
+    serve   run the FHIR API on the LAN
+    user    add a staff account (prints its token once)
+    backup  consistent online copy of the database
+    check   integrity: rows, history, outbox and audit agree
+
+Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from edge_node.cli import backup, check, init, serve, user
+
+EXAMPLES = """\
+examples:
+  chartsync edge init --data /var/lib/chartsync
+  chartsync edge serve --data /var/lib/chartsync --host 0.0.0.0 --port 8080
+  chartsync edge user add suzuki --role clinician --data /var/lib/chartsync
+  chartsync edge backup --data /var/lib/chartsync --to /mnt/usb/edge-2024-04-01.sqlite3
+  chartsync edge check --data /var/lib/chartsync
+
+exit codes: 0 ok, 1 failure, 2 usage error
+"""
+
+
+def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add init, serve, user, backup and check to `sub`."""
+    for module in (init, serve, user, backup, check):
+        module.add_parser(sub)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `edge` command group to the top-level `chartsync` parser."""
+    edge = sub.add_parser("edge", help="run and administer this clinic's edge node",
+                          description="Run and administer the clinic's edge node.",
+                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    edge_sub = edge.add_subparsers(dest="edge_command", metavar="COMMAND")
+    edge_sub.required = True
+    add_edge_subcommands(edge_sub)

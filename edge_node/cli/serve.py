@@ -1,0 +1,69 @@
+"""`chartsync edge serve --data DIR --host H --port P`: the FHIR API on the LAN.
+
+Prints `listening http://H:PORT` once accepting (PORT is the real one when
+--port 0), then serves until SIGTERM or SIGINT, committing everything queued
+before it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from edge_node.api.app import AccessLogger, build_app
+from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.config import parse_edge_config
+from edge_node.errors import EdgeError
+from edge_node.node import Edge
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = parser_for(sub, "serve", help_text="serve the FHIR API on the LAN",
+                   description="Serve FHIR R4 at /fhir, the audit log at /audit and the "
+                   "status at /status. Works with no hub and no internet.",
+                   examples="  chartsync edge serve --data /var/lib/chartsync --host 0.0.0.0 "
+                   "--port 8080\n")
+    add_data_option(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    p.add_argument("--max-body-bytes", type=int, default=8 * 1024 * 1024)
+    p.add_argument("--require-if-match", action="store_true",
+                   help="answer 428 to updates without If-Match")
+    p.set_defaults(handler=run)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    config = parse_edge_config({"data_dir": args.data, "max_body_bytes": args.max_body_bytes,
+                                "require_if_match": args.require_if_match})
+    async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge:
+        runner = web.AppRunner(build_app(edge), access_log_class=AccessLogger,
+                               handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, args.host, args.port)
+            await site.start()
+            port = runner.addresses[0][1]
+            print(f"listening http://{args.host}:{port}", flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(serve(args))
+    except EdgeError as err:
+        return fail(err)
+    return EXIT_OK
