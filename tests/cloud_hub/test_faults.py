@@ -1,0 +1,70 @@
+"""Faults with real processes: PostgreSQL restarted under load; the hub SIGKILLed mid-push."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from cloud_hub.store.locator import open_store
+from tests.cloud_hub.harness import Clock, Harness, add_operator
+from tests.cloud_hub.processes import (
+    HubProcess, cluster_hub_dsn, hub_process, restartable_cluster,
+)
+from tests.cloud_hub.pushers import audit, push_site, sealed_run
+
+SITES = 4
+PER_SITE = 25
+DEADLINE_S = 90.0
+
+
+async def _practice(session: aiohttp.ClientSession, store, n: int):  # type: ignore[no-untyped-def]
+    harness = Harness(session, store, Clock(), await add_operator(store))  # type: ignore[arg-type]
+    return await harness.practice_with_sites(n)
+
+
+async def test_postgres_restart_while_sites_push() -> None:
+    async with restartable_cluster() as cluster:
+        dsn = cluster_hub_dsn(cluster)
+        async with hub_process(dsn) as hub, open_store(dsn, pool_size=2) as store, \
+                aiohttp.ClientSession(base_url=hub.url) as session:
+            clinic, members = await _practice(session, store, SITES)
+            run = sealed_run(clinic, members, PER_SITE, 20)
+            async with asyncio.timeout(DEADLINE_S):
+                pushers = asyncio.gather(*(push_site(session, hub.url, m, run, DEADLINE_S)
+                                           for m in members))
+                await run.wait_acks(run.total // 4)
+                await asyncio.to_thread(cluster.stop_now)  # crash-like: -m immediate
+                await asyncio.to_thread(cluster.start_again)
+                await pushers
+                assert run.retries > 0, "the restart should have been felt"
+                await hub.wait_healthy()
+            # The same hub process serves on: no restart of the hub was needed.
+            assert hub.proc is not None and hub.proc.returncode is None
+        async with open_store(dsn, pool_size=2) as fresh:
+            await audit(fresh, clinic.practice_id, run)
+
+
+async def test_hub_killed_mid_push_loses_and_doubles_nothing(pg_dsn: str) -> None:
+    hub = HubProcess(pg_dsn)
+    await hub.start()
+    try:
+        async with open_store(pg_dsn, pool_size=2) as store, \
+                aiohttp.ClientSession() as session:
+            sess = aiohttp.ClientSession(base_url=hub.url)
+            async with sess:
+                clinic, members = await _practice(sess, store, SITES)
+            run = sealed_run(clinic, members, PER_SITE, 20)
+            async with asyncio.timeout(DEADLINE_S):
+                pushers = asyncio.gather(*(push_site(session, hub.url, m, run, DEADLINE_S)
+                                           for m in members))
+                for _ in range(2):
+                    await run.wait_acks(len(run.acks) + run.total // 4)
+                    await hub.kill()
+                    await hub.start()  # same port, same database
+                await pushers
+            assert run.retries > 0
+            await audit(store, clinic.practice_id, run)
+    finally:
+        await hub.stop()
+
