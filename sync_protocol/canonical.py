@@ -11,7 +11,7 @@ on bytes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import orjson
@@ -47,12 +47,12 @@ def _sorted(value: Any) -> Any:
 
 def canonical_pack(value: Any) -> bytes:
     """Return canonical msgpack bytes of `value` (maps sorted by key at every level)."""
-    return msgpack.packb(_sorted(value), use_bin_type=True)
+    return cast(bytes, msgpack.packb(_sorted(value), use_bin_type=True))
 
 
 def pack_plain(value: Any) -> bytes:
     """msgpack without re-sorting, for values already built in canonical order."""
-    return msgpack.packb(value, use_bin_type=True)
+    return cast(bytes, msgpack.packb(value, use_bin_type=True))
 
 
 def unpack(raw: bytes, *, what: str, max_len: int) -> Any:

@@ -1,0 +1,61 @@
+"""Deterministic merge of FHIR resource changes: the functional core of chartsync.
+
+Values in, values out: no I/O, clock, randomness, logging or event loop (STYLE.md 3).
+Every site merges the same changes with the same rules and reaches the same
+state, whatever the order or number of times changes arrive.
+
+    state.py        Head, Register, ResourceState; displayed, shown, is_deleted
+    rules.py        per-kind rules as data: guarded, choice groups, coupled, precedence
+    merge.py        merge, merge_all
+    conflicts.py    ConflictRecord, conflicts (derived from state)
+    shape.py        split_resource, check_elements (resource JSON → registers)
+    materialize.py  materialize, materialize_json (registers → resource JSON)
+    plan.py         plan_set, plan_delete (local edit → elements and replaces)
+    canonical.py    canonical_state, canonical_dump (equal states, equal bytes)
+    errors.py       CoreError ─ MergeError (WrongResource, DotReused), ShapeError
+"""
+
+from conflict.canonical import STATE_FORMAT, canonical_dump, canonical_state
+from conflict.conflicts import ConflictRecord, all_conflicts, conflicts
+from conflict.errors import CoreError, DotReused, MergeError, ShapeError, WrongResource
+from conflict.materialize import materialize, materialize_json
+from conflict.merge import ResourceKey, merge, merge_all
+from conflict.plan import Plan, plan_delete, plan_set
+from conflict.rules import NO_RULES, RULES, SUPPORTED_TYPES, KindRules, rules_for
+from conflict.shape import check_elements, split_resource
+from conflict.state import Head, Register, ResourceState, displayed, is_deleted, shown
+
+__all__ = [
+    "NO_RULES",
+    "RULES",
+    "STATE_FORMAT",
+    "SUPPORTED_TYPES",
+    "ConflictRecord",
+    "CoreError",
+    "DotReused",
+    "Head",
+    "KindRules",
+    "MergeError",
+    "Plan",
+    "Register",
+    "ResourceKey",
+    "ResourceState",
+    "ShapeError",
+    "WrongResource",
+    "all_conflicts",
+    "canonical_dump",
+    "canonical_state",
+    "check_elements",
+    "conflicts",
+    "displayed",
+    "is_deleted",
+    "materialize",
+    "materialize_json",
+    "merge",
+    "merge_all",
+    "plan_delete",
+    "plan_set",
+    "rules_for",
+    "shown",
+    "split_resource",
+]
