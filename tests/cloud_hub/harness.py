@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import nacl.signing
 import nacl.utils
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from cloud_hub.api.app import build_app
+from cloud_hub.api.context import HubContext
+from cloud_hub.config import parse_hub_config
 from cloud_hub.credentials import credential_hash, new_operator_token
+from cloud_hub.feed import Feed
+from cloud_hub.keyprint import load_signing_key
+from cloud_hub.notifier import Notifier
 from cloud_hub.store.base import HubStore
 from sync_protocol.ids import PracticeId
 from tests.cloud_hub.clinic import Clinic
@@ -119,3 +127,20 @@ async def add_operator(store: HubStore) -> str:
 
 def hub_seed() -> bytes:
     return bytes(nacl.signing.SigningKey.generate())
+
+
+@asynccontextmanager
+async def running_hub(store: HubStore) -> AsyncIterator[Harness]:
+    """The real hub app over `store` on a loopback test server, with a fixed clock."""
+    clock = Clock()
+    notifier = Notifier()
+    signing_key = await load_signing_key(store, hub_seed(), clock())
+    config = parse_hub_config({"store": "sqlite:unused", "max_batch_bytes": 4 * 1024 * 1024,
+                               "max_snapshot_bytes": 8 * 1024 * 1024})
+    ctx = HubContext(config, store, notifier, Feed(store, notifier), signing_key, clock,
+                     nacl.utils.random)
+    server = TestServer(build_app(ctx))
+    # As in production (server.py): the hub never expands a request body.
+    await server.start_server(auto_decompress=False)
+    async with TestClient(server) as client:
+        yield Harness(client, store, clock, await add_operator(store))

@@ -1,0 +1,75 @@
+"""Real hub processes: fan-out across processes (LISTEN/NOTIFY), schema on start, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import aiohttp
+import asyncpg
+
+from cloud_hub.pull_wire import decode_pull_response, decode_pulled
+from cloud_hub.store.locator import open_store
+from tests.cloud_hub.harness import Clock, Harness, add_operator
+from tests.cloud_hub.processes import ROOT, hub_process
+
+
+async def test_batch_pushed_to_one_process_reaches_subscribers_of_another(pg_dsn: str) -> None:
+    async with hub_process(pg_dsn) as hub1, hub_process(pg_dsn) as hub2, \
+            open_store(pg_dsn, pool_size=2) as store, \
+            aiohttp.ClientSession(base_url=hub1.url) as s1, \
+            aiohttp.ClientSession(base_url=hub2.url) as s2:
+        harness = Harness(s1, store, Clock(), await add_operator(store))  # type: ignore[arg-type]
+        clinic, (a, b) = await harness.practice_with_sites()
+        async with asyncio.timeout(20):
+            async with s2.ws_connect("/v1/stream?after=0", headers=b.headers) as ws:
+                poll = asyncio.ensure_future(s2.get(
+                    "/v1/batches", params={"after": 0, "wait_s": 15}, headers=b.headers))
+                sealed = clinic.seal(a.site, 3)
+                resp = await s1.post("/v1/batches", data=sealed, headers=a.headers)
+                assert resp.status == 200
+                frame = decode_pulled(await ws.receive_bytes())
+                assert (frame.hub_seq, frame.site_id, frame.sealed) == (1, a.site.site_id, sealed)
+                pulled = decode_pull_response(await (await poll).read())
+                assert [p.sealed for p in pulled.batches] == [sealed]
+                # And the other way round.
+                back = clinic.seal(b.site, 1)
+                assert (await s2.post("/v1/batches", data=back, headers=b.headers)).status == 200
+                assert decode_pulled(await ws.receive_bytes()).sealed == back
+
+
+async def test_serve_creates_the_schema_and_refuses_a_newer_one(pg_dsn: str) -> None:
+    async with hub_process(pg_dsn) as hub, aiohttp.ClientSession() as session:
+        async with session.get(f"{hub.url}/healthz") as resp:
+            assert (await resp.json())["schema_version"] == 1
+    conn = await asyncpg.connect(pg_dsn)
+    await conn.execute("UPDATE schema_meta SET version = 7")
+    await conn.close()
+    done = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "-m", "cloud_hub", "serve", "--store", pg_dsn, "--port", "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "schema version 7" in done.stderr and "up to 1" in done.stderr
+
+
+def test_cli_operator_and_practices(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = f"sqlite:{tmp_path / 'hub.db'}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "chartsync", "hub", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    op = cli("operator", "create", "--store", store)
+    assert op.returncode == 0 and op.stdout.startswith("cso_")
+    made = cli("practice", "create", "Sato Clinic", "--store", store, "--json")
+    assert made.returncode == 0, made.stderr
+    out = json.loads(made.stdout)
+    assert out["enrollment_token"].startswith("cse_")
+    listed = json.loads(cli("practice", "list", "--store", store, "--json").stdout)
+    assert [p["name"] for p in listed] == ["Sato Clinic"]
+    assert listed[0]["practice_id"] == out["practice_id"]
+    assert cli("practice", "list", "--store", "nonsense").returncode == 2
+    bad = cli("serve", "--store", store, "--tls-cert", "x.pem")
+    assert bad.returncode == 2 and "tls_key" in bad.stderr
