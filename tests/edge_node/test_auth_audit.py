@@ -1,0 +1,143 @@
+"""Tokens and roles; the hash-chained audit log, its queries and AuditEvent export;
+Provenance per version; /status; the CapabilityStatement."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from edge_node.cli.check import check_path
+from edge_node.fhir.search import SEARCH_PARAMS
+from edge_node.fhir.types import SERVED_TYPES
+from tests.edge_node.conftest import Api
+from tests.edge_node.resources import observation, patient
+
+
+async def test_requests_without_a_valid_token_get_401(api: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        for method, path in [("GET", "/fhir/metadata"), ("GET", "/status"),
+                             ("POST", "/fhir/Patient"), ("GET", "/audit")]:
+            async with api.client.request(method, path, headers=headers, json=patient()) as r:
+                assert r.status == 401
+                body = await r.json(content_type=None)
+                assert body["resourceType"] == "OperationOutcome"
+    assert api.counts()["resources"] == 0
+
+
+async def test_roles(api: Api) -> None:
+    status, made, _ = await api.request("POST", "/fhir/Patient", json=patient(), role="clerk")
+    assert status == 201
+    pid = made["id"]
+    status, _, _ = await api.request("POST", "/fhir/Observation", json=observation(pid),
+                                     role="clerk")
+    assert status == 403
+    status, _, _ = await api.request("GET", f"/fhir/Patient/{pid}", role="auditor")
+    assert status == 403
+    for role in ("clinician", "clerk"):
+        status, _, _ = await api.request("GET", "/audit", role=role)
+        assert status == 403
+    for role in ("admin", "auditor"):
+        status, _, _ = await api.request("GET", "/audit", role=role)
+        assert status == 200
+
+
+async def test_audit_answers_who_opened_which_chart(api: Api) -> None:
+    status, made, _ = await api.request("POST", "/fhir/Patient", json=patient())
+    pid = made["id"]
+    await api.request("POST", "/fhir/Observation", json=observation(pid))
+    await api.request("GET", f"/fhir/Patient/{pid}", role="clerk")
+    await api.request("GET", f"/fhir/Observation?patient={pid}", role="clerk")
+    await api.edge.writer.wait_idle()
+    status, body, _ = await api.request("GET", f"/audit?user={api.user_ids['clerk']}",
+                                        role="auditor")
+    assert status == 200
+    rows = body["rows"]
+    assert [(r["action"], r["patient"], r["outcome"]) for r in rows] == [
+        ("read", f"Patient/{pid}", 200), ("search", f"Patient/{pid}", 200)]
+    assert rows[1]["detail"] == {"params": ["patient"], "count": 1}
+    assert all(r["client"] == "127.0.0.1" for r in rows)
+    status, body, _ = await api.request("GET", f"/audit?patient={pid}", role="admin")
+    assert {r["action"] for r in body["rows"]} == {"create", "read", "search"}
+    status, body, _ = await api.request(
+        "GET", f"/audit?patient={pid}&since=2000-01-01&until=2000-01-02", role="admin")
+    assert body["rows"] == []
+    status, bundle, _ = await api.request("GET", f"/audit?patient={pid}&format=AuditEvent",
+                                          role="admin")
+    events = [e["resource"] for e in bundle["entry"]]
+    assert all(e["resourceType"] == "AuditEvent" for e in events)
+    assert {e["action"] for e in events} >= {"C", "R"}
+    status, _, _ = await api.request("GET", "/audit?colour=red", role="admin")
+    assert status == 400
+
+
+async def test_check_detects_an_edited_and_a_deleted_audit_row(api: Api) -> None:
+    for i in range(3):
+        await api.request("POST", "/fhir/Patient", json=patient(mrn=str(i)))
+    await api.edge.writer.wait_idle()
+    assert check_path(api.data_dir).ok
+    conn = sqlite3.connect(api.data_dir / "edge.sqlite3")
+    conn.execute("UPDATE audit SET user = 'someone-else' WHERE seq = 2")
+    conn.commit()
+    problems = check_path(api.data_dir).problems
+    assert any("audit row 2 was altered" in p for p in problems)
+    conn.execute("UPDATE audit SET user = (SELECT user FROM audit WHERE seq = 1) WHERE seq = 2")
+    conn.commit()
+    assert check_path(api.data_dir).ok
+    conn.execute("DELETE FROM audit WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    problems = check_path(api.data_dir).problems
+    assert any("missing" in p for p in problems)
+    assert any("audit rows of writes" in p for p in problems)
+
+
+async def test_provenance_per_version(api: Api) -> None:
+    status, made, _ = await api.request("POST", "/fhir/Patient", json=patient(),
+                                        headers={"X-Device-Id": "pc-reception-1"})
+    pid = made["id"]
+    await api.request("PUT", f"/fhir/Patient/{pid}", json={**made, "gender": "male"})
+    status, bundle, _ = await api.request("GET", f"/fhir/Provenance?target=Patient/{pid}")
+    assert status == 200
+    provs = [e["resource"] for e in bundle["entry"]]
+    assert [p["target"][0]["reference"] for p in provs] == [
+        f"Patient/{pid}/_history/2", f"Patient/{pid}/_history/1"]
+    first = provs[1]
+    who = {a["type"]["coding"][0]["code"]: a["who"]["identifier"]["value"] for a in first["agent"]}
+    assert who == {"author": api.user_ids["clinician"], "custodian": str(api.edge.site.site_id),
+                   "enterer": "pc-reception-1"}
+    assert first["activity"]["coding"][0]["code"] == "CREATE"
+    status, one, _ = await api.request(
+        "GET", f"/fhir/Provenance?target=Patient/{pid}/_history/2")
+    assert len(one["entry"]) == 1
+    status, _, _ = await api.request("GET", "/fhir/Provenance?patient=1")
+    assert status == 400
+
+
+async def test_status_reports_the_outbox(api: Api) -> None:
+    await api.request("POST", "/fhir/Patient", json=patient())
+    status, body, _ = await api.request("GET", "/status", role="auditor")
+    assert status == 200
+    assert body["site_id"] == str(api.edge.site.site_id)
+    assert body["outbox_depth"] == 1
+    for key in ("practice_id", "last_push", "last_pull", "hub_reachable", "hub"):
+        assert body[key] is None
+
+
+async def test_metadata_lists_exactly_what_is_served(api: Api) -> None:
+    status, caps, _ = await api.request("GET", "/fhir/metadata")
+    assert status == 200 and caps["resourceType"] == "CapabilityStatement"
+    rest = caps["rest"][0]
+    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch"}
+    listed = {r["type"]: r for r in rest["resource"]}
+    assert set(listed) == {*SERVED_TYPES, "Provenance"}
+    for rtype in SERVED_TYPES:
+        names = {p["name"] for p in listed[rtype]["searchParam"]}
+        assert names == {*SEARCH_PARAMS[rtype], "_lastUpdated", "_count"}
+        assert {i["code"] for i in listed[rtype]["interaction"]} == {
+            "read", "vread", "update", "delete", "history-instance", "create", "search-type"}
+    # Every listed search parameter really works (no 400).
+    for rtype in SERVED_TYPES:
+        for p in listed[rtype]["searchParam"]:
+            value = {"token": "x|y", "string": "ya", "date": "ge2020-01-01",
+                     "reference": "Patient/x", "number": "5"}[p["type"]]
+            status, _, _ = await api.request("GET", f"/fhir/{rtype}?{p['name']}={value}")
+            assert status == 200, (rtype, p)
