@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sync_protocol.framing import Limits
-
 from cloud_hub.store.locator import is_store_url
+from sync_protocol.framing import Limits
 
 DEFAULT_PORT: Final = 8443
 
@@ -101,5 +100,5 @@ def parse_hub_config(raw: Mapping[str, Any]) -> HubConfig:
                           "(example: tls_cert=/etc/chartsync/hub.pem tls_key=/etc/chartsync/"
                           "hub.key)")
     if cert is not None:
-        values["tls_cert"], values["tls_key"] = Path(cert), Path(key_file)
+        values["tls_cert"], values["tls_key"] = Path(str(cert)), Path(str(key_file))
     return HubConfig(**values)

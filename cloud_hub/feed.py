@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from sync_protocol.ids import PracticeId
-
 from cloud_hub.notifier import Notifier
 from cloud_hub.store.base import HubStore, StoredBatch
+from sync_protocol.ids import PracticeId
 
 _Key = tuple[PracticeId, int, int]
 #: Bound on one wait between re-checks (a missed wake-up costs at most this).
@@ -27,7 +26,7 @@ class _LeaderGone(Exception):
 class Feed:
     """Reads of the practice's batch log, coalesced, with waiting on the notifier."""
 
-    __slots__ = ("_store", "_notifier", "_inflight")
+    __slots__ = ("_inflight", "_notifier", "_store")
 
     def __init__(self, store: HubStore, notifier: Notifier) -> None:
         self._store = store

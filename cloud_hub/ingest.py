@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cloud_hub.errors import WrongOrigin
+from cloud_hub.store.base import IncomingBatch, SiteRecord
 from sync_protocol.batch import SealedBatch, read_sealed
 from sync_protocol.framing import Limits
 from sync_protocol.hlc import check_drift
-from sync_protocol.ids import BatchId, KeyEpoch
+from sync_protocol.ids import BatchId, KeyEpoch, PracticeId, SiteId
 from sync_protocol.keys import SiteDirectory, SitePublicKeys
-
-from cloud_hub.errors import WrongOrigin
-from cloud_hub.store.base import IncomingBatch, SiteRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +55,7 @@ def incoming(sealed: SealedBatch) -> IncomingBatch:
     """The store's view of a parsed batch (no checks)."""
     h = sealed.header
     return IncomingBatch(
-        practice_id=h.practice_id, site_id=h.site_id, batch_id=BatchId(h.batch_id),
+        practice_id=PracticeId(h.practice_id), site_id=SiteId(h.site_id),
+        batch_id=BatchId(h.batch_id),
         seq_from=h.seq_from, seq_to=h.seq_to, prev_hash=h.prev_hash, batch_hash=sealed.hash,
         key_epoch=KeyEpoch(h.key_epoch), max_hlc=h.max_hlc, metas=h.changes, sealed=sealed.raw)

@@ -27,7 +27,7 @@ class NotifierStats:
 class Notifier:
     """Per-practice events, replaced on every publish.  Loop-bound; not thread-safe."""
 
-    __slots__ = ("_events", "_registry", "_publishes", "_wake_alls")
+    __slots__ = ("_events", "_publishes", "_registry", "_wake_alls")
 
     def __init__(self) -> None:
         self._events: dict[PracticeId, asyncio.Event] = {}

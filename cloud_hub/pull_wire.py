@@ -15,11 +15,10 @@ from uuid import UUID
 import msgpack
 from pydantic import ValidationError
 
+from cloud_hub.store.base import StoredBatch
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import MalformedInput
 from sync_protocol.models import PulledBatch, PullResponse
-
-from cloud_hub.store.base import StoredBatch
 
 MEDIA_TYPE = "application/x-msgpack"
 
@@ -29,12 +28,14 @@ def _pulled(batch: StoredBatch) -> dict[str, Any]:
 
 
 def encode_pulled(batch: StoredBatch) -> bytes:
-    return msgpack.packb(_pulled(batch), use_bin_type=True)
+    packed: bytes = msgpack.packb(_pulled(batch), use_bin_type=True)
+    return packed
 
 
 def encode_pull_response(batches: list[StoredBatch], head: int) -> bytes:
-    return msgpack.packb({"batches": [_pulled(b) for b in batches], "head": head},
-                         use_bin_type=True)
+    packed: bytes = msgpack.packb({"batches": [_pulled(b) for b in batches], "head": head},
+                                  use_bin_type=True)
+    return packed
 
 
 def _model_pulled(raw: Any) -> PulledBatch:

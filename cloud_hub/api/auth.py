@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sync_protocol.ids import PracticeId
-
 from cloud_hub.api.context import hub
 from cloud_hub.credentials import parse_token, same_hash
 from cloud_hub.errors import Forbidden, SitePending, SiteRevoked, Unauthorized, not_found
 from cloud_hub.store.base import SiteRecord, SiteStatus
+from sync_protocol.ids import PracticeId
 
 
 @dataclass(frozen=True, slots=True)

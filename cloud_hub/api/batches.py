@@ -13,9 +13,6 @@ import logging
 
 from aiohttp import web
 
-from sync_protocol.models import PushAck
-from sync_protocol.receipt import sign_receipt
-
 from cloud_hub.api import auth
 from cloud_hub.api.body import query_float, query_int, read_body
 from cloud_hub.api.context import hub
@@ -23,6 +20,8 @@ from cloud_hub.api.messages import push_ack_json
 from cloud_hub.ingest import admit_batch
 from cloud_hub.log_keys import BATCH_ID, HUB_SEQ, PRACTICE_ID, SITE_ID
 from cloud_hub.pull_wire import MEDIA_TYPE, encode_pull_response
+from sync_protocol.models import PushAck
+from sync_protocol.receipt import sign_receipt
 
 log = logging.getLogger(__name__)
 

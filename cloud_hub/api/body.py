@@ -7,9 +7,8 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from sync_protocol.errors import TooLarge
-
 from cloud_hub.errors import BadRequest, UnsupportedMediaType
+from sync_protocol.errors import TooLarge
 
 M = TypeVar("M", bound=BaseModel)
 _CHUNK = 1 << 16

@@ -6,14 +6,13 @@ from uuid import UUID
 
 from aiohttp import web
 
-from sync_protocol.ids import SiteId, uuid7
-
 from cloud_hub.api import auth
 from cloud_hub.api.body import read_body
 from cloud_hub.api.context import hub
 from cloud_hub.api.messages import MailOut
 from cloud_hub.errors import not_found
 from cloud_hub.store.base import SiteStatus
+from sync_protocol.ids import SiteId, uuid7
 
 
 async def post_mail(request: web.Request) -> web.Response:

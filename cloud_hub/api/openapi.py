@@ -12,8 +12,15 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from cloud_hub.api.messages import (
-    CreateEnrollmentToken, CreatePractice, EnrollmentTokenOut, EnrollRequest, EnrollResponse,
-    HubKeyOut, MailOut, PracticeOut, SiteOut,
+    CreateEnrollmentToken,
+    CreatePractice,
+    EnrollmentTokenOut,
+    EnrollRequest,
+    EnrollResponse,
+    HubKeyOut,
+    MailOut,
+    PracticeOut,
+    SiteOut,
 )
 from cloud_hub.pull_wire import MEDIA_TYPE
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION

@@ -7,23 +7,29 @@ from uuid import UUID
 
 from aiohttp import web
 
-from sync_protocol.ids import PracticeId, SiteId, uuid7
-from sync_protocol.keys import SitePublicKeys
-
 from cloud_hub.api import auth
 from cloud_hub.api.body import read_json
 from cloud_hub.api.context import hub
 from cloud_hub.api.messages import (
-    CreateEnrollmentToken, CreatePractice, EnrollmentTokenOut, EnrollRequest, EnrollResponse,
+    CreateEnrollmentToken,
+    CreatePractice,
+    EnrollmentTokenOut,
+    EnrollRequest,
+    EnrollResponse,
     PracticeOut,
 )
 from cloud_hub.api.sites import site_out
 from cloud_hub.credentials import (
-    credential_hash, new_enrollment_token, new_site_credential, parse_token,
+    credential_hash,
+    new_enrollment_token,
+    new_site_credential,
+    parse_token,
 )
 from cloud_hub.errors import EnrollmentRefused, not_found
 from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
 from cloud_hub.store.base import HubStore, NewSite
+from sync_protocol.ids import PracticeId, SiteId, uuid7
+from sync_protocol.keys import SitePublicKeys
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,9 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from sync_protocol.errors import ProtocolError
-
 from cloud_hub.errors import ChainMismatch, HubError
 from cloud_hub.log_keys import ERROR_CODE
+from sync_protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         log.log(level, "refused %s %s", request.method, request.path,
                 extra={ERROR_CODE: exc.code})
         return from_error(exc)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return problem(413, "too_large", f"request body exceeds {exc.max_size} bytes",
+    except web.HTTPRequestEntityTooLarge:
+        return problem(413, "too_large", "request body exceeds the hub's limit",
                        hint="send a smaller body; batches: fewer changes per batch")
     except web.HTTPException as exc:
         if exc.status < 400:

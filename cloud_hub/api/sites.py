@@ -8,8 +8,6 @@ from uuid import UUID
 
 from aiohttp import web
 
-from sync_protocol.ids import PracticeId, SiteId
-
 from cloud_hub.api import auth
 from cloud_hub.api.context import hub
 from cloud_hub.api.messages import SiteOut
@@ -18,6 +16,7 @@ from cloud_hub.ingest import public_keys
 from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
 from cloud_hub.notifier import REGISTRY_CHANGED
 from cloud_hub.store.base import SiteRecord, SiteStatus
+from sync_protocol.ids import PracticeId, SiteId
 
 log = logging.getLogger(__name__)
 

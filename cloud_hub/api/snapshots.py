@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sync_protocol.ids import HubSeq, KeyEpoch
-
 from cloud_hub.api import auth
 from cloud_hub.api.body import query_int, read_body
 from cloud_hub.api.context import hub
 from cloud_hub.errors import BadRequest, NotFound
+from sync_protocol.ids import HubSeq, KeyEpoch
 
 
 async def put_snapshot(request: web.Request) -> web.Response:

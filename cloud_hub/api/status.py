@@ -6,13 +6,12 @@ from uuid import UUID
 
 from aiohttp import web
 
-from sync_protocol.ids import PracticeId
-
 from cloud_hub.api import auth
 from cloud_hub.api.context import hub
 from cloud_hub.api.messages import HubKeyOut
 from cloud_hub.errors import BadRequest, not_found
 from cloud_hub.keyprint import hub_fingerprint
+from sync_protocol.ids import PracticeId
 
 _NIL = PracticeId(UUID(int=0))
 

@@ -8,11 +8,10 @@ import time
 
 import nacl.utils
 
-from sync_protocol.ids import PracticeId, uuid7
-
 from cloud_hub.api.practices import issue_enrollment_token
 from cloud_hub.cli.store_arg import EXIT_OK, add_store_arg, with_store
 from cloud_hub.store.base import HubStore, PracticeRecord
+from sync_protocol.ids import PracticeId, uuid7
 
 DEFAULT_TTL_S = 24 * 3600
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -82,8 +83,7 @@ async def _main(config: HubConfig) -> None:
     def ready(url: str, fingerprint: str) -> None:
         print(f"chartsync hub listening on {url} (hub key {fingerprint})", flush=True)
 
-    try:
+    # SIGINT/SIGTERM cancel this task: the normal way to stop a server, not an error.
+    with contextlib.suppress(asyncio.CancelledError):
         await serve(config, now_ms=lambda: int(time.time() * 1000),
                     random_bytes=nacl.utils.random, on_ready=ready)
-    except asyncio.CancelledError:
-        pass  # SIGINT/SIGTERM: the normal way to stop a server

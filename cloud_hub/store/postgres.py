@@ -35,17 +35,26 @@ from uuid import UUID
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
-from sync_protocol.models import GENESIS_HASH
-
 from cloud_hub.chain import check_continues
 from cloud_hub.enrollment import check_token_row
 from cloud_hub.errors import SchemaTooNew, StoreUnavailable
 from cloud_hub.heads import advance_heads
 from cloud_hub.store.base import (
-    Appended, CommitListener, IncomingBatch, MailItem, NewSite, PracticeRecord, PracticeStats,
-    SiteRecord, SiteStats, SiteStatus, SnapshotRecord, StoredBatch,
+    Appended,
+    CommitListener,
+    IncomingBatch,
+    MailItem,
+    NewSite,
+    PracticeRecord,
+    PracticeStats,
+    SiteRecord,
+    SiteStats,
+    SiteStatus,
+    SnapshotRecord,
+    StoredBatch,
 )
+from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
+from sync_protocol.models import GENESIS_HASH
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +238,7 @@ class PostgresStore:
             row = await conn.fetchrow(
                 "SELECT expires_ms, used_ms FROM enrollment_tokens WHERE practice_id = $1 "
                 "AND token_hash = $2 FOR UPDATE", practice_id, token_hash)
-            check_token_row(*(row or (None, None)), now_ms)
+            check_token_row(row[0] if row else None, row[1] if row else None, now_ms)
             await conn.execute("UPDATE enrollment_tokens SET used_ms = $3 WHERE "
                                "practice_id = $1 AND token_hash = $2",
                                practice_id, token_hash, now_ms)
@@ -396,7 +405,7 @@ class PostgresStore:
                     conn = await asyncpg.connect(self._dsn, timeout=5)
             try:
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, on_notify)
                 if not first:
                     log.info("listener reconnected; waking waiters to re-check")

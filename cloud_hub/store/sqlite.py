@@ -21,17 +21,26 @@ from uuid import UUID
 
 import aiosqlite
 
-from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
-from sync_protocol.models import GENESIS_HASH
-
 from cloud_hub.chain import check_continues
 from cloud_hub.enrollment import check_token_row
 from cloud_hub.errors import SchemaTooNew, StoreUnavailable
 from cloud_hub.heads import advance_heads
 from cloud_hub.store.base import (
-    Appended, CommitListener, IncomingBatch, MailItem, NewSite, PracticeRecord, PracticeStats,
-    SiteRecord, SiteStats, SiteStatus, SnapshotRecord, StoredBatch,
+    Appended,
+    CommitListener,
+    IncomingBatch,
+    MailItem,
+    NewSite,
+    PracticeRecord,
+    PracticeStats,
+    SiteRecord,
+    SiteStats,
+    SiteStatus,
+    SnapshotRecord,
+    StoredBatch,
 )
+from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
+from sync_protocol.models import GENESIS_HASH
 
 SCHEMA_VERSION: Final = 1
 
@@ -211,7 +220,7 @@ class SqliteStore:
                                   "WHERE practice_id = ? AND token_hash = ?",
                                   (p, token_hash)) as cur:
                 row = await cur.fetchone()
-            check_token_row(*(row or (None, None)), now_ms)
+            check_token_row(row[0] if row else None, row[1] if row else None, now_ms)
             await db.execute("UPDATE enrollment_tokens SET used_ms = ? "
                              "WHERE practice_id = ? AND token_hash = ?", (now_ms, p, token_hash))
             async with db.execute("SELECT count(*) FROM sites WHERE practice_id = ?",

@@ -25,7 +25,8 @@ class Clinic:
     rnd: random.Random = field(default_factory=lambda: random.Random(7))
 
     def __post_init__(self) -> None:
-        self.keyring = Keyring(self.practice_id, {1: PracticeKey.generate(1, nacl.utils.random(32))})
+        key = PracticeKey.generate(1, nacl.utils.random(32))
+        self.keyring = Keyring(self.practice_id, {1: key})
 
     def new_site(self, site_id: UUID | None = None) -> Site:
         return Site(site_id or uuid7(BASE_MS, nacl.utils.random(10)),

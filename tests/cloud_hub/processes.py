@@ -147,5 +147,11 @@ def cluster_hub_dsn(cluster: _Cluster) -> str:
     return cluster.dsn.rsplit("/", 1)[0] + "/hub"
 
 
-__all__ = ["HubProcess", "RestartableCluster", "free_port", "hub_process",
-           "restartable_cluster", "cluster_hub_dsn"]
+__all__ = [
+    "HubProcess",
+    "RestartableCluster",
+    "cluster_hub_dsn",
+    "free_port",
+    "hub_process",
+    "restartable_cluster",
+]

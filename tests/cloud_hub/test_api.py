@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 from cloud_hub.api.context import HUB
 from cloud_hub.api.messages import push_ack_from_json
 from cloud_hub.pull_wire import MEDIA_TYPE, decode_pull_response, decode_pulled
-from sync_protocol.batch import batch_hash, open_batch, read_sealed
+from sync_protocol.batch import batch_hash, open_batch
 from sync_protocol.keys import SiteDirectory, SitePublicKeys
 from sync_protocol.models import Dot
 from sync_protocol.receipt import verify_receipt
@@ -91,7 +91,8 @@ async def test_long_poll_wakes_when_a_batch_lands(harness: Harness) -> None:
 
     async with asyncio.timeout(10):
         waiting = asyncio.ensure_future(poll())
-        while harness.store and not _has_waiter(harness, clinic.practice_id):
+        # Yield (no timer) until the handler waits, so the push below must wake it.
+        while not _has_waiter(harness, clinic.practice_id):  # noqa: ASYNC110
             await asyncio.sleep(0)
         assert (await harness.push(a, clinic.seal(a.site, 1))).status == 200
         pulled = decode_pull_response(await waiting)
@@ -138,7 +139,7 @@ async def test_revoking_ends_access_at_once(harness: Harness) -> None:
 
 
 async def test_mailbox_carries_sealed_keys(harness: Harness) -> None:
-    clinic, (a, b) = await harness.practice_with_sites()
+    _clinic, (a, b) = await harness.practice_with_sites()
     resp = await harness.client.post(f"/v1/mailbox/{b.site.site_id}", data=b"sealed-key",
                                      headers=a.headers)
     assert resp.status == 201
@@ -195,7 +196,7 @@ async def test_stats_count_concurrent_edits_from_headers(harness: Harness) -> No
 
 
 async def test_operator_lists_practices_and_sites_and_can_revoke(harness: Harness) -> None:
-    clinic, (a, b) = await harness.practice_with_sites()
+    clinic, (_a, b) = await harness.practice_with_sites()
     practices = await (await harness.client.get("/v1/practices",
                                                 headers=harness.op_headers)).json()
     assert str(clinic.practice_id) in [p["practice_id"] for p in practices["practices"]]

@@ -9,7 +9,10 @@ import aiohttp
 from cloud_hub.store.locator import open_store
 from tests.cloud_hub.harness import Clock, Harness, add_operator
 from tests.cloud_hub.processes import (
-    HubProcess, cluster_hub_dsn, hub_process, restartable_cluster,
+    HubProcess,
+    cluster_hub_dsn,
+    hub_process,
+    restartable_cluster,
 )
 from tests.cloud_hub.pushers import audit, push_site, sealed_run
 

@@ -41,9 +41,9 @@ async def test_batch_pushed_to_one_process_reaches_subscribers_of_another(pg_dsn
 
 
 async def test_serve_creates_the_schema_and_refuses_a_newer_one(pg_dsn: str) -> None:
-    async with hub_process(pg_dsn) as hub, aiohttp.ClientSession() as session:
-        async with session.get(f"{hub.url}/healthz") as resp:
-            assert (await resp.json())["schema_version"] == 1
+    async with hub_process(pg_dsn) as hub, aiohttp.ClientSession() as session, \
+            session.get(f"{hub.url}/healthz") as resp:
+        assert (await resp.json())["schema_version"] == 1
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute("UPDATE schema_meta SET version = 7")
     await conn.close()
