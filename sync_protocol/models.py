@@ -87,10 +87,22 @@ class Change(BaseModel):
     user: Annotated[str, Field(min_length=1, max_length=128)]
     device: Annotated[str, Field(max_length=128)] = ""
 
+    @field_validator("elements")
+    @classmethod
+    def _canonical_elements(cls, value: dict[str, bytes | None]) -> dict[str, bytes | None]:
+        return {name: value[name] for name in sorted(value)}
+
     @field_validator("replaces")
     @classmethod
     def _canonical_dots(cls, value: dict[str, tuple[Dot, ...]]) -> dict[str, tuple[Dot, ...]]:
-        return {name: sorted_dots(dots) for name, dots in value.items()}
+        # Equal dot lists become one shared tuple, so grouping them when sealing
+        # compares by identity instead of element by element.
+        shared: dict[tuple[tuple[int, int], ...], tuple[Dot, ...]] = {}
+        out = {}
+        for name in sorted(value):
+            dots = sorted_dots(value[name])
+            out[name] = shared.setdefault(tuple((d.site.int, d.seq) for d in dots), dots)
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> Change:
@@ -100,6 +112,8 @@ class Change(BaseModel):
             raise ValueError("a delete writes only the @deleted register")
         if not set(self.replaces) <= set(self.elements):
             raise ValueError("replaces names a register the change does not write")
+        if self.dot in self.all_replaced:
+            raise ValueError("a change cannot replace its own dot")
         return self
 
     @property

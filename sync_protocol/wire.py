@@ -40,15 +40,21 @@ _MAX_SEQ: Final = 1 << 63
 _MAX_U64: Final = 1 << 64
 
 
-def _site_table(dot_sets: Iterable[Iterable[Dot]]) -> tuple[list[bytes], dict[UUID, int]]:
-    sites = sorted({d.site.bytes for dots in dot_sets for d in dots})
-    return sites, {UUID(bytes=s): i for i, s in enumerate(sites)}
+def _site_table(dot_sets: Iterable[Iterable[Dot]]) -> tuple[list[bytes], dict[int, int]]:
+    """Sorted site ids, and each site's index keyed by `UUID.int`.
+
+    Keyed by the integer because `UUID.__hash__` runs in Python and this is the
+    hot path of sealing; a UUID's integer orders exactly like its bytes.
+    """
+    ints = sorted({d.site.int for dots in dot_sets for d in dots})
+    return [i.to_bytes(16, "big") for i in ints], {i: n for n, i in enumerate(ints)}
 
 
-def _flat(dots: Iterable[Dot], index: dict[UUID, int]) -> list[int]:
+def _flat(dots: Iterable[Dot], index: dict[int, int]) -> list[int]:
+    """Dots as [site_index, seq, ...]; `dots` must already be in canonical order."""
     out: list[int] = []
-    for d in sorted(dots, key=lambda d: (d.site.bytes, d.seq)):
-        out += (index[d.site], d.seq)
+    for d in dots:
+        out += (index[d.site.int], d.seq)
     return out
 
 
@@ -133,17 +139,28 @@ _new_dot = tuple.__new__
 
 
 def encode_changes(changes: Sequence[Change]) -> dict[str, Any]:
-    """Wire form of consecutive changes of one origin (see the module docstring)."""
-    sites, index = _site_table(dots for c in changes for dots in c.replaces.values())
+    """Wire form of consecutive changes of one origin (see the module docstring).
+
+    Relies on `Change` keeping each dot list in canonical order (its validator
+    sorts them; the decoder refuses unsorted ones).
+    """
+    sites, index = _site_table(c.all_replaced for c in changes)
     out = []
     for c in changes:
-        groups: dict[tuple[Dot, ...], list[str]] = {}
+        # Group registers by identical dot lists.  A linear scan: a change has one
+        # or a few groups, and tuple equality short-cuts on identical items.
+        groups: list[tuple[tuple[Dot, ...], list[str]]] = []
         for name in sorted(c.replaces):
-            groups.setdefault(tuple(c.replaces[name]), []).append(name)
+            dots = c.replaces[name]
+            for group in groups:
+                if group[0] == dots:
+                    group[1].append(name)
+                    break
+            else:
+                groups.append((dots, [name]))
         out.append([
-            c.resource_type, c.resource_id, c.op.value,
-            {k: c.elements[k] for k in sorted(c.elements)},
-            sorted([_flat(dots, index), names] for dots, names in groups.items()),
+            c.resource_type, c.resource_id, c.op.value, c.elements,
+            sorted([_flat(dots, index), names] for dots, names in groups),
             c.hlc, c.user, c.device,
         ])
     return {"sites": sites, "changes": out}
@@ -199,6 +216,8 @@ def _decode_change(dec: _Decoder, raw: Any, origin: UUID, seq: int) -> Change:
         all_replaced = dots if not all_replaced else all_replaced + dots
     if len(groups) > 1:
         all_replaced = sorted_dots(all_replaced)
+    if all_replaced and (origin, seq) in all_replaced:
+        raise MalformedInput(f"change {seq}: a change cannot replace its own dot")
     if not (type(hlc) is int and 0 <= hlc < _MAX_U64):
         raise MalformedInput(f"change {seq}: hlc out of range")
     if not (type(user) is str and 1 <= len(user) <= 128):

@@ -32,7 +32,8 @@ def changes(draw: st.DrawFn, seq: int) -> Change:
         resource_type=draw(st.sampled_from(["Observation", "Patient", "AllergyIntolerance"])),
         resource_id=draw(st.from_regex(r"[A-Za-z0-9\-.]{1,64}", fullmatch=True)),
         op=ChangeOp.DELETE if delete else ChangeOp.SET, elements=elements,
-        replaces={n: draw(dots) for n in replaced}, hlc=draw(st.integers(0, (1 << 64) - 1)),
+        replaces={n: tuple(d for d in draw(dots) if d != (ORIGIN, seq)) for n in replaced},
+        hlc=draw(st.integers(0, (1 << 64) - 1)),
         origin=ORIGIN, seq=seq, user=draw(st.text(min_size=1, max_size=20)),
         device=draw(st.text(max_size=5)))
 
@@ -110,3 +111,17 @@ def test_header_metadata_round_trip(metas: list[tuple[bytes, tuple[Dot, ...]]]) 
     listed = [ChangeMeta(token, sorted_dots(d)) for token, d in metas]
     sites, raw = encode_metas(listed)
     assert list(decode_metas(sites, raw)) == listed
+
+
+def test_a_change_cannot_replace_its_own_dot() -> None:
+    import pydantic
+    import pytest
+
+    fields = dict(resource_type="Patient", resource_id="p1", op=ChangeOp.SET,
+                  elements={DELETED: b"false"}, replaces={DELETED: (Dot(ORIGIN, 4),)},
+                  hlc=1, origin=ORIGIN, seq=4, user="u")
+    with pytest.raises(pydantic.ValidationError, match="own dot"):
+        Change(**fields)  # type: ignore[arg-type]
+    wire = encode_changes([Change(**{**fields, "seq": 5})])  # type: ignore[arg-type]
+    with pytest.raises(MalformedInput, match="own dot"):
+        decode_changes(wire, origin=ORIGIN, seq_from=4)
