@@ -21,9 +21,6 @@ from pathlib import Path
 
 import aiosqlite
 
-from sync_protocol.hlc import HybridClock
-from sync_protocol.keys import SiteKeyPair
-
 from edge_node.config import EdgeConfig
 from edge_node.errors import StoreError
 from edge_node.store.audit import AuditChain
@@ -32,6 +29,8 @@ from edge_node.store.schema import check_version, configure, db_path, migrate
 from edge_node.store.site import Site, insert_site, load_site, new_site_id, write_key_file
 from edge_node.store.users import Role, User, add_user
 from edge_node.store.writer import Writer
+from sync_protocol.hlc import HybridClock
+from sync_protocol.keys import SiteKeyPair
 
 Clock = Callable[[], int]
 Entropy = Callable[[int], bytes]

@@ -20,17 +20,14 @@ from edge_node.api.responses import fhir_bytes
 from edge_node.errors import EdgeError
 from edge_node.fhir.bundle import Entry, apply_order, parse_bundle
 from edge_node.fhir.outcome import error_outcome
-from edge_node.store.apply import iso_instant
-from edge_node.store.writer import Applied, Result
+from edge_node.store.apply import Applied, iso_instant
+from edge_node.store.writer import Result
 
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
 
 
 def _ok_entry(entry: Entry, applied: Applied, representation: bool) -> bytes:
-    if entry.method == "DELETE":
-        status = 204
-    else:
-        status = 201 if applied.created else 200
+    status = 204 if entry.method == "DELETE" else (201 if applied.created else 200)
     url = f"{applied.resource_type}/{applied.resource_id}"
     response: dict[str, Any] = {"status": _STATUS_TEXT[status],
                                 "etag": f'W/"{applied.version}"',

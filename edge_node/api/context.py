@@ -7,13 +7,13 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from sync_protocol.ids import uuid7
-
 from edge_node.api.auth import user_of
 from edge_node.errors import BodyTooLarge, EdgeError, InvalidJson
 from edge_node.node import Edge
+from edge_node.store.apply import Applied
 from edge_node.store.audit import AuditRecord
-from edge_node.store.writer import Actor, Applied, Result
+from edge_node.store.writer import Actor, Result
+from sync_protocol.ids import uuid7
 
 EDGE: Final = web.AppKey("edge", Edge)
 ACTION_KEY: Final = web.RequestKey("chartsync.action", str)

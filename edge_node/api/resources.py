@@ -9,11 +9,15 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
-from sync_protocol.models import RESOURCE_ID_PATTERN
-
 from edge_node.api.auth import require_chart_read, require_chart_write, user_of
 from edge_node.api.context import (
-    actor_of, audit_read, edge_of, mint_id, raise_refused, read_json, set_action,
+    actor_of,
+    audit_read,
+    edge_of,
+    mint_id,
+    raise_refused,
+    read_json,
+    set_action,
 )
 from edge_node.api.responses import base_url, fhir_bytes, fhir_json, version_headers
 from edge_node.errors import BadRequest, Gone, IdMismatch, NotFound, UnsupportedSearch
@@ -25,6 +29,7 @@ from edge_node.fhir.validation import check_type, validate
 from edge_node.store.apply import iso_instant
 from edge_node.store.reads import Version
 from edge_node.store.writer import WriteOp
+from sync_protocol.models import RESOURCE_ID_PATTERN
 
 _ID: Final = re.compile(RESOURCE_ID_PATTERN)
 

@@ -20,13 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sync_protocol.models import RESOURCE_ID_PATTERN
-
 from edge_node.errors import (
-    BadRequest, BodyTooLarge, EdgeError, IdMismatch, InvalidResource, RequestError,
+    BadRequest,
+    BodyTooLarge,
+    EdgeError,
+    IdMismatch,
+    InvalidResource,
+    RequestError,
 )
 from edge_node.fhir.validation import check_type, validate
 from edge_node.store.writer import WriteOp
+from sync_protocol.models import RESOURCE_ID_PATTERN
 
 _ID: Final = re.compile(RESOURCE_ID_PATTERN)
 _METHOD_ORDER: Final = {"DELETE": 0, "POST": 1, "PUT": 2}

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync_protocol.version import SOFTWARE_VERSION
-
 from edge_node.fhir.search import SEARCH_PARAMS
 from edge_node.fhir.types import SERVED_TYPES
+from sync_protocol.version import SOFTWARE_VERSION
 
 _INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create",
                  "search-type")

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from sync_protocol.models import RESOURCE_ID_PATTERN
-
 from edge_node.errors import UnsupportedSearch
 from edge_node.fhir.search_index import normalize_name, reference_key
 from edge_node.fhir.types import PATIENT_ELEMENT, SERVED_TYPES
+from sync_protocol.models import RESOURCE_ID_PATTERN
 
 ParamKind = Literal["token", "string", "date", "reference"]
 _CLINICAL: Final[dict[str, ParamKind]] = {"patient": "reference"}

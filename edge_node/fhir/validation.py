@@ -26,10 +26,9 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from conflict import ShapeError, split_resource
-from sync_protocol.models import RESOURCE_ID_PATTERN
-
 from edge_node.errors import InvalidResource, UnknownType
 from edge_node.fhir.types import SERVED
+from sync_protocol.models import RESOURCE_ID_PATTERN
 
 _OPEN = ConfigDict(extra="allow", populate_by_name=True)
 Id = Annotated[str, Field(pattern=RESOURCE_ID_PATTERN)]

@@ -25,9 +25,8 @@ import orjson
 
 from conflict import canonical_state, conflicts, materialize, materialize_json, merge
 from conflict.state import ResourceState
-from sync_protocol.models import Change
-
 from edge_node.fhir.search_index import index_tokens, patient_ref
+from sync_protocol.models import Change
 
 Key = tuple[str, str]
 CONFLICT_TAG_SYSTEM: Final = "urn:chartsync:tag"

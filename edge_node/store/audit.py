@@ -67,7 +67,7 @@ class AuditChain:
     `reset` puts the head back after a rolled-back commit.
     """
 
-    __slots__ = ("last_seq", "last_hash")
+    __slots__ = ("last_hash", "last_seq")
 
     def __init__(self, last_seq: int, last_hash: bytes) -> None:
         self.last_seq = last_seq

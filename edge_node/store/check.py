@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from conflict import canonical_state, merge_all
+from edge_node.store.audit import verify_chain
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import MalformedInput
 from sync_protocol.wire import decode_changes
-
-from edge_node.store.audit import verify_chain
 
 _WRITES = ("create", "update", "delete")
 

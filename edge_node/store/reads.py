@@ -166,7 +166,8 @@ class Reader:
     async def audit(self, f: AuditFilter) -> list[tuple[Any, ...]]:
         """Audit rows (seq, at_ms, user, role, action, type, id, patient, outcome, client,
         detail) matching `f`, oldest first."""
-        where, params = ["seq > ?"], [f.after_seq]
+        where: list[str] = ["seq > ?"]
+        params: list[Any] = [f.after_seq]
         for column, value in (("user", f.user), ("patient_ref", f.patient),
                               ("resource_type", f.resource_type),
                               ("resource_id", f.resource_id)):

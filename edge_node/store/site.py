@@ -20,12 +20,11 @@ from uuid import UUID
 import nacl.exceptions
 import nacl.secret
 
+from edge_node.errors import StoreError
 from sync_protocol.canonical import pack_plain, unpack
 from sync_protocol.errors import MalformedInput
 from sync_protocol.ids import SiteId, uuid7
 from sync_protocol.keys import SiteKeyPair
-
-from edge_node.errors import StoreError
 
 SITE_KEY_FILE: Final = "site.key"
 

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from sync_protocol.ids import UserId, uuid7
-
 from edge_node.errors import StoreError
+from sync_protocol.ids import UserId, uuid7
 
 TOKEN_BYTES: Final = 32
 

@@ -36,17 +36,21 @@ import orjson
 
 from conflict import CoreError, plan_delete, plan_set
 from conflict.decode import state_from_canonical
+from edge_node.errors import (
+    BadRequest,
+    EdgeError,
+    InvalidResource,
+    NotFound,
+    PreconditionRequired,
+    StoreUnavailable,
+    VersionConflict,
+)
+from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
+from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
 from sync_protocol.hlc import HybridClock
 from sync_protocol.ids import SiteId
 from sync_protocol.models import Change, ChangeOp
 from sync_protocol.wire import encode_changes
-
-from edge_node.errors import (
-    BadRequest, EdgeError, InvalidResource, NotFound, PreconditionRequired,
-    StoreUnavailable, VersionConflict,
-)
-from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
-from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ def wall_ms() -> int:
 class Api:
     """A running edge and HTTP clients for it, one token per role."""
 
-    client: TestClient
+    client: TestClient[Any, Any]
     edge: Edge
     data_dir: Path
     tokens: dict[str, str]
@@ -64,17 +64,18 @@ class Api:
             conn.close()
 
 
-def make_data_dir(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+def make_data_dir(path: Path) -> tuple[dict[str, str], dict[str, str]]:  # tokens, ids
     """Init a data directory with one account per role; return tokens and user ids."""
     _, admin, admin_token = init_data_dir(path, now_ms=wall_ms(), entropy=os.urandom,
                                           admin_name="admin")
-    tokens, ids = {"admin": admin_token}, {"admin": admin.user_id}
+    tokens: dict[str, str] = {"admin": admin_token}
+    ids: dict[str, str] = {"admin": str(admin.user_id)}
     conn = open_sync(path)
     try:
         for role in (Role.CLINICIAN, Role.CLERK, Role.AUDITOR):
             user, token = add_user(conn, name=role.value, role=role, now_ms=wall_ms(),
                                    random_bytes=os.urandom(42))
-            tokens[role.value], ids[role.value] = token, user.user_id
+            tokens[role.value], ids[role.value] = token, str(user.user_id)
     finally:
         conn.close()
     return tokens, ids

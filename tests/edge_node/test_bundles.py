@@ -9,7 +9,8 @@ from tests.edge_node.conftest import Api
 from tests.edge_node.resources import encounter, observation, patient
 
 
-def _entry(method: str, url: str, resource: dict | None = None, full_url: str | None = None
+def _entry(method: str, url: str, resource: dict[str, Any] | None = None,
+           full_url: str | None = None
            ) -> dict[str, Any]:
     entry: dict[str, Any] = {"request": {"method": method, "url": url}}
     if resource is not None:
@@ -19,7 +20,8 @@ def _entry(method: str, url: str, resource: dict | None = None, full_url: str | 
     return entry
 
 
-def visit(ref: str = "urn:uuid:11111111-1111-4111-8111-111111111111") -> list[dict]:
+def visit(ref: str = "urn:uuid:11111111-1111-4111-8111-111111111111"
+          ) -> list[dict[str, Any]]:
     return [
         _entry("POST", "Patient", patient(), ref),
         _entry("POST", "Encounter", encounter("x") | {"subject": {"reference": ref}}),
@@ -43,7 +45,7 @@ async def test_transaction_resolves_urn_uuid_references(api: Api) -> None:
 
 
 async def test_transaction_with_one_bad_entry_writes_nothing(api: Api) -> None:
-    entries = visit() + [_entry("POST", "Observation", {"resourceType": "Observation"})]
+    entries = [*visit(), _entry("POST", "Observation", {"resourceType": "Observation"})]
     before = api.counts()
     status, body, _ = await api.request(
         "POST", "/fhir", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
@@ -57,7 +59,8 @@ async def test_transaction_refused_in_the_writer_writes_nothing(api: Api) -> Non
     status, made, _ = await api.request("POST", "/fhir/Patient", json=patient())
     pid = made["id"]
     before = api.counts()
-    entries = visit() + [
+    entries = [
+        *visit(),
         {**_entry("PUT", f"Patient/{pid}", {**patient(), "id": pid}),
          "request": {"method": "PUT", "url": f"Patient/{pid}", "ifMatch": 'W/"9"'}}]
     status, body, _ = await api.request(

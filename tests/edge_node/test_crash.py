@@ -46,14 +46,14 @@ Acked = dict[tuple[str, str, int], bytes]
 
 async def _start(data: Path, log: Path) -> tuple[asyncio.subprocess.Process, str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with log.open("ab") as err:
+    with open(log, "ab") as err:  # noqa: ASYNC230 - a local file, opened once per start
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "edge_node", "serve", "--data", str(data), "--host",
             "127.0.0.1", "--port", "0", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
             stderr=err)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)
-    assert line.startswith(b"listening "), (line, log.read_text()[-2000:])
+    assert line.startswith(b"listening "), (line, log.read_text()[-2000:])  # noqa: ASYNC240
     return proc, line.split()[1].decode()
 
 
@@ -117,9 +117,9 @@ def _verify(data: Path, acked: Acked, seed: int, round_no: int) -> None:
         stored = {(t, i): (bytes(s), j) for t, i, s, j in conn.execute(
             "SELECT type, id, state, json FROM resources")}
         assert set(replayed) == set(stored), where
-        for key, state in replayed.items():
-            raw_state, served = stored[key]
-            assert canonical_state(state) == raw_state, f"{where}: {key} state"
+        for rkey, state in replayed.items():
+            raw_state, served = stored[rkey]
+            assert canonical_state(state) == raw_state, f"{where}: {rkey} state"
             resource = orjson.loads(served)
             del resource["meta"]
             assert orjson.loads(materialize_json(state) or b"null") == resource, where

@@ -19,7 +19,7 @@ async def seeded(api: Api) -> tuple[Api, str]:
     return api, str(body["id"])
 
 
-async def _refused(api: Api, method: str, path: str, status: int, **kw: Any) -> dict:
+async def _refused(api: Api, method: str, path: str, status: int, **kw: Any) -> dict[str, Any]:
     before = api.counts()
     got, body, headers = await api.request(method, path, **kw)
     assert got == status, body
@@ -125,7 +125,7 @@ async def test_refusals_are_audited_with_their_status(seeded) -> None:
                       headers={"If-Match": 'W/"5"'})
     await api.request("POST", "/fhir/Observation", json={"resourceType": "Observation"})
     await api.edge.writer.wait_idle()
-    status, body, _ = await api.request("GET", f"/audit?user={api.user_ids['clinician']}",
+    _, body, _ = await api.request("GET", f"/audit?user={api.user_ids['clinician']}",
                                         role="admin")
     outcomes = [(r["action"], r["outcome"]) for r in body["rows"]]
     assert ("update", 412) in outcomes and ("create", 422) in outcomes

@@ -41,7 +41,7 @@ async def test_fhirpy_create_read_update_search_history(api: Api) -> None:
     assert history["type"] == "history"
     assert [e["resource"]["meta"]["versionId"] for e in history["entry"]] == ["2", "1"]
 
-    await read.delete()
+    await read.delete()  # type: ignore[no-untyped-call]
     try:
         await client.reference("Patient", pat.id).to_resource()
         raise AssertionError("a deleted patient must not read")

@@ -3,6 +3,7 @@ _lastUpdated, _count and next links; unsupported parameters are 400."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,7 +12,7 @@ from tests.edge_node.conftest import Api
 from tests.edge_node.resources import CLINICAL, OID, observation, patient
 
 
-async def _create(api: Api, resource: dict) -> str:
+async def _create(api: Api, resource: dict[str, Any]) -> str:
     status, body, _ = await api.request("POST", f"/fhir/{resource['resourceType']}",
                                         json=resource)
     assert status == 201, body
@@ -89,7 +90,7 @@ async def test_count_and_next_links_page_through_everything(api: Api) -> None:
 
 async def test_last_updated(api: Api) -> None:
     p = await _create(api, patient())
-    status, body, _ = await api.request("GET", f"/fhir/Patient/{p}")
+    _, body, _ = await api.request("GET", f"/fhir/Patient/{p}")
     stamp = body["meta"]["lastUpdated"]
     assert await _ids(api, f"/fhir/Patient?_lastUpdated=ge{stamp}") == [p]
     assert await _ids(api, f"/fhir/Patient?_lastUpdated=gt{stamp}") == []
