@@ -156,8 +156,10 @@ class PostgresStore:
                    max_size: int = 10) -> AsyncIterator[PostgresStore]:
         """Connect, create or migrate the schema; raises `SchemaTooNew`/`StoreUnavailable`."""
         async with _translated():
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
-                                             command_timeout=60)
+            pool = await asyncpg.create_pool(dsn, min_size=min(min_size, max_size),
+                                             max_size=max_size,
+                                             command_timeout=60, server_settings={
+                                                 "plan_cache_mode": "force_custom_plan"})
         try:
             store = cls(dsn, pool)
             await store._migrate()
