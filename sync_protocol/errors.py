@@ -13,7 +13,8 @@
     ├── ChainBroken             seq / prev_hash do not follow the origin's last batch
     ├── ClockTooFarAhead        a hybrid logical clock beyond the allowed drift
     ├── SealedKeyUnreadable     a sealed key delivery that is not for this site's key
-    └── WrongPassphrase         a recovery kit that the passphrase does not open
+    ├── WrongPassphrase         a recovery kit that the passphrase does not open
+    └── BadRecoveryShares       too few, mixed or mistyped recovery kit shares
 
 Each class has a stable `code` (on the wire, next to the HTTP status) and says
 whether a retry can help.  Clients branch on `code`, never on message text.
@@ -107,10 +108,15 @@ class WrongPassphrase(ProtocolError):
     http_status = 401
 
 
+class BadRecoveryShares(ProtocolError):
+    code = "bad_recovery_shares"
+    http_status = 401
+
+
 ALL_ERRORS: tuple[type[ProtocolError], ...] = (
     ProtocolError, MalformedInput, TooLarge, UnsupportedVersion, UpgradeRequired,
     TamperedBatch, BadSignature, UnknownSite, UnknownKeyEpoch, WrongPracticeKey,
-    ChainBroken, ClockTooFarAhead, SealedKeyUnreadable, WrongPassphrase,
+    ChainBroken, ClockTooFarAhead, SealedKeyUnreadable, WrongPassphrase, BadRecoveryShares,
 )
 
 #: code → class, so a client can rebuild the error it was sent.

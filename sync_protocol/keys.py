@@ -41,8 +41,8 @@ def _fingerprint(raw: bytes) -> str:
 class PracticeKey:
     """One epoch of the practice key and its derived sub-keys."""
 
-    __slots__ = ("epoch", "_secret", "encryption_key", "token_key", "digest_key", "key_id",
-                 "_token_hasher")
+    __slots__ = ("epoch", "_secret", "encryption_key", "snapshot_key", "token_key",
+                 "digest_key", "key_id", "_token_hasher")
 
     def __init__(self, epoch: int, secret: bytes) -> None:
         if len(secret) != KEY_BYTES:
@@ -52,6 +52,7 @@ class PracticeKey:
         self.epoch = epoch
         self._secret = secret
         self.encryption_key = _derive(secret, b"cs-batch-enc")
+        self.snapshot_key = _derive(secret, b"cs-snapshot-enc")
         self.token_key = _derive(secret, b"cs-record-token")
         self.digest_key = _derive(secret, b"cs-state-digest")
         #: Names the key without revealing it: readers detect a wrong key before

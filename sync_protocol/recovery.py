@@ -1,8 +1,11 @@
-"""Recovery kit: the practice keyring under a passphrase (Argon2id), as a text file.
+"""Recovery kit: the practice keyring under a passphrase (Argon2id) or k-of-n shares.
 
 With every site lost, the kit and its passphrase (plus the hub's copy of the
 log) bring back every chart.  Store it offline.  The kit holds every key
-epoch, because restoring needs the old ones too.
+epoch, because restoring needs the old ones too.  A kit opens either with a
+passphrase (Argon2id) or with any k of n custodians' SLIP-39 shares of a random
+kit key (shamir-mnemonic, the SLIP-39 reference implementation), so losing one
+custodian loses nothing and no single custodian can open it.
 
 File format (armored): a BEGIN line, readable `Key: value` lines (practice id,
 created, epochs, KDF parameters; no secrets), a blank line, base64 of the
@@ -20,9 +23,10 @@ import nacl.bindings
 import nacl.exceptions
 import nacl.pwhash
 import nacl.utils
+import shamir_mnemonic
 
 from sync_protocol.canonical import canonical_pack, unpack
-from sync_protocol.errors import MalformedInput, WrongPassphrase
+from sync_protocol.errors import BadRecoveryShares, MalformedInput, ProtocolError, WrongPassphrase
 from sync_protocol.keys import Keyring
 
 BEGIN: Final = "-----BEGIN CHARTSYNC RECOVERY KIT-----"
@@ -54,28 +58,60 @@ def create_recovery_kit(
         raise ValueError(f"a recovery passphrase needs at least {MIN_PASSPHRASE_CHARS} "
                          "characters (mix letters, digits and symbols)")
     salt = salt if salt is not None else nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
-    nonce = nonce if nonce is not None else nacl.utils.random(24)
     params: dict[str, Any] = {"v": 1, "practice": keyring.practice_id.bytes, "kdf": "argon2id",
                               "ops": opslimit, "mem": memlimit, "salt": salt}
-    aad = canonical_pack(params)
+    return _seal_kit(keyring, params, _kdf(passphrase, salt, opslimit, memlimit),
+                     created=created, nonce=nonce,
+                     how=f"KDF: argon2id ops={opslimit} mem={memlimit}",
+                     opens_with="its passphrase")
+
+
+def create_shared_recovery_kit(
+    keyring: Keyring,
+    *,
+    threshold: int,
+    shares: int,
+    created: str,
+    kit_key: bytes | None = None,
+) -> tuple[str, list[str]]:
+    """Return the armored kit and `shares` SLIP-39 word lists, any `threshold` of which open it.
+
+    Give each custodian the kit file and one share (kept apart).  Fewer than
+    `threshold` shares reveal nothing about the key.  Raises `ValueError` for
+    a threshold outside 1..shares or more than 16 shares.
+    """
+    if not 1 <= threshold <= shares <= 16:
+        raise ValueError("need 1 <= threshold <= shares <= 16 (for example 2 of 3)")
+    kit_key = kit_key if kit_key is not None else nacl.utils.random(32)
+    params: dict[str, Any] = {"v": 1, "practice": keyring.practice_id.bytes, "kdf": "slip39",
+                              "k": threshold, "n": shares}
+    words = shamir_mnemonic.generate_mnemonics(1, [(threshold, shares)], kit_key)[0]
+    text = _seal_kit(keyring, params, kit_key, created=created, nonce=None,
+                     how=f"Shares: any {threshold} of {shares} (SLIP-39 word lists)",
+                     opens_with=f"any {threshold} of the {shares} custodians' shares")
+    return text, list(words)
+
+
+def _seal_kit(keyring: Keyring, params: dict[str, Any], key: bytes, *, created: str,
+              nonce: bytes | None, how: str, opens_with: str) -> str:
+    nonce = nonce if nonce is not None else nacl.utils.random(24)
     box = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        canonical_pack(keyring.to_wire()), aad, nonce, _kdf(passphrase, salt, opslimit, memlimit))
+        canonical_pack(keyring.to_wire()), canonical_pack(params), nonce, key)
     blob = base64.b64encode(canonical_pack({**params, "nonce": nonce, "box": box})).decode()
     lines = [BEGIN,
              f"Practice: {keyring.practice_id}",
              f"Created: {created}",
              f"Key-Epochs: {', '.join(str(e) for e in sorted(keyring.keys))}",
-             f"KDF: argon2id ops={opslimit} mem={memlimit}",
+             how,
              "Purpose: opens this practice's charts from the hub if every site is lost.",
-             "Keep it offline, apart from its passphrase.",
+             f"Keep it offline; it opens with {opens_with}, kept apart from this file.",
              ""]
     lines += [blob[i:i + 64] for i in range(0, len(blob), 64)]
     lines.append(END)
     return "\n".join(lines) + "\n"
 
 
-def open_recovery_kit(text: str, passphrase: str) -> Keyring:
-    """Return the keyring in the kit; raises `MalformedInput` or `WrongPassphrase`."""
+def _parse_kit(text: str) -> tuple[dict[str, Any], bytes, bytes]:
     if len(text) > _MAX_KIT_BYTES:
         raise MalformedInput("file is far larger than a recovery kit")
     lines = [line.strip() for line in text.strip().splitlines()]
@@ -86,22 +122,59 @@ def open_recovery_kit(text: str, passphrase: str) -> Keyring:
     try:
         kit = unpack(base64.b64decode(body, validate=True), what="recovery kit",
                      max_len=_MAX_KIT_BYTES)
-        params = {k: kit[k] for k in ("v", "practice", "kdf", "ops", "mem", "salt")}
-        nonce, box = bytes(kit["nonce"]), bytes(kit["box"])
-        ops, mem, salt = int(params["ops"]), int(params["mem"]), bytes(params["salt"])
-    except (binascii.Error, KeyError, TypeError, ValueError) as exc:
+        names = ("v", "practice", "kdf") + (
+            ("ops", "mem", "salt") if kit.get("kdf") == "argon2id" else ("k", "n"))
+        params = {k: kit[k] for k in names}
+        return params, bytes(kit["nonce"]), bytes(kit["box"])
+    except (binascii.Error, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedInput(f"damaged recovery kit: {type(exc).__name__}",
                              hint="use another copy of the kit") from exc
+
+
+def _open_kit(params: dict[str, Any], nonce: bytes, box: bytes, key: bytes,
+              wrong: ProtocolError) -> Keyring:
+    try:
+        plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            box, canonical_pack(params), nonce, key)
+    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as exc:
+        raise wrong from exc
+    return Keyring.from_wire(unpack(plain, what="recovery kit keyring", max_len=_MAX_KIT_BYTES))
+
+
+def open_recovery_kit(text: str, passphrase: str) -> Keyring:
+    """Return the keyring in a passphrase kit; raises `MalformedInput` or `WrongPassphrase`."""
+    params, nonce, box = _parse_kit(text)
     if params["v"] != 1 or params["kdf"] != "argon2id":
-        raise MalformedInput(f"recovery kit version {params['v']} is not supported",
-                             hint="use the chartsync release that wrote it")
+        raise MalformedInput(f"this recovery kit ({params['kdf']}) does not open with a "
+                             "passphrase", hint="open it with the custodians' shares")
+    try:
+        ops, mem, salt = int(params["ops"]), int(params["mem"]), bytes(params["salt"])
+    except (TypeError, ValueError) as exc:
+        raise MalformedInput("damaged recovery kit: KDF parameters") from exc
     if not (nacl.pwhash.argon2id.OPSLIMIT_MIN <= ops <= nacl.pwhash.argon2id.OPSLIMIT_MAX
             and nacl.pwhash.argon2id.MEMLIMIT_MIN <= mem <= 4 << 30):
         raise MalformedInput("recovery kit asks for KDF costs outside the allowed range")
+    return _open_kit(params, nonce, box, _kdf(passphrase, salt, ops, mem), WrongPassphrase(
+        "the passphrase does not open this recovery kit",
+        hint="check the passphrase (case, spaces, keyboard layout)"))
+
+
+def open_shared_recovery_kit(text: str, shares: list[str]) -> Keyring:
+    """Return the keyring in a shared kit from at least its threshold of shares.
+
+    Raises `MalformedInput` (damaged kit), `BadRecoveryShares` (too few, mixed or
+    mistyped shares).
+    """
+    params, nonce, box = _parse_kit(text)
+    if params["v"] != 1 or params["kdf"] != "slip39":
+        raise MalformedInput("this recovery kit opens with a passphrase, not shares")
     try:
-        plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
-            box, canonical_pack(params), nonce, _kdf(passphrase, salt, ops, mem))
-    except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError) as exc:
-        raise WrongPassphrase("the passphrase does not open this recovery kit",
-                              hint="check the passphrase (case, spaces, keyboard layout)") from exc
-    return Keyring.from_wire(unpack(plain, what="recovery kit keyring", max_len=_MAX_KIT_BYTES))
+        key = shamir_mnemonic.combine_mnemonics([" ".join(s.split()) for s in shares])
+    except shamir_mnemonic.MnemonicError as exc:
+        raise BadRecoveryShares(
+            f"the shares do not combine: {exc}",
+            hint=f"this kit needs {params['k']} of its {params['n']} shares; check each "
+            "word list for typos and that all come from this kit") from exc
+    return _open_kit(params, nonce, box, key, BadRecoveryShares(
+        "the shares combine, but not to this kit's key",
+        hint="the shares belong to another recovery kit"))

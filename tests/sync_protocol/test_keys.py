@@ -129,3 +129,32 @@ def test_keyring_wire_round_trip(practice: Practice) -> None:
     assert Keyring.from_wire(practice.keyring.to_wire()).keys == practice.keyring.keys
     with pytest.raises(MalformedInput):
         Keyring.from_wire({"practice": b"short", "keys": []})
+
+
+def test_shared_kit_opens_with_any_two_of_three_shares_and_not_with_one(
+        practice: Practice) -> None:
+    import itertools
+
+    from sync_protocol.errors import BadRecoveryShares
+    from sync_protocol.recovery import create_shared_recovery_kit, open_shared_recovery_kit
+
+    kit, shares = create_shared_recovery_kit(practice.keyring, threshold=2, shares=3,
+                                             created="2026-11-24")
+    assert len(shares) == 3 and "any 2 of 3" in kit
+    for pair in itertools.combinations(shares, 2):
+        assert open_shared_recovery_kit(kit, list(pair)).keys == practice.keyring.keys
+    with pytest.raises(BadRecoveryShares, match="2 of its 3"):
+        open_shared_recovery_kit(kit, shares[:1])
+    mistyped = shares[0].split()
+    mistyped[5] = "zebra" if mistyped[5] != "zebra" else "acid"
+    with pytest.raises(BadRecoveryShares):
+        open_shared_recovery_kit(kit, [" ".join(mistyped), shares[1]])
+    other_kit, other_shares = create_shared_recovery_kit(practice.keyring, threshold=2,
+                                                         shares=3, created="2026-11-24")
+    with pytest.raises(BadRecoveryShares, match="another recovery kit"):
+        open_shared_recovery_kit(kit, other_shares[:2])
+    with pytest.raises(MalformedInput, match="passphrase"):
+        open_shared_recovery_kit(create_recovery_kit(
+            practice.keyring, PASSPHRASE, created="x", **FAST_KDF), shares[:2])
+    with pytest.raises(MalformedInput, match="shares"):
+        open_recovery_kit(other_kit, PASSPHRASE)
