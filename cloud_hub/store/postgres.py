@@ -8,8 +8,9 @@ subscribers of every other.  The push transaction NOTIFYs with
 Hub sequences: `UPDATE practice_seq ... RETURNING` inside the push
 transaction takes the practice's row lock until commit, so pushes of one
 practice commit in sequence order (visible order = sequence order).  Lock
-order is always site_chain row → practice_seq row → record heads, so
-concurrent pushers cannot deadlock.
+order is always site_chain row → record heads (in token order) → practice_seq
+row, so concurrent pushers do not deadlock (should PostgreSQL ever detect one,
+the push answers 503 and the site retries).
 
 Surviving a database restart: every lost-connection error becomes
 `StoreUnavailable` (503, retryable) and the pool replaces dead connections on
@@ -99,7 +100,7 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         "ALTER TABLE batches ALTER COLUMN sealed SET STORAGE EXTERNAL",
         """CREATE TABLE record_heads (practice_id uuid NOT NULL, key_epoch int NOT NULL,
                token bytea NOT NULL, heads bytea NOT NULL,
-               PRIMARY KEY (practice_id, key_epoch, token))""",
+               PRIMARY KEY (practice_id, key_epoch, token)) WITH (fillfactor = 80)""",
         """CREATE TABLE concurrency_stats (practice_id uuid NOT NULL, site_id uuid NOT NULL,
                concurrent_edits bigint NOT NULL, PRIMARY KEY (practice_id, site_id))""",
         """CREATE TABLE mailbox (practice_id uuid NOT NULL, to_site uuid NOT NULL,
@@ -135,6 +136,9 @@ async def _translated() -> AsyncIterator[None]:
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"database unavailable ({type(exc).__name__})",
                                hint="retry shortly; if it persists, check PostgreSQL") from exc
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        raise StoreUnavailable("concurrent pushes collided; nothing was stored",
+                               hint="retry; the request is idempotent") from exc
     except asyncpg.UniqueViolationError as exc:
         # Only a concurrent twin of the same push gets here; a retry sees the winner.
         raise StoreUnavailable("a concurrent request stored the same item first",
@@ -296,6 +300,10 @@ class PostgresStore:
                 return Appended(HubSeq(dup), duplicate=True)
             next_seq, last_hash = (chain[0], bytes(chain[1])) if chain else (1, GENESIS_HASH)
             check_continues(batch, next_seq=next_seq, last_hash=last_hash)
+            # Heads before the practice lock: pushes of one practice track heads in
+            # parallel (token rows are locked in token order), and only the short tail
+            # below runs one at a time.
+            await self._track_heads(conn, batch)
             hub_seq = HubSeq(await conn.fetchval(
                 "UPDATE practice_seq SET last_hub_seq = last_hub_seq + 1 WHERE practice_id = $1 "
                 "RETURNING last_hub_seq", p))
@@ -307,23 +315,35 @@ class PostgresStore:
                 "UPDATE site_chain SET next_seq = $3, last_hash = $4, batches = batches + 1, "
                 "changes = changes + $5 WHERE practice_id = $1 AND site_id = $2",
                 p, s, batch.seq_to + 1, batch.batch_hash, len(batch.metas))
-            await self._track_heads(conn, batch)
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{p}:{hub_seq}")
         return Appended(hub_seq, duplicate=False)
 
     async def _track_heads(self, conn: asyncpg.Connection, batch: IncomingBatch) -> None:
-        """Read and write the batch's record heads with one statement each."""
-        tokens = sorted({m.token for m in batch.metas})
-        rows = await conn.fetch("SELECT token, heads FROM record_heads WHERE practice_id = $1 "
-                                "AND key_epoch = $2 AND token = ANY($3::bytea[])",
-                                batch.practice_id, batch.key_epoch, tokens)
-        update = advance_heads({bytes(t): bytes(h) for t, h in rows}, batch.site_id,
-                               batch.seq_from, batch.metas)
-        await conn.execute(
+        """Lock-and-read, then write, the batch's record heads: one statement each.
+
+        The first statement inserts new tokens with their final heads and locks
+        every existing token row of the batch (a no-op update), in token order so
+        concurrent pushes of the same practice do not deadlock, returning the
+        current heads; the second rewrites only the tokens that existed.
+        (`xmax = 0` in RETURNING tells an inserted row from an updated one.)
+        """
+        # Heads as if every token were new: exactly right for the tokens inserted here.
+        fresh = advance_heads({}, batch.site_id, batch.seq_from, batch.metas).heads
+        tokens = sorted(fresh)
+        rows = await conn.fetch(
             "INSERT INTO record_heads (practice_id, key_epoch, token, heads) "
             "SELECT $1, $2, t, h FROM unnest($3::bytea[], $4::bytea[]) AS u(t, h) "
-            "ON CONFLICT (practice_id, key_epoch, token) DO UPDATE SET heads = EXCLUDED.heads",
-            batch.practice_id, batch.key_epoch, list(update.heads), list(update.heads.values()))
+            "ON CONFLICT (practice_id, key_epoch, token) DO UPDATE SET heads = "
+            "record_heads.heads RETURNING token, heads, xmax = 0 AS inserted",
+            batch.practice_id, batch.key_epoch, tokens, [fresh[t] for t in tokens])
+        existing = {bytes(t): bytes(h) for t, h, inserted in rows if not inserted}
+        update = advance_heads(existing, batch.site_id, batch.seq_from, batch.metas)
+        if existing:
+            await conn.execute(
+                "UPDATE record_heads SET heads = u.h FROM unnest($3::bytea[], $4::bytea[]) "
+                "AS u(t, h) WHERE practice_id = $1 AND key_epoch = $2 AND token = u.t",
+                batch.practice_id, batch.key_epoch, list(existing),
+                [update.heads[t] for t in existing])
         await conn.execute(
             "INSERT INTO concurrency_stats VALUES ($1, $2, $3) ON CONFLICT (practice_id, site_id)"
             " DO UPDATE SET concurrent_edits = concurrency_stats.concurrent_edits + $3",
