@@ -6,12 +6,12 @@ status+code, AllergyIntolerance patient, Condition subject, MedicationRequest
 status+intent+subject+medication[x], Encounter status+class,
 DocumentReference status+content), the required status codes, and the value
 types of every element the edge indexes for search.  Everything else is kept
-as sent (`extra="allow"`) and checked for register form by
-`conflict.split_resource`.
+as sent (`extra="allow"`) and checked for register form by `conflict.plan_set` when
+the writer plans the change (same 422, nothing written).
 
 Why not `fhir.resources`: measured on this machine (see the issue #3 report),
-its R4B models parse a Patient or an Observation 4-5x slower than these (130 vs 33 µs,
-210 vs 41 µs, ours including the register split) and do not
+its R4B models parse a Patient or an Observation 4-5x slower than these (130 vs 33 µs and
+210 vs 41 µs, ours then including the register split) and do not
 check required value sets either (DOMAIN.md §4), so they would cost most of
 the write budget for little more safety.
 
@@ -25,7 +25,6 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from conflict import ShapeError, split_resource
 from edge_node.errors import InvalidResource, UnknownType
 from edge_node.fhir.types import SERVED
 from sync_protocol.models import RESOURCE_ID_PATTERN
@@ -196,8 +195,7 @@ def validate(resource: Any, expected_type: str) -> dict[str, Any]:
         if not isinstance(ref, str) or "Patient/" not in ref:
             raise InvalidResource(f"{expected_type}.{element} must reference a Patient",
                                   hint='use {"reference": "Patient/<id>"}')
-    try:
-        split_resource(resource)
-    except ShapeError as exc:
-        raise InvalidResource(exc.message, hint=exc.hint) from exc
+    # The register form (no nulls, element names, one member per choice group) is
+    # checked by `conflict.plan_set` in the writer, which refuses that one request
+    # with the same 422: checking it here too cost ~20% of a create.
     return resource
