@@ -328,7 +328,8 @@ class PostgresStore:
         (`xmax = 0` in RETURNING tells an inserted row from an updated one.)
         """
         # Heads as if every token were new: exactly right for the tokens inserted here.
-        fresh = advance_heads({}, batch.site_id, batch.seq_from, batch.metas).heads
+        as_new = advance_heads({}, batch.site_id, batch.seq_from, batch.metas)
+        fresh = as_new.heads
         tokens = sorted(fresh)
         rows = await conn.fetch(
             "INSERT INTO record_heads (practice_id, key_epoch, token, heads) "
@@ -337,17 +338,28 @@ class PostgresStore:
             "record_heads.heads RETURNING token, heads, xmax = 0 AS inserted",
             batch.practice_id, batch.key_epoch, tokens, [fresh[t] for t in tokens])
         existing = {bytes(t): bytes(h) for t, h, inserted in rows if not inserted}
-        update = advance_heads(existing, batch.site_id, batch.seq_from, batch.metas)
+        # A new record edited twice in one batch without the second edit seeing the first.
+        concurrent = sum(n for t, n in as_new.concurrent_by_token.items() if t not in existing)
         if existing:
+            concurrent += await self._update_existing_heads(conn, batch, existing)
+        if concurrent:
             await conn.execute(
-                "UPDATE record_heads SET heads = u.h FROM unnest($3::bytea[], $4::bytea[]) "
-                "AS u(t, h) WHERE practice_id = $1 AND key_epoch = $2 AND token = u.t",
-                batch.practice_id, batch.key_epoch, list(existing),
-                [update.heads[t] for t in existing])
+                "INSERT INTO concurrency_stats VALUES ($1, $2, $3) ON CONFLICT "
+                "(practice_id, site_id) DO UPDATE SET concurrent_edits = "
+                "concurrency_stats.concurrent_edits + $3",
+                batch.practice_id, batch.site_id, concurrent)
+
+    async def _update_existing_heads(self, conn: asyncpg.Connection, batch: IncomingBatch,
+                                     existing: dict[bytes, bytes]) -> int:
+        """Rewrite the heads of records that had some; return their concurrent edits."""
+        update = advance_heads(existing, batch.site_id, batch.seq_from, batch.metas,
+                               only=existing)
         await conn.execute(
-            "INSERT INTO concurrency_stats VALUES ($1, $2, $3) ON CONFLICT (practice_id, site_id)"
-            " DO UPDATE SET concurrent_edits = concurrency_stats.concurrent_edits + $3",
-            batch.practice_id, batch.site_id, update.concurrent_edits)
+            "UPDATE record_heads SET heads = u.h FROM unnest($3::bytea[], $4::bytea[]) "
+            "AS u(t, h) WHERE practice_id = $1 AND key_epoch = $2 AND token = u.t",
+            batch.practice_id, batch.key_epoch, list(existing),
+            [update.heads[t] for t in existing])
+        return update.concurrent_edits
 
     async def batches_after(self, practice_id: PracticeId, after: int,
                             limit: int) -> list[StoredBatch]:

@@ -181,6 +181,19 @@ async def test_heads_and_concurrent_edits_from_headers(hub_store: HubStore) -> N
     assert stats.tracked_records == 1
 
 
+async def test_a_new_record_edited_twice_blindly_in_one_batch(hub_store: HubStore) -> None:
+    clinic = new_clinic()
+    a = clinic.new_site()
+    await enrolled(hub_store, clinic, a, create=True)
+    rid = "0193a8f0-0000-7000-8000-000000000002"
+    first = clinic.changes(a, 1, rid=rid)
+    second = clinic.changes(a, 1, rid=rid)  # did not replace a:1
+    third = clinic.changes(a, 1, rid=rid, replaces=(Dot(a.site_id, 1), Dot(a.site_id, 2)))
+    await push(hub_store, clinic.seal(a, changes=first + second + third))
+    stats = await hub_store.practice_stats(PracticeId(clinic.practice_id))
+    assert [(s.concurrent_edits, s.changes) for s in stats.sites] == [(1, 3)]
+
+
 def test_heads_packing_round_trips() -> None:
     site = uuid.uuid4()
     assert unpack_heads(pack_dot(site, 5) + pack_dot(site, 7)) == {pack_dot(site, 5),
