@@ -19,11 +19,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiosqlite
-
 from edge_node.config import EdgeConfig
 from edge_node.errors import StoreError
 from edge_node.store.audit import AuditChain
+from edge_node.store.connection import WriteConnection
 from edge_node.store.reads import Reader
 from edge_node.store.schema import check_version, configure, db_path, migrate
 from edge_node.store.site import Site, insert_site, load_site, new_site_id, write_key_file
@@ -130,11 +129,7 @@ class Edge:
         """
         boot = await asyncio.to_thread(_boot, config.data_dir)
         path = db_path(config.data_dir)
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=FULL")
-            await conn.execute("PRAGMA busy_timeout=10000")
+        async with WriteConnection.open(path) as conn:
             writer = Writer(conn, site_id=boot.site.site_id, next_seq=boot.next_seq,
                             hlc=HybridClock(boot.last_hlc), chain=boot.chain, clock=clock,
                             max_group_ops=config.max_group_ops,
@@ -146,5 +141,3 @@ class Edge:
                     yield cls(config, boot.site, writer, reader, clock, entropy)
                 finally:
                     writer.stop()
-        finally:
-            await conn.close()

@@ -3,10 +3,11 @@
 All writes go through one task (`Writer.run`, owned by the edge's TaskGroup).
 It takes requests from a queue, drains whatever else is waiting (up to
 `max_group_ops` operations), and applies the whole group in ONE SQLite
-transaction with a handful of batched calls (one SELECT of the states it
-needs, one `executemany` per table, COMMIT — fsynced, `synchronous=FULL`),
-then answers every request.  While one group commits, the next one gathers in
-the queue, so durability costs one fsync per group instead of one per write.
+transaction (one SELECT of the states it needs, then one `executemany` per
+table and COMMIT — fsynced, `synchronous=FULL` — as one hop to the write
+thread, `store.connection`), then answers every request.  While one group
+commits, the next one gathers in the queue, so durability costs one fsync per
+group instead of one per write.
 
 Inside a group, requests apply in arrival order, each seeing the previous
 one's result (If-Match checks, version counters, sequence numbers).  Every
@@ -30,7 +31,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-import aiosqlite
 import msgpack
 import orjson
 
@@ -47,6 +47,7 @@ from edge_node.errors import (
 )
 from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
 from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
+from edge_node.store.connection import WriteConnection
 from sync_protocol.hlc import HybridClock
 from sync_protocol.ids import SiteId
 from sync_protocol.models import Change, ChangeOp
@@ -123,7 +124,7 @@ class WriterStatistics:
 class Writer:
     """Owns the write connection, the site's sequence counter, HLC and audit chain head."""
 
-    def __init__(self, conn: aiosqlite.Connection, *, site_id: SiteId, next_seq: int,
+    def __init__(self, conn: WriteConnection, *, site_id: SiteId, next_seq: int,
                  hlc: HybridClock, chain: AuditChain, clock: Callable[[], int],
                  max_group_ops: int = 256, require_if_match: bool = False) -> None:
         self._conn = conn
@@ -256,41 +257,14 @@ class Writer:
     async def _load(self, keys: set[Key]) -> dict[Key, Stored]:
         if not keys:
             return {}
-        async with self._conn.execute(_LOAD, (orjson.dumps(sorted(keys)).decode(),)) as cur:
-            rows = await cur.fetchall()
+        arg = orjson.dumps(sorted(keys)).decode()
+        rows = await self._conn.call(lambda conn: conn.execute(_LOAD, (arg,)).fetchall())
         return {(r[0], r[1]): Stored(state_from_canonical(r[4]), int(r[2]), bool(r[3]),
                                      int(r[5])) for r in rows}
 
     async def _write(self, rows: Rows, audit_rows: list[tuple[Any, ...]],
                      fresh: set[Key]) -> None:
-        conn = self._conn
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
-            if rows:
-                stale = [k for k in rows.tokens if k not in fresh]
-                await conn.executemany(_UPSERT_RESOURCE, rows.resources.values())
-                await conn.executemany(_INSERT_HISTORY, rows.history)
-                await conn.executemany("INSERT INTO outbox (seq, change, created_ms) "
-                                       "VALUES (?, ?, ?)", rows.outbox)
-                if stale:
-                    await conn.executemany(
-                        "DELETE FROM search_tokens WHERE type = ? AND id = ?", stale)
-                    await conn.executemany(
-                        "DELETE FROM conflicts WHERE type = ? AND id = ?", stale)
-                await conn.executemany(
-                    "INSERT INTO search_tokens (type, param, value, id) VALUES (?, ?, ?, ?)",
-                    [t for ts in rows.tokens.values() for t in ts])
-                found = [c for cs in rows.conflicts.values() for c in cs]
-                if found:
-                    await conn.executemany(
-                        "INSERT INTO conflicts (type, id, register, heads, shown_origin, "
-                        "shown_seq) VALUES (?, ?, ?, ?, ?, ?)", found)
-            if audit_rows:
-                await conn.executemany(INSERT_AUDIT, audit_rows)
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
+        await self._conn.call(lambda conn: write_rows(conn, rows, audit_rows, fresh))
 
     # --- computing rows ------------------------------------------------------------------
 
@@ -396,6 +370,40 @@ class Writer:
                                        op.resource_type, op.resource_id, pref, status,
                                        actor.client, detail))
         return records
+
+
+def write_rows(conn: sqlite3.Connection, rows: Rows, audit_rows: list[tuple[Any, ...]],
+               fresh: set[Key]) -> None:
+    """Write one group's rows in one transaction (on the connection's thread).
+
+    `fresh`: resources that had no row before this group (no old search tokens
+    or conflicts to delete).  Rolls back and re-raises on any failure.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if rows:
+            stale = [k for k in rows.tokens if k not in fresh]
+            conn.executemany(_UPSERT_RESOURCE, rows.resources.values())
+            conn.executemany(_INSERT_HISTORY, rows.history)
+            conn.executemany("INSERT INTO outbox (seq, change, created_ms) VALUES (?, ?, ?)",
+                             rows.outbox)
+            if stale:
+                conn.executemany("DELETE FROM search_tokens WHERE type = ? AND id = ?", stale)
+                conn.executemany("DELETE FROM conflicts WHERE type = ? AND id = ?", stale)
+            conn.executemany(
+                "INSERT INTO search_tokens (type, param, value, id) VALUES (?, ?, ?, ?)",
+                [t for ts in rows.tokens.values() for t in ts])
+            found = [c for cs in rows.conflicts.values() for c in cs]
+            if found:
+                conn.executemany(
+                    "INSERT INTO conflicts (type, id, register, heads, shown_origin, shown_seq) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", found)
+        if audit_rows:
+            conn.executemany(INSERT_AUDIT, audit_rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class _Overlay:

@@ -1,0 +1,56 @@
+"""The write connection: one sqlite3 connection on its own thread, one hop per call.
+
+aiosqlite hops to its thread once per statement (~100 µs each, PERFORMANCE.md);
+a group commit runs about nine statements (load states, BEGIN, one
+`executemany` per table, COMMIT), so the writer instead hands the whole
+transaction to this thread as one function: one hop per group, whatever its
+size.  Same model as aiosqlite (a dedicated thread owns the connection), with
+the batching PERFORMANCE.md asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from edge_node.store.schema import configure
+
+T = TypeVar("T")
+
+
+class WriteConnection:
+    """Runs functions of a sqlite3 connection on the connection's own thread."""
+
+    def __init__(self, executor: ThreadPoolExecutor, conn: sqlite3.Connection) -> None:
+        self._executor = executor
+        self._conn = conn
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path) -> AsyncIterator[WriteConnection]:
+        """Open `path` (WAL, synchronous=FULL, autocommit) on a new thread; close on exit."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-writer")
+        loop = asyncio.get_running_loop()
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            configure(conn)
+            return conn
+
+        try:
+            conn = await loop.run_in_executor(executor, connect)
+            try:
+                yield cls(executor, conn)
+            finally:
+                await loop.run_in_executor(executor, conn.close)
+        finally:
+            executor.shutdown(wait=True)
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the connection's thread; its exceptions propagate."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._conn)
