@@ -38,7 +38,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from cloud_hub.chain import check_continues
 from cloud_hub.enrollment import check_token_row
-from cloud_hub.errors import SchemaTooNew, StoreUnavailable
+from cloud_hub.errors import ChainMismatch, SchemaTooNew, StoreUnavailable
 from cloud_hub.heads import advance_heads
 from cloud_hub.store.base import (
     Appended,
@@ -117,6 +117,37 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 _UNAVAILABLE: Final = (OSError, TimeoutError, asyncpg.InterfaceError,
                        asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
                        asyncpg.OperatorInterventionError)
+
+#: Lock the site's chain row; also find the batch if it is stored already.
+_LOCK_CHAIN: Final = (
+    "SELECT c.next_seq, c.last_hash, (SELECT b.hub_seq FROM batches b WHERE "
+    "b.practice_id = $1 AND b.batch_hash = $3) FROM site_chain c "
+    "WHERE c.practice_id = $1 AND c.site_id = $2 FOR UPDATE OF c")
+_FIND_BATCH: Final = "SELECT hub_seq FROM batches WHERE practice_id = $1 AND batch_hash = $2"
+#: Take the practice's next hub sequence (its row stays locked until commit), store the
+#: batch, advance the site's chain, count concurrent edits and NOTIFY: one round trip.
+_APPEND: Final = """
+WITH seq AS (
+    UPDATE practice_seq SET last_hub_seq = last_hub_seq + 1 WHERE practice_id = $1
+    RETURNING last_hub_seq),
+stored AS (
+    INSERT INTO batches (practice_id, hub_seq, site_id, seq_from, seq_to, batch_id,
+                         batch_hash, prev_hash, key_epoch, max_hlc, sealed, received_ms)
+    SELECT $1, seq.last_hub_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM seq
+    RETURNING hub_seq),
+chain AS (
+    INSERT INTO site_chain (practice_id, site_id, next_seq, last_hash, batches, changes)
+    VALUES ($1, $2, $4::bigint + 1, $6, 1, $12)
+    ON CONFLICT (practice_id, site_id) DO UPDATE SET next_seq = EXCLUDED.next_seq,
+        last_hash = EXCLUDED.last_hash, batches = site_chain.batches + 1,
+        changes = site_chain.changes + EXCLUDED.changes),
+stats AS (
+    INSERT INTO concurrency_stats (practice_id, site_id, concurrent_edits)
+    SELECT $1, $2, $13::bigint WHERE $13::bigint > 0
+    ON CONFLICT (practice_id, site_id) DO UPDATE SET
+        concurrent_edits = concurrency_stats.concurrent_edits + EXCLUDED.concurrent_edits)
+SELECT hub_seq, pg_notify($15, $14::text || hub_seq::text) FROM stored
+"""
 
 _SITE_COLUMNS: Final = ("practice_id, site_id, name, verify_key, box_key, credential_hash, "
                         "status, approved_by, created_ms")
@@ -291,34 +322,30 @@ class PostgresStore:
     async def append_batch(self, batch: IncomingBatch, now_ms: int) -> Appended:
         p, s = batch.practice_id, batch.site_id
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
-            chain = await conn.fetchrow("SELECT next_seq, last_hash FROM site_chain WHERE "
-                                        "practice_id = $1 AND site_id = $2 FOR UPDATE", p, s)
-            # After the site's lock: a twin of this push that won the race is visible now.
-            dup = await conn.fetchval("SELECT hub_seq FROM batches WHERE practice_id = $1 AND "
-                                      "batch_hash = $2", p, batch.batch_hash)
-            if dup is not None:
-                return Appended(HubSeq(dup), duplicate=True)
+            chain = await conn.fetchrow(_LOCK_CHAIN, p, s, batch.batch_hash)
+            if chain is not None and chain[2] is not None:
+                return Appended(HubSeq(chain[2]), duplicate=True)
             next_seq, last_hash = (chain[0], bytes(chain[1])) if chain else (1, GENESIS_HASH)
-            check_continues(batch, next_seq=next_seq, last_hash=last_hash)
+            try:
+                check_continues(batch, next_seq=next_seq, last_hash=last_hash)
+            except ChainMismatch:
+                # A twin of this push may have committed while we waited for the site's
+                # lock; that statement's snapshot predates it, this one's does not.
+                dup = await conn.fetchval(_FIND_BATCH, p, batch.batch_hash)
+                if dup is not None:
+                    return Appended(HubSeq(dup), duplicate=True)
+                raise
             # Heads before the practice lock: pushes of one practice track heads in
-            # parallel (token rows are locked in token order), and only the short tail
-            # below runs one at a time.
-            await self._track_heads(conn, batch)
+            # parallel (token rows are locked in token order), and only the one
+            # statement below runs one push at a time.
+            concurrent = await self._track_heads(conn, batch)
             hub_seq = HubSeq(await conn.fetchval(
-                "UPDATE practice_seq SET last_hub_seq = last_hub_seq + 1 WHERE practice_id = $1 "
-                "RETURNING last_hub_seq", p))
-            await conn.execute(
-                "INSERT INTO batches VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                p, hub_seq, s, batch.seq_from, batch.seq_to, batch.batch_id, batch.batch_hash,
-                batch.prev_hash, batch.key_epoch, batch.max_hlc, batch.sealed, now_ms)
-            await conn.execute(
-                "UPDATE site_chain SET next_seq = $3, last_hash = $4, batches = batches + 1, "
-                "changes = changes + $5 WHERE practice_id = $1 AND site_id = $2",
-                p, s, batch.seq_to + 1, batch.batch_hash, len(batch.metas))
-            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{p}:{hub_seq}")
+                _APPEND, p, s, batch.seq_from, batch.seq_to, batch.batch_id, batch.batch_hash,
+                batch.prev_hash, batch.key_epoch, batch.max_hlc, batch.sealed, now_ms,
+                len(batch.metas), concurrent, f"{p}:", CHANNEL))
         return Appended(hub_seq, duplicate=False)
 
-    async def _track_heads(self, conn: asyncpg.Connection, batch: IncomingBatch) -> None:
+    async def _track_heads(self, conn: asyncpg.Connection, batch: IncomingBatch) -> int:
         """Lock-and-read, then write, the batch's record heads: one statement each.
 
         The first statement inserts new tokens with their final heads and locks
@@ -342,12 +369,7 @@ class PostgresStore:
         concurrent = sum(n for t, n in as_new.concurrent_by_token.items() if t not in existing)
         if existing:
             concurrent += await self._update_existing_heads(conn, batch, existing)
-        if concurrent:
-            await conn.execute(
-                "INSERT INTO concurrency_stats VALUES ($1, $2, $3) ON CONFLICT "
-                "(practice_id, site_id) DO UPDATE SET concurrent_edits = "
-                "concurrency_stats.concurrent_edits + $3",
-                batch.practice_id, batch.site_id, concurrent)
+        return concurrent
 
     async def _update_existing_heads(self, conn: asyncpg.Connection, batch: IncomingBatch,
                                      existing: dict[bytes, bytes]) -> int:
