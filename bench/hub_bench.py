@@ -169,11 +169,10 @@ async def _fanout(url: str, practice_id: uuid.UUID, key: PracticeKey, pusher: _S
                   listeners: list[_Site], start_seq: int) -> list[float]:
     """Latency (s) of each (round, subscriber) pair."""
     rounds = _seal_small(practice_id, key, pusher, FANOUT_ROUNDS, start_seq)
-    after = 0
-    async with aiohttp.ClientSession() as probe:
-        async with probe.get(f"{url}/v1/batches", params={"after": 0, "limit": 1},
-                             headers=pusher.headers) as resp:
-            after = decode_pull_response(await resp.read()).head
+    async with aiohttp.ClientSession() as probe, probe.get(
+            f"{url}/v1/batches", params={"after": 0, "limit": 1},
+            headers=pusher.headers) as resp:
+        after = decode_pull_response(await resp.read()).head
     connector = aiohttp.TCPConnector(limit=0)
     latencies: list[float] = []
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -183,12 +182,7 @@ async def _fanout(url: str, practice_id: uuid.UUID, key: PracticeKey, pusher: _S
         try:
             for raw in rounds:
                 sent = time.perf_counter()
-
-                async def receive(ws: aiohttp.ClientWebSocketResponse) -> float:
-                    await ws.receive_bytes(timeout=30)
-                    return time.perf_counter() - sent
-
-                receivers = asyncio.gather(*(receive(ws) for ws in sockets))
+                receivers = asyncio.gather(*(_receive(ws, sent) for ws in sockets))
                 async with session.post(f"{url}/v1/batches", data=raw,
                                         headers=pusher.headers) as resp:
                     assert resp.status == 200, await resp.text()
@@ -196,6 +190,11 @@ async def _fanout(url: str, practice_id: uuid.UUID, key: PracticeKey, pusher: _S
         finally:
             await asyncio.gather(*(ws.close() for ws in sockets))
     return latencies
+
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse, sent: float) -> float:
+    await ws.receive_bytes(timeout=30)
+    return time.perf_counter() - sent
 
 
 def _seal_small(practice_id: uuid.UUID, key: PracticeKey, site: _Site, n: int,

@@ -52,7 +52,8 @@ class Member:
 
 @dataclass
 class Harness:
-    client: TestClient
+    #: A `TestClient`, or (against real processes) an `aiohttp.ClientSession` with `base_url`.
+    client: Any
     store: HubStore
     clock: Clock
     operator: str

@@ -87,7 +87,8 @@ async def test_long_poll_wakes_when_a_batch_lands(harness: Harness) -> None:
     async def poll() -> bytes:
         resp = await harness.client.get("/v1/batches", params={"after": 0, "wait_s": 30},
                                         headers=b.headers)
-        return await resp.read()
+        body: bytes = await resp.read()
+        return body
 
     async with asyncio.timeout(10):
         waiting = asyncio.ensure_future(poll())

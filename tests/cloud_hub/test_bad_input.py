@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import msgpack
 import nacl.utils
 
+from cloud_hub.api.context import HUB
 from sync_protocol.batch import seal_batch
 from sync_protocol.canonical import canonical_pack, unpack
 from sync_protocol.framing import MAGIC, NONCE_BYTES, SIGNATURE_BYTES
+from sync_protocol.ids import PracticeId
 from sync_protocol.keys import SiteKeyPair
 from tests.cloud_hub.clinic import Clinic, new_clinic
 from tests.cloud_hub.harness import Harness, Member
@@ -23,7 +26,7 @@ async def refused(harness: Harness, clinic: Clinic, status: int | tuple[int, ...
                   send: Callable[[], object]) -> dict[str, object]:
     """Run `send`; assert the status, problem+json, and that the store did not change."""
     before = (await harness.stored(clinic.practice_id),
-              await harness.store.head(clinic.practice_id))
+              await harness.store.head(PracticeId(clinic.practice_id)))
     resp = await send()  # type: ignore[misc]
     statuses = status if isinstance(status, tuple) else (status,)
     assert resp.status in statuses, await resp.text()
@@ -33,7 +36,7 @@ async def refused(harness: Harness, clinic: Clinic, status: int | tuple[int, ...
         assert body["code"] == code, body
     assert body["detail"] and body["hint"] and body["status"] == resp.status
     after = (await harness.stored(clinic.practice_id),
-             await harness.store.head(clinic.practice_id))
+             await harness.store.head(PracticeId(clinic.practice_id)))
     assert after == before
     return body
 
@@ -69,10 +72,10 @@ async def test_malformed_bodies(harness: Harness) -> None:
 
 async def test_oversized_bodies_are_refused_before_reading(harness: Harness) -> None:
     clinic, a, _ = await setup(harness)
-    big = b"\0" * (harness.client.app[_hub_key()].config.max_batch_bytes + 1)
+    big = b"\0" * (harness.client.app[HUB].config.max_batch_bytes + 1)
     await refused(harness, clinic, 413, "too_large", lambda: harness.push(a, big))
 
-    async def chunks():  # no Content-Length: counted while reading
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while reading
         for _ in range(80):
             yield b"\0" * 65536
 
@@ -119,8 +122,7 @@ async def test_tampered_bytes_and_wrong_signatures(harness: Harness) -> None:
         tampered[position] ^= 0x01
         # A flipped header byte may break parsing (400) or only the signature (401).
         await refused(harness, clinic, (401,) if position != 8 + NONCE_BYTES else (400, 401),
-                      None,
-                      lambda t=bytes(tampered): harness.push(a, t))
+                      None, functools.partial(harness.push, a, bytes(tampered)))
     forged = seal_batch(practice_id=clinic.practice_id, site_id=a.site.site_id,
                         site_keys=SiteKeyPair.generate(nacl.utils.random(64)),
                         key=clinic.keyring.current, changes=clinic.changes(a.site, 1),
@@ -205,11 +207,6 @@ async def test_clock_too_far_ahead(harness: Harness) -> None:
     clinic, a, _ = await setup(harness)
     ahead = clinic.seal(a.site, 1, hlc_ms=harness.clock.now + 10 * 60 * 1000, advance=False)
     await refused(harness, clinic, 400, "clock_too_far_ahead", lambda: harness.push(a, ahead))
-
-
-def _hub_key():
-    from cloud_hub.api.context import HUB
-    return HUB
 
 
 def test_reframe_keeps_layout() -> None:

@@ -6,8 +6,10 @@ import asyncio
 
 import aiohttp
 
+from cloud_hub.store.base import HubStore
 from cloud_hub.store.locator import open_store
-from tests.cloud_hub.harness import Clock, Harness, add_operator
+from tests.cloud_hub.clinic import Clinic
+from tests.cloud_hub.harness import Clock, Harness, Member, add_operator
 from tests.cloud_hub.processes import (
     HubProcess,
     cluster_hub_dsn,
@@ -21,8 +23,9 @@ PER_SITE = 25
 DEADLINE_S = 90.0
 
 
-async def _practice(session: aiohttp.ClientSession, store, n: int):  # type: ignore[no-untyped-def]
-    harness = Harness(session, store, Clock(), await add_operator(store))  # type: ignore[arg-type]
+async def _practice(session: aiohttp.ClientSession, store: HubStore,
+                    n: int) -> tuple[Clinic, list[Member]]:
+    harness = Harness(session, store, Clock(), await add_operator(store))
     return await harness.practice_with_sites(n)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
 from cloud_hub.api.context import HUB
 from cloud_hub.pull_wire import decode_pull_response, decode_pulled
@@ -36,7 +37,7 @@ async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness)
     covered: set[tuple[str, str]] = set()
 
     async def same_as_absent(method: str, route: str, foreign: str, absent: str,
-                             status: int, **kw: object) -> None:
+                             status: int, **kw: Any) -> None:
         """A's request for B's object answers exactly like one for a random id."""
         covered.add((method, route))
         r1 = await harness.client.request(method, foreign, headers=h, **kw)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -21,7 +22,7 @@ async def test_batch_pushed_to_one_process_reaches_subscribers_of_another(pg_dsn
             open_store(pg_dsn, pool_size=2) as store, \
             aiohttp.ClientSession(base_url=hub1.url) as s1, \
             aiohttp.ClientSession(base_url=hub2.url) as s2:
-        harness = Harness(s1, store, Clock(), await add_operator(store))  # type: ignore[arg-type]
+        harness = Harness(s1, store, Clock(), await add_operator(store))
         clinic, (a, b) = await harness.practice_with_sites()
         async with asyncio.timeout(20):
             async with s2.ws_connect("/v1/stream?after=0", headers=b.headers) as ws:
@@ -54,7 +55,7 @@ async def test_serve_creates_the_schema_and_refuses_a_newer_one(pg_dsn: str) -> 
     assert "schema version 7" in done.stderr and "up to 1" in done.stderr
 
 
-def test_cli_operator_and_practices(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_operator_and_practices(tmp_path: Path) -> None:
     store = f"sqlite:{tmp_path / 'hub.db'}"
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:

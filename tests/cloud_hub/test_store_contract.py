@@ -83,9 +83,9 @@ async def test_first_site_is_approved_later_ones_pending_tokens_work_once(
     await enrolled(hub_store, clinic, b)
     pid = PracticeId(clinic.practice_id)
     sites = {s.site_id: s for s in await hub_store.list_sites(pid)}
-    assert sites[a.site_id].status is SiteStatus.APPROVED
-    assert sites[b.site_id].status is SiteStatus.PENDING
-    assert sites[b.site_id].verify_key == b.keys.public(b.site_id).verify_key
+    assert sites[SiteId(a.site_id)].status is SiteStatus.APPROVED
+    assert sites[SiteId(b.site_id)].status is SiteStatus.PENDING
+    assert sites[SiteId(b.site_id)].verify_key == b.keys.public(b.site_id).verify_key
 
     await hub_store.add_enrollment_token(pid, b"t" * 32, NOW + 1000, NOW)
     new = NewSite(SiteId(uuid.uuid4()), "c", b"v" * 32, b"b" * 32, b"c" * 32)
@@ -157,8 +157,8 @@ async def test_append_orders_dedups_and_refuses_gaps_and_forks(hub_store: HubSto
     stats = await hub_store.practice_stats(pid)
     assert stats.head == 3
     per_site = {s.site_id: s for s in stats.sites}
-    assert (per_site[a.site_id].batches, per_site[a.site_id].changes) == (2, 7)
-    assert per_site[a.site_id].next_seq == 8
+    a_stats = per_site[SiteId(a.site_id)]
+    assert (a_stats.batches, a_stats.changes, a_stats.next_seq) == (2, 7, 8)
 
 
 async def test_heads_and_concurrent_edits_from_headers(hub_store: HubStore) -> None:

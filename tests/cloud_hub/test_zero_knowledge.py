@@ -33,12 +33,13 @@ def pg_dump_binary() -> str:
 
 
 def charts(site: Site) -> list[Change]:
-    patient = {"resourceType": "Patient", "name": [
+    patient: dict[str, object] = {"resourceType": "Patient", "name": [
         {"family": NAME_FAMILY, "given": [NAME_GIVEN]}, {"text": KANJI_NAME}],
         "identifier": [{"system": "urn:oid:1.2.392.100495.20.3.51.11234567", "value": MRN}],
         "birthDate": "1961-04-02"}
-    note = {"resourceType": "AllergyIntolerance", "patient": {"reference": f"Patient/{PATIENT_ID}"},
-            "note": [{"text": NOTE}], "criticality": "high"}
+    note: dict[str, object] = {
+        "resourceType": "AllergyIntolerance", "criticality": "high",
+        "patient": {"reference": f"Patient/{PATIENT_ID}"}, "note": [{"text": NOTE}]}
     return [site.change(patient, rid=PATIENT_ID), site.change(note)]
 
 
