@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,17 +35,25 @@ class NotReady(Exception):
 class HubProcess:
     """One `python -m cloud_hub serve` child on 127.0.0.1:`port`."""
 
-    def __init__(self, store: str, port: int | None = None) -> None:
+    def __init__(self, store: str, port: int | None = None, *,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.store = store
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.proc: asyncio.subprocess.Process | None = None
+        #: The client-side TLS context that trusts our self-signed certificate.
+        self.ssl: ssl.SSLContext | bool = True
+        if tls is not None:
+            self.ssl = ssl.create_default_context(cafile=str(tls[0]))
 
     async def start(self) -> None:
         """Spawn and wait (deadline) until /healthz answers 200."""
+        tls_args = ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] \
+            if self.tls else []
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cloud_hub", "serve", "--store", self.store,
-            "--host", "127.0.0.1", "--port", str(self.port), cwd=ROOT,
+            "--host", "127.0.0.1", "--port", str(self.port), *tls_args, cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
         await self.wait_healthy()
@@ -58,7 +67,7 @@ class HubProcess:
                 with attempt:
                     assert self.proc is not None and self.proc.returncode is None, \
                         "hub process exited during startup"
-                    async with session.get(f"{self.url}/healthz") as resp:
+                    async with session.get(f"{self.url}/healthz", ssl=self.ssl) as resp:
                         if resp.status != 200:
                             raise NotReady(resp.status)
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 
 from cloud_hub.pull_wire import decode_pull_response, decode_pulled
 from cloud_hub.store.locator import open_store
 from tests.cloud_hub.harness import Clock, Harness, add_operator
-from tests.cloud_hub.processes import ROOT, hub_process
+from tests.cloud_hub.processes import ROOT, HubProcess, hub_process
 
 
 async def test_batch_pushed_to_one_process_reaches_subscribers_of_another(pg_dsn: str) -> None:
@@ -74,3 +76,28 @@ def test_cli_operator_and_practices(tmp_path: Path) -> None:
     assert cli("practice", "list", "--store", "nonsense").returncode == 2
     bad = cli("serve", "--store", store, "--tls-cert", "x.pem")
     assert bad.returncode == 2 and "tls_key" in bad.stderr
+
+
+async def test_serve_over_tls(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl binary to make a self-signed certificate with")
+    cert, key = tmp_path / "hub.pem", tmp_path / "hub.key"
+    done = await asyncio.to_thread(subprocess.run, [
+        openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    hub = HubProcess(f"sqlite:{tmp_path / 'hub.db'}", tls=(cert, key))
+    await hub.start()
+    try:
+        assert hub.url.startswith("https://")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{hub.url}/v1/hub-key", ssl=hub.ssl) as resp:
+                assert resp.status == 200 and (await resp.json())["fingerprint"]
+            with pytest.raises(aiohttp.ClientError):  # plain HTTP is not served
+                async with session.get(f"http://127.0.0.1:{hub.port}/healthz") as resp:
+                    await resp.read()
+    finally:
+        await hub.stop()

@@ -1,0 +1,40 @@
+"""Hub configuration: a pure parse; every refusal names the key and a valid example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cloud_hub.config import ConfigError, parse_hub_config
+
+
+def test_defaults_and_overrides() -> None:
+    config = parse_hub_config({"store": "sqlite:/tmp/hub.db"})
+    assert (config.host, config.port, config.tls_cert) == ("127.0.0.1", 8443, None)
+    assert config.limits.max_sealed_bytes == config.max_batch_bytes
+    tuned = parse_hub_config({"store": "postgresql://hub@db/chartsync", "port": "9000",
+                              "max_batch_changes": 500, "tls_cert": "c.pem",
+                              "tls_key": "k.pem"})
+    assert (tuned.port, tuned.limits.max_changes) == (9000, 500)
+    assert (tuned.tls_cert, tuned.tls_key) == (Path("c.pem"), Path("k.pem"))
+    assert tuned.max_body_bytes >= tuned.max_snapshot_bytes
+
+
+@pytest.mark.parametrize(("raw", "names"), [
+    ({}, "store"),
+    ({"store": "mysql://x"}, "store"),
+    ({"store": "sqlite:"}, "store"),
+    ({"store": "sqlite:h.db", "port": 70000}, "port"),
+    ({"store": "sqlite:h.db", "port": True}, "port"),
+    ({"store": "sqlite:h.db", "max_drift_ms": -1}, "max_drift_ms"),
+    ({"store": "sqlite:h.db", "tls_cert": "c.pem"}, "tls_key"),
+    ({"store": "sqlite:h.db", "colour": "blue"}, "colour"),
+    ({"store": "sqlite:h.db", "host": ""}, "host"),
+])
+def test_refusals_name_the_key_and_an_example(raw: dict[str, object], names: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_hub_config(raw)
+    assert names in str(err.value)
+    if names not in ("colour",):
+        assert "example" in str(err.value)
