@@ -15,7 +15,14 @@ import orjson
 from aiohttp import web
 
 from edge_node.api.auth import require_chart_write, user_of
-from edge_node.api.context import actor_of, edge_of, mint_id, read_json, set_action
+from edge_node.api.context import (
+    actor_of,
+    audit_read,
+    edge_of,
+    mint_id,
+    read_json,
+    set_action,
+)
 from edge_node.api.responses import fhir_bytes
 from edge_node.errors import EdgeError
 from edge_node.fhir.bundle import Entry, apply_order, parse_bundle
@@ -45,6 +52,18 @@ def _error_entry(err: EdgeError) -> bytes:
                                       "outcome": error_outcome(err)}})
 
 
+_ACTIONS = {"POST": "create", "PUT": "update", "DELETE": "delete"}
+
+
+def _audit_entry_refusals(request: web.Request, entries: list[Entry]) -> None:
+    """Audit rows of batch entries refused before the writer (the writer audits the rest)."""
+    for e in entries:
+        if e.error is not None:
+            audit_read(request, _ACTIONS.get(e.method, "batch"), resource_type=None,
+                       resource_id=None, patient=None, outcome=e.error.http_status,
+                       detail={"bundle": "batch", "entry": e.index, "refused": e.error.code})
+
+
 async def post_bundle(request: web.Request) -> web.Response:
     set_action(request, "bundle")
     edge = edge_of(request)
@@ -70,6 +89,7 @@ async def post_bundle(request: web.Request) -> web.Response:
             raise results[0]
         by_index = {e.index: r for e, r in zip(ordered, results, strict=True)}
     else:
+        _audit_entry_refusals(request, entries)
         runnable = [e for e in entries if e.op is not None]
         results = await edge.writer.submit([e.op for e in runnable if e.op is not None],
                                            actor=actor_of(request), atomic=False,
