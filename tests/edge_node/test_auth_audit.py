@@ -141,3 +141,38 @@ async def test_metadata_lists_exactly_what_is_served(api: Api) -> None:
                      "reference": "Patient/x", "number": "5"}[p["type"]]
             status, _, _ = await api.request("GET", f"/fhir/{rtype}?{p['name']}={value}")
             assert status == 200, (rtype, p)
+
+
+async def test_process_log_carries_no_patient_data_or_tokens(
+        tmp_path, caplog) -> None:
+    import logging
+    import os
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from edge_node.api.app import AccessLogger, build_app
+    from edge_node.config import EdgeConfig
+    from edge_node.node import Edge
+    from tests.edge_node.conftest import make_data_dir, wall_ms
+
+    caplog.set_level(logging.DEBUG)
+    tokens, _ = make_data_dir(tmp_path / "e")
+    hdrs = {"Authorization": f"Bearer {tokens['clinician']}"}
+    async with Edge.open(EdgeConfig(tmp_path / "e"), clock=wall_ms, entropy=os.urandom) as edge:
+        server = TestServer(build_app(edge))
+        # aiohttp's default access log would print query strings (names): use ours.
+        await server.start_server(access_log_class=AccessLogger,
+                                  access_log=logging.getLogger("edge_node.access"))
+        async with TestClient(server) as client:
+            resp = await client.post("/fhir/Patient", json=patient("Kuroda", "Misaki"),
+                                     headers=hdrs)
+            pid = (await resp.json(content_type=None))["id"]
+            for path in ("/fhir/Patient?name=Kuroda", f"/fhir/Patient/{pid}",
+                         "/fhir/Patient?name=Kuroda&shoe=1"):
+                await (await client.get(path, headers=hdrs)).read()
+            await (await client.post("/fhir/Patient", json={"resourceType": "Patient",
+                                                           "name": "Kuroda"},
+                                     headers=hdrs)).read()
+    assert "GET /fhir/{type}" in caplog.text  # the access log did run
+    for secret in ("Kuroda", "Misaki", "1980-04-01", tokens["clinician"]):
+        assert secret not in caplog.text
