@@ -39,7 +39,7 @@ from sync_protocol.keys import PracticeKey, SiteKeyPair
 ROOT = Path(__file__).resolve().parent.parent
 SITES = 8
 BATCH_CHANGES = 500
-BATCHES_PER_SITE = 12
+BATCHES_PER_SITE = 25
 SUBSCRIBERS = 500
 FANOUT_ROUNDS = 20
 START_DEADLINE_S = 30.0
