@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 FRAME_BATCHES = 100
 WAIT_SLICE_S = 25.0
 CLOSE_REVOKED = 4403
+#: Bound on waiting for the store to come back before looking again.
+OUTAGE_RETRY_S = 1.0
 
 
 async def stream(request: web.Request) -> web.WebSocketResponse:
@@ -40,7 +42,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
             sender = tg.create_task(_send(ws, ctx, site, after))
             await _drain(ws)  # returns when the client closes
             sender.cancel()
-    except* (ConnectionResetError, StoreUnavailable):
+    except* ConnectionResetError:
         log.info("stream ended", extra={PRACTICE_ID: str(site.practice_id),
                                         SITE_ID: str(site.site_id)})
     if not ws.closed:
@@ -60,13 +62,23 @@ async def _send(ws: web.WebSocketResponse, ctx: HubContext, site: SiteRecord,
     generation = ctx.notifier.registry_generation(practice_id)
     while not ws.closed:
         ticket = ctx.notifier.ticket(practice_id)  # before looking, so no wake-up is missed
-        if ctx.notifier.registry_generation(practice_id) != generation:
-            generation = ctx.notifier.registry_generation(practice_id)
-            current = await ctx.store.get_site(practice_id, site.site_id)
-            if current is None or current.status is not SiteStatus.APPROVED:
-                await ws.close(code=CLOSE_REVOKED, message=b"site no longer approved")
-                return
-        batches = await ctx.feed.batches_after(practice_id, cursor, FRAME_BATCHES)
+        try:
+            if ctx.notifier.registry_generation(practice_id) != generation:
+                current = await ctx.store.get_site(practice_id, site.site_id)
+                generation = ctx.notifier.registry_generation(practice_id)
+                if current is None or current.status is not SiteStatus.APPROVED:
+                    await ws.close(code=CLOSE_REVOKED, message=b"site no longer approved")
+                    return
+            batches = await ctx.feed.batches_after(practice_id, cursor, FRAME_BATCHES)
+        except StoreUnavailable:
+            # The database is away (e.g. restarting): keep the stream open and look again
+            # when the LISTEN connection is back (it wakes everyone), or after a bound.
+            log.info("store unavailable; stream waits", extra={
+                PRACTICE_ID: str(practice_id), SITE_ID: str(site.site_id)})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OUTAGE_RETRY_S):
+                    await ticket.wait()
+            continue
         for batch in batches:
             await ws.send_bytes(encode_pulled(batch))
             cursor = batch.hub_seq

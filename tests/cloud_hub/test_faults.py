@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 
+from cloud_hub.pull_wire import decode_pulled
 from cloud_hub.store.base import HubStore
 from cloud_hub.store.locator import open_store
 from tests.cloud_hub.clinic import Clinic
@@ -36,6 +37,8 @@ async def test_postgres_restart_while_sites_push() -> None:
                 aiohttp.ClientSession(base_url=hub.url) as session:
             clinic, members = await _practice(session, store, SITES)
             run = sealed_run(clinic, members, PER_SITE, 20)
+            # A subscriber streams throughout: it must see every batch once, in hub order.
+            ws = await session.ws_connect("/v1/stream?after=0", headers=members[-1].headers)
             async with asyncio.timeout(DEADLINE_S):
                 pushers = asyncio.gather(*(push_site(session, hub.url, m, run, DEADLINE_S)
                                            for m in members))
@@ -45,6 +48,10 @@ async def test_postgres_restart_while_sites_push() -> None:
                 await pushers
                 assert run.retries > 0, "the restart should have been felt"
                 await hub.wait_healthy()
+                streamed = [decode_pulled(await ws.receive_bytes()).hub_seq
+                            for _ in range(run.total)]
+                await ws.close()
+            assert streamed == list(range(1, run.total + 1))
             # The same hub process serves on: no restart of the hub was needed.
             assert hub.proc is not None and hub.proc.returncode is None
         async with open_store(dsn, pool_size=2) as fresh:
