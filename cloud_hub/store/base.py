@@ -131,6 +131,9 @@ class PracticeStats:
     sites: tuple[SiteStats, ...]
 
 
+#: Default bound on the sealed bytes of one pull answer (a pull must not load gigabytes).
+MAX_PULL_BYTES = 32 * 1024 * 1024
+
 #: Called after a commit with (practice, hub_seq), from any process sharing the store.
 CommitListener = Callable[[PracticeId, HubSeq], None]
 
@@ -199,9 +202,10 @@ class HubStore(Protocol):
         """
         ...
 
-    async def batches_after(self, practice_id: PracticeId, after: int,
-                            limit: int) -> list[StoredBatch]:
-        """Batches with hub_seq > `after`, in hub order, at most `limit`."""
+    async def batches_after(self, practice_id: PracticeId, after: int, limit: int,
+                            max_bytes: int = MAX_PULL_BYTES) -> list[StoredBatch]:
+        """Batches with hub_seq > `after`, in hub order: at most `limit`, and no more than
+        `max_bytes` of sealed bytes in all — but always the first one, however large."""
         ...
 
     async def head(self, practice_id: PracticeId) -> int:

@@ -41,6 +41,7 @@ from cloud_hub.enrollment import check_token_row
 from cloud_hub.errors import ChainMismatch, SchemaTooNew, StoreUnavailable
 from cloud_hub.heads import DOT_BYTES, advance_heads
 from cloud_hub.store.base import (
+    MAX_PULL_BYTES,
     Appended,
     CommitListener,
     IncomingBatch,
@@ -166,6 +167,16 @@ WITH upserted AS (
     SELECT $1, $2, substring($3::bytea FROM i * {TOKEN_BYTES} + 1 FOR {TOKEN_BYTES}),
            substring($4::bytea FROM i * {DOT_BYTES} + 1 FOR {DOT_BYTES})
     FROM generate_series(0, $5::int - 1) AS i""" + _LOCK_HEADS_RETURN
+
+#: octet_length reads a stored value's size from its TOAST pointer: a batch's bytes
+#: are loaded only if the batch is sent.
+_BATCHES_AFTER: Final = """
+SELECT hub_seq, site_id, sealed FROM (
+    SELECT hub_seq, site_id, sealed,
+           sum(octet_length(sealed)) OVER (ORDER BY hub_seq) AS upto,
+           row_number() OVER (ORDER BY hub_seq) AS n
+    FROM batches WHERE practice_id = $1 AND hub_seq > $2 ORDER BY hub_seq LIMIT $3) AS s
+WHERE n = 1 OR upto <= $4 ORDER BY hub_seq"""
 
 _SITE_COLUMNS: Final = ("practice_id, site_id, name, verify_key, box_key, credential_hash, "
                         "status, approved_by, created_ms")
@@ -404,11 +415,9 @@ class PostgresStore:
             [update.heads[t] for t in existing])
         return update.concurrent_edits
 
-    async def batches_after(self, practice_id: PracticeId, after: int,
-                            limit: int) -> list[StoredBatch]:
-        rows = await self._fetch("SELECT hub_seq, site_id, sealed FROM batches WHERE "
-                                 "practice_id = $1 AND hub_seq > $2 ORDER BY hub_seq LIMIT $3",
-                                 practice_id, after, limit)
+    async def batches_after(self, practice_id: PracticeId, after: int, limit: int,
+                            max_bytes: int = MAX_PULL_BYTES) -> list[StoredBatch]:
+        rows = await self._fetch(_BATCHES_AFTER, practice_id, after, limit, max_bytes)
         return [StoredBatch(HubSeq(h), SiteId(s), bytes(b)) for h, s, b in rows]
 
     async def head(self, practice_id: PracticeId) -> int:

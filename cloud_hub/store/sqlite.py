@@ -26,6 +26,7 @@ from cloud_hub.enrollment import check_token_row
 from cloud_hub.errors import SchemaTooNew, StoreUnavailable
 from cloud_hub.heads import advance_heads
 from cloud_hub.store.base import (
+    MAX_PULL_BYTES,
     Appended,
     CommitListener,
     IncomingBatch,
@@ -88,6 +89,15 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
                created_ms INTEGER NOT NULL, PRIMARY KEY (practice_id, hub_seq, site_id))""",
     ),
 }
+
+#: Sizes are read without loading the blobs; a blob is loaded only if it is sent.
+_BATCHES_AFTER: Final = """
+SELECT hub_seq, site_id, sealed FROM (
+    SELECT hub_seq, site_id, sealed,
+           sum(length(sealed)) OVER (ORDER BY hub_seq) AS upto,
+           row_number() OVER (ORDER BY hub_seq) AS n
+    FROM batches WHERE practice_id = ? AND hub_seq > ? ORDER BY hub_seq LIMIT ?)
+WHERE n = 1 OR upto <= ? ORDER BY hub_seq"""
 
 _SITE_COLUMNS: Final = ("practice_id, site_id, name, verify_key, box_key, credential_hash, "
                         "status, approved_by, created_ms")
@@ -315,11 +325,9 @@ class SqliteStore:
             "DO UPDATE SET concurrent_edits = concurrent_edits + excluded.concurrent_edits",
             (p, batch.site_id.bytes, update.concurrent_edits))
 
-    async def batches_after(self, practice_id: PracticeId, after: int,
-                            limit: int) -> list[StoredBatch]:
-        rows = await self._all("SELECT hub_seq, site_id, sealed FROM batches WHERE "
-                               "practice_id = ? AND hub_seq > ? ORDER BY hub_seq LIMIT ?",
-                               (practice_id.bytes, after, limit))
+    async def batches_after(self, practice_id: PracticeId, after: int, limit: int,
+                            max_bytes: int = MAX_PULL_BYTES) -> list[StoredBatch]:
+        rows = await self._all(_BATCHES_AFTER, (practice_id.bytes, after, limit, max_bytes))
         return [StoredBatch(HubSeq(h), SiteId(UUID(bytes=s)), bytes(b)) for h, s, b in rows]
 
     async def head(self, practice_id: PracticeId) -> int:

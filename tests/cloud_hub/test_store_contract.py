@@ -265,3 +265,23 @@ async def test_readers_never_see_a_gap_filled_later(hub_store: HubStore) -> None
     stored = await hub_store.batches_after(pid, 0, 1000)
     for site in sites:  # each site's batches in its own chain order
         assert [b.sealed for b in stored if b.site_id == site.site_id] == sealed[site.site_id]
+
+
+async def test_a_pull_answer_is_bounded_in_bytes(hub_store: HubStore) -> None:
+    clinic = new_clinic()
+    a = clinic.new_site()
+    await enrolled(hub_store, clinic, a, create=True)
+    pid = PracticeId(clinic.practice_id)
+    sealed = [clinic.seal(a, 2) for _ in range(5)]
+    for raw in sealed:
+        await push(hub_store, raw)
+    two = len(sealed[0]) + len(sealed[1])
+    got = await hub_store.batches_after(pid, 0, 10, max_bytes=two)
+    assert [b.sealed for b in got] == sealed[:2]
+    got = await hub_store.batches_after(pid, 0, 10, max_bytes=two + len(sealed[2]) - 1)
+    assert [b.hub_seq for b in got] == [1, 2]
+    got = await hub_store.batches_after(pid, 0, 10, max_bytes=two + len(sealed[2]))
+    assert [b.hub_seq for b in got] == [1, 2, 3]
+    # The first batch always comes, however small the bound.
+    assert [b.hub_seq for b in await hub_store.batches_after(pid, 3, 10, max_bytes=1)] == [4]
+    assert [b.hub_seq for b in await hub_store.batches_after(pid, 0, 2)] == [1, 2]
