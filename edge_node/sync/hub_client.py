@@ -1,0 +1,486 @@
+"""The edge's client of the hub API: one method per endpoint, typed results, TLS enforced.
+
+    settings = HubSettings.parse("https://hub.example.jp", ca_file=None, insecure_http=False)
+    async with HubClient.open(settings, credential=cred) as hub:
+        ack = await hub.push(sealed)                    # PushAck (receipt not yet verified)
+        page = await hub.pull(after=cursor, wait_s=25)  # Pulled: batches, head, log_id
+        async for pulled in hub.stream(after=cursor):   # WebSocket, one batch per frame
+            ...
+
+TLS: the hub's certificate is verified against the system store or the
+`ca_file` given (`--hub-ca`); TLS 1.2 is the minimum, 1.3 is negotiated when
+both sides have it.  `http://` is refused unless `insecure_http` (loopback
+demos only).
+
+Errors (the adapter rule: aiohttp's exceptions stop here):
+`HubUnreachable` for connection/TLS/timeouts and 5xx without a problem body;
+`HubRefused` for every problem-details answer, keeping the hub's `code`,
+`retryable`, and on `chain_broken` the `expected_seq` / `expected_prev_hash`.
+Credentials are never logged or put in messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import aiohttp
+import orjson
+
+from edge_node.sync.errors import HubRefused, HubUnreachable, InsecureHubUrl
+from sync_protocol.canonical import unpack
+from sync_protocol.errors import MalformedInput
+from sync_protocol.keys import SitePublicKeys
+from sync_protocol.models import HubReceipt, PulledBatch, PushAck
+
+log = logging.getLogger(__name__)
+
+PULL_MEDIA_TYPE: Final = "application/x-msgpack"
+_OCTETS: Final = "application/octet-stream"
+_MAX_PULL_BYTES: Final = 1 << 30
+_CLOSE_REVOKED: Final = 4403
+_LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+# --- settings and TLS ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    """Where the hub is and how to trust it."""
+
+    url: str
+    ca_file: Path | None = None
+    insecure_http: bool = False
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 120.0
+
+    @classmethod
+    def parse(cls, url: str, *, ca_file: Path | None = None, insecure_http: bool = False,
+              ) -> HubSettings:
+        """Check the URL; raises `InsecureHubUrl` for http:// without `insecure_http`."""
+        check_hub_url(url, insecure_http=insecure_http)
+        return cls(url.rstrip("/"), ca_file, insecure_http)
+
+
+def check_hub_url(url: str, *, insecure_http: bool) -> None:
+    """Refuse anything but https:// (or http:// with an explicit `insecure_http`)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname:
+        if insecure_http:
+            return
+        raise InsecureHubUrl(
+            f"hub URL {url!r} is plain http; charts would travel without TLS",
+            hint="use https://, or pass --insecure-http for a loopback demo only")
+    raise InsecureHubUrl(f"hub URL {url!r} is not an http(s) URL",
+                         hint="example: --hub https://hub.example.jp")
+
+
+def hub_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A client context: certificate and host name verified, TLS 1.2 minimum."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if ca_file is not None:
+        try:
+            ctx.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise HubUnreachable(f"cannot read the hub CA file {ca_file}: {exc}",
+                                 hint="pass a PEM file with --hub-ca") from exc
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    return ctx
+
+
+# --- typed results ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HubKey:
+    verify_key: bytes
+    fingerprint: str
+    #: Fixed when the hub's store was created; a different one means a rebuilt hub.
+    log_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    practice_id: UUID
+    site_id: UUID
+    credential: str
+    status: str
+    fingerprint: str
+    hub_verify_key: bytes
+
+    def __repr__(self) -> str:  # never the credential
+        return f"Enrollment(site={self.site_id}, status={self.status})"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteInfo:
+    site_id: UUID
+    name: str
+    verify_key: bytes
+    box_key: bytes
+    fingerprint: str
+    status: str
+    approved_by: UUID | None
+    created_ms: int
+
+    @property
+    def public_keys(self) -> SitePublicKeys:
+        return SitePublicKeys(site_id=self.site_id, verify_key=self.verify_key,
+                              box_key=self.box_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    mail_id: UUID
+    from_site: UUID
+    sealed: bytes
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    batches: tuple[PulledBatch, ...]
+    head: int
+    log_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class PracticeCreated:
+    practice_id: UUID
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentToken:
+    practice_id: UUID
+    token: str
+    expires_ms: int
+
+    def __repr__(self) -> str:
+        return f"EnrollmentToken(practice={self.practice_id}, expires_ms={self.expires_ms})"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDownload:
+    """The latest snapshot's metadata and its body as a stream of chunks."""
+
+    hub_seq: int
+    key_epoch: int
+    site_id: UUID
+    size: int | None
+    _response: aiohttp.ClientResponse
+
+    async def chunks(self, chunk_bytes: int = 1 << 16) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(chunk_bytes):
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise HubUnreachable(f"snapshot download broke off: {type(exc).__name__}",
+                                 hint="retry; the download starts again") from exc
+
+
+def _b64(value: str) -> bytes:
+    return base64.b64decode(value)
+
+
+def _site(raw: Mapping[str, Any]) -> SiteInfo:
+    return SiteInfo(UUID(raw["site_id"]), raw["name"], _b64(raw["verify_key"]),
+                    _b64(raw["box_key"]), raw["fingerprint"], raw["status"],
+                    UUID(raw["approved_by"]) if raw.get("approved_by") else None,
+                    int(raw["created_ms"]))
+
+
+def _opt_uuid(value: Any) -> UUID | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray):
+        return UUID(bytes=bytes(value))
+    return UUID(str(value))
+
+
+def push_ack_from_json(raw: Mapping[str, Any]) -> PushAck:
+    r = raw["receipt"]
+    return PushAck(hub_seq=raw["hub_seq"], duplicate=raw.get("duplicate", False),
+                   receipt=HubReceipt(practice_id=UUID(r["practice_id"]),
+                                      site_id=UUID(r["site_id"]),
+                                      batch_hash=bytes.fromhex(r["batch_hash"]),
+                                      hub_seq=r["hub_seq"],
+                                      signature=bytes.fromhex(r["signature"])))
+
+
+def _pulled(raw: Any) -> PulledBatch:
+    return PulledBatch(hub_seq=raw["hub_seq"], site_id=UUID(bytes=bytes(raw["site_id"])),
+                       sealed=bytes(raw["sealed"]))
+
+
+def decode_pull_response(data: bytes) -> Pulled:
+    """The msgpack pull answer; raises `MalformedInput`."""
+    raw = unpack(data, what="pull response", max_len=_MAX_PULL_BYTES)
+    try:
+        return Pulled(tuple(_pulled(b) for b in raw["batches"]), int(raw["head"]),
+                      _opt_uuid(raw.get("log_id")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedInput(f"invalid pull response: {type(exc).__name__}") from exc
+
+
+def decode_pulled(data: bytes) -> PulledBatch:
+    raw = unpack(data, what="pulled batch", max_len=_MAX_PULL_BYTES)
+    try:
+        return _pulled(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedInput(f"invalid pulled batch: {type(exc).__name__}") from exc
+
+
+# --- the client ------------------------------------------------------------------------
+
+
+class HubClient:
+    """HTTP(S) + WebSocket client of one hub; one aiohttp session for its lifetime."""
+
+    def __init__(self, settings: HubSettings, session: aiohttp.ClientSession,
+                 ssl_ctx: ssl.SSLContext | None, credential: str | None) -> None:
+        self.settings = settings
+        self._session = session
+        self._ssl: ssl.SSLContext | bool = ssl_ctx if ssl_ctx is not None else False
+        self._credential = credential
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: HubSettings, *, credential: str | None = None
+                   ) -> AsyncIterator[HubClient]:
+        check_hub_url(settings.url, insecure_http=settings.insecure_http)
+        ssl_ctx = hub_ssl_context(settings.ca_file) if settings.url.startswith("https") \
+            else None
+        timeout = aiohttp.ClientTimeout(total=None, connect=settings.connect_timeout_s,
+                                        sock_connect=settings.connect_timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+            yield cls(settings, session, ssl_ctx, credential)
+
+    def authenticate(self, credential: str) -> None:
+        """Use `credential` (a site's css_… or an operator's cso_…) from now on."""
+        self._credential = credential
+
+    def _headers(self, credential: str | None = None) -> dict[str, str]:
+        cred = credential or self._credential
+        return {"Authorization": f"Bearer {cred}"} if cred else {}
+
+    def _url(self, path: str) -> str:
+        return self.settings.url + path
+
+    # --- plumbing ------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _request(self, method: str, path: str, *, credential: str | None = None,
+                       json: Any = None, data: Any = None, params: Mapping[str, Any] | None
+                       = None, content_type: str | None = None,
+                       timeout_s: float | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
+        headers = self._headers(credential)
+        if content_type:
+            headers["Content-Type"] = content_type
+        total = timeout_s if timeout_s is not None else self.settings.request_timeout_s
+        try:
+            async with self._session.request(
+                    method, self._url(path), json=json, data=data, params=params,
+                    headers=headers, ssl=self._ssl,
+                    timeout=aiohttp.ClientTimeout(total=total,
+                                                  connect=self.settings.connect_timeout_s)
+            ) as resp:
+                if resp.status >= 400:
+                    raise await _refusal(resp, method, path)
+                yield resp
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise HubUnreachable(f"hub {self.settings.url} not reachable for {method} {path}: "
+                                 f"{_describe(exc)}",
+                                 hint="check the link and hub URL; the edge keeps working "
+                                 "offline and retries") from exc
+
+    async def _json(self, method: str, path: str, **kw: Any) -> Any:
+        async with self._request(method, path, **kw) as resp:
+            if resp.status == 204:
+                return None
+            return orjson.loads(await resp.read())
+
+    # --- public, operator ----------------------------------------------------------
+
+    async def hub_key(self) -> HubKey:
+        raw = await self._json("GET", "/v1/hub-key")
+        return HubKey(_b64(raw["verify_key"]), raw["fingerprint"], _opt_uuid(raw.get("log_id")))
+
+    async def create_practice(self, name: str, *, operator_token: str) -> PracticeCreated:
+        raw = await self._json("POST", "/v1/practices", json={"name": name},
+                               credential=operator_token)
+        return PracticeCreated(UUID(raw["practice_id"]), raw["name"])
+
+    async def create_enrollment_token(self, practice_id: UUID, *, ttl_s: int | None = None,
+                                      credential: str | None = None) -> EnrollmentToken:
+        """A one-time token: as the operator (`credential`) or as this approved site (invite)."""
+        body = {"ttl_s": ttl_s} if ttl_s else {}
+        raw = await self._json("POST", f"/v1/practices/{practice_id}/enrollment-tokens",
+                               json=body, credential=credential)
+        return EnrollmentToken(UUID(raw["practice_id"]), raw["token"], int(raw["expires_ms"]))
+
+    async def enroll(self, token: str, name: str, keys: SitePublicKeys) -> Enrollment:
+        raw = await self._json("POST", "/v1/enroll", json={
+            "token": token, "name": name,
+            "verify_key": base64.b64encode(keys.verify_key).decode(),
+            "box_key": base64.b64encode(keys.box_key).decode()})
+        return Enrollment(UUID(raw["practice_id"]), UUID(raw["site_id"]), raw["credential"],
+                          raw["status"], raw["fingerprint"], _b64(raw["hub_verify_key"]))
+
+    # --- registry and mailbox ------------------------------------------------------
+
+    async def me(self) -> SiteInfo:
+        return _site(await self._json("GET", "/v1/me"))
+
+    async def sites(self) -> list[SiteInfo]:
+        raw = await self._json("GET", "/v1/sites")
+        return [_site(s) for s in raw["sites"]]
+
+    async def approve(self, site_id: UUID) -> SiteInfo:
+        return _site(await self._json("POST", f"/v1/sites/{site_id}/approve"))
+
+    async def revoke(self, site_id: UUID) -> SiteInfo:
+        return _site(await self._json("POST", f"/v1/sites/{site_id}/revoke"))
+
+    async def mailbox(self) -> list[Mail]:
+        raw = await self._json("GET", "/v1/mailbox")
+        return [Mail(UUID(m["mail_id"]), UUID(m["from_site"]), _b64(m["sealed"]),
+                     int(m["created_ms"])) for m in raw["items"]]
+
+    async def post_mail(self, to_site: UUID, sealed: bytes) -> UUID:
+        raw = await self._json("POST", f"/v1/mailbox/{to_site}", data=sealed,
+                               content_type=_OCTETS)
+        return UUID(raw["mail_id"])
+
+    async def delete_mail(self, mail_id: UUID) -> None:
+        await self._json("DELETE", f"/v1/mailbox/{mail_id}")
+
+    # --- batches -------------------------------------------------------------------
+
+    async def push(self, sealed: bytes) -> PushAck:
+        """Push one sealed batch (own or, for a rebuild, relayed).  Receipt unverified."""
+        raw = await self._json("POST", "/v1/batches", data=sealed, content_type=_OCTETS)
+        return push_ack_from_json(raw)
+
+    async def pull(self, *, after: int, limit: int = 100, wait_s: float = 0.0) -> Pulled:
+        params = {"after": str(after), "limit": str(limit), "wait_s": str(wait_s)}
+        async with self._request("GET", "/v1/batches", params=params,
+                                 timeout_s=wait_s + self.settings.request_timeout_s) as resp:
+            try:
+                data = await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise HubUnreachable(f"pull broke off: {_describe(exc)}",
+                                     hint="the edge retries") from exc
+        return decode_pull_response(data)
+
+    async def stream(self, *, after: int) -> AsyncIterator[PulledBatch]:
+        """Batches after `after`, one per WebSocket frame, until the hub closes.
+
+        Raises `HubUnreachable` when the connection drops, `HubRefused`
+        (`site_revoked`) when the hub ends the stream because this site was revoked.
+        """
+        try:
+            async with self._session.ws_connect(
+                    self._url("/v1/stream"), params={"after": str(after)},
+                    headers=self._headers(), ssl=self._ssl, heartbeat=20.0,
+                    max_msg_size=1 << 30) as ws:
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        yield decode_pulled(msg.data)
+                    elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED,
+                                      aiohttp.WSMsgType.CLOSE):
+                        break
+                if ws.close_code == _CLOSE_REVOKED:
+                    raise HubRefused("the hub ended the stream: this site is no longer approved",
+                                     hint="ask an approved site or the operator about this "
+                                     "site's enrollment", hub_code="site_revoked", status=403)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise HubRefused(f"the hub refused the stream (HTTP {exc.status})",
+                             hint="check this site's enrollment", hub_code="stream_refused",
+                             status=exc.status) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise HubUnreachable(f"stream from {self.settings.url} broke off: "
+                                 f"{_describe(exc)}", hint="the edge reconnects") from exc
+        raise HubUnreachable("the hub closed the stream", hint="the edge reconnects")
+
+    # --- snapshots -----------------------------------------------------------------
+
+    async def put_snapshot(self, *, hub_seq: int, key_epoch: int,
+                           body: bytes | AsyncIterable[bytes]) -> None:
+        """Upload a sealed snapshot covering hub sequences 1..`hub_seq` (bytes or chunks)."""
+        await self._json("PUT", "/v1/snapshots", data=body, content_type=_OCTETS,
+                         params={"hub_seq": str(hub_seq), "key_epoch": str(key_epoch)})
+
+    @asynccontextmanager
+    async def get_latest_snapshot(self) -> AsyncIterator[SnapshotDownload | None]:
+        """The latest snapshot (None if the practice has none), body streamed."""
+        try:
+            async with self._request("GET", "/v1/snapshots/latest", timeout_s=3600) as resp:
+                yield SnapshotDownload(int(resp.headers["X-Hub-Seq"]),
+                                       int(resp.headers["X-Key-Epoch"]),
+                                       UUID(resp.headers["X-Site-Id"]), resp.content_length,
+                                       resp)
+        except HubRefused as exc:
+            if exc.status != 404:
+                raise
+            yield None
+
+    # --- operator dashboard --------------------------------------------------------
+
+    async def heartbeat(self, report: Mapping[str, Any]) -> None:
+        await self._json("POST", "/v1/heartbeat", json=dict(report))
+
+    async def stats(self) -> dict[str, Any]:
+        raw: dict[str, Any] = await self._json("GET", "/v1/stats")
+        return raw
+
+
+async def _refusal(resp: aiohttp.ClientResponse, method: str, path: str) -> HubRefused:
+    body: dict[str, Any] = {}
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
+        parsed = orjson.loads(await resp.read())
+        if isinstance(parsed, dict):
+            body = parsed
+    code = str(body.get("code") or f"http_{resp.status}")
+    message = str(body.get("detail") or body.get("message") or resp.reason or "refused")
+    expected_hash = body.get("expected_prev_hash")
+    if resp.status >= 500 and not body:
+        return HubRefused(f"hub answered {resp.status} to {method} {path}",
+                          hint="the hub is in trouble; the edge retries", hub_code=code,
+                          status=resp.status, hub_retryable=True)
+    return HubRefused(
+        f"hub refused {method} {path}: {message}", hint=str(body.get("hint") or ""),
+        hub_code=code, status=resp.status, hub_retryable=bool(body.get("retryable")),
+        expected_seq=body.get("expected_seq"),
+        expected_prev_hash=bytes.fromhex(expected_hash) if expected_hash else None)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "the hub's TLS certificate did not verify (check --hub-ca)"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return type(exc).__name__
+
+
+__all__ = ["Enrollment", "EnrollmentToken", "HubClient", "HubKey", "HubSettings", "Mail",
+           "PracticeCreated", "Pulled", "SiteInfo", "SnapshotDownload", "check_hub_url",
+           "decode_pull_response", "hub_ssl_context"]

@@ -1,0 +1,54 @@
+"""HubClient against a real hub: typed results, problem details, TLS rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nacl.utils
+import pytest
+
+from edge_node.sync.errors import HubRefused, HubUnreachable, InsecureHubUrl
+from edge_node.sync.hub_client import HubClient, HubSettings
+from sync_protocol.keys import SiteKeyPair
+from tests.edge_node.sync.hubs import add_operator, local_hub
+
+
+async def test_enroll_registry_mailbox_and_problem_details(tmp_path: Path) -> None:
+    operator = await add_operator(tmp_path / "hub.db")
+    async with local_hub(tmp_path / "hub.db") as hub:
+        settings = HubSettings.parse(hub.url, insecure_http=True)
+        async with HubClient.open(settings) as client:
+            key = await client.hub_key()
+            assert len(key.verify_key) == 32
+            practice = await client.create_practice("Sato", operator_token=operator)
+            token = await client.create_enrollment_token(practice.practice_id,
+                                                         credential=operator)
+            keys = SiteKeyPair.generate(nacl.utils.random(64))
+            first = await client.enroll(token.token, "main", keys.public(practice.practice_id))
+            assert first.status == "approved" and first.hub_verify_key == key.verify_key
+            assert first.credential not in repr(first)
+            client.authenticate(first.credential)
+            assert (await client.me()).site_id == first.site_id
+            assert [s.site_id for s in await client.sites()] == [first.site_id]
+            assert await client.mailbox() == []
+            with pytest.raises(HubRefused) as refused:
+                await client.enroll(token.token, "again", keys.public(practice.practice_id))
+            assert refused.value.status == 401 and refused.value.hub_code
+            with pytest.raises(HubRefused) as bad:
+                await client.push(b"not a batch")
+            assert bad.value.status == 400 and not bad.value.transient
+            pulled = await client.pull(after=0)
+            assert pulled.batches == () and pulled.head == 0
+            async with client.get_latest_snapshot() as snap:
+                assert snap is None
+
+
+async def test_plain_http_refused_without_flag_and_unreachable_is_typed() -> None:
+    with pytest.raises(InsecureHubUrl):
+        HubSettings.parse("http://127.0.0.1:1")
+    with pytest.raises(InsecureHubUrl):
+        HubSettings.parse("ftp://hub.example.jp")
+    settings = HubSettings.parse("http://127.0.0.1:1", insecure_http=True)
+    async with HubClient.open(settings) as client:
+        with pytest.raises(HubUnreachable):
+            await client.hub_key()
