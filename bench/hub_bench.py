@@ -250,10 +250,21 @@ async def run_hub_bench(pg_dsn: str) -> dict[str, float]:
         await _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: Metrics and targets for the `make bench` table: (metric, target, higher is better).
+HUB_TARGETS: list[tuple[str, float | None, bool]] = [
+    ("push_changes_per_s", 50_000, True), ("pull_changes_per_s", None, True),
+    ("fanout_p50_ms", None, False), ("fanout_p99_ms", 1_000, False)]
+
+
+def run_hub_bench_sync(pg_dsn: str | None = None) -> dict[str, float]:
+    """`run_hub_bench` for synchronous runners; DSN from CHARTSYNC_BENCH_PG_DSN by default."""
+    dsn = pg_dsn or os.environ.get("CHARTSYNC_BENCH_PG_DSN",
+                                   "postgresql://postgres@127.0.0.1:5432/postgres")
+    return asyncio.run(run_hub_bench(dsn))
+
+
 def main(argv: list[str]) -> int:
-    dsn = argv[0] if argv else os.environ.get(
-        "CHARTSYNC_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-    results: dict[str, Any] = asyncio.run(run_hub_bench(dsn))
+    results: dict[str, Any] = run_hub_bench_sync(argv[0] if argv else None)
     for metric, value in results.items():
         print(f"  {metric:24s} {value:>14,.1f}")
     return 0

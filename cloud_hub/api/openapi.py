@@ -167,7 +167,9 @@ def openapi_document() -> dict[str, Any]:
                 security=_SITE, body={"application/octet-stream": {"schema": _OCTETS}},
                 errors=(400, *_AUTH_ERR, 409, 413, 415, 503)),
             "get": _op(
-                "Pull batches after a hub sequence, long-polling up to wait_s",
+                "Pull batches after a hub sequence, long-polling up to wait_s; an answer "
+                "holds at most `limit` batches and 32 MiB of sealed bytes (at least one "
+                "batch); continue from the last hub_seq",
                 {"200": {"description": "msgpack PullResponse: {batches: [{hub_seq, site_id "
                          "(16 bytes), sealed}], head}",
                          "content": {MEDIA_TYPE: {"schema": _OCTETS}}}},
