@@ -3,6 +3,10 @@
 SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
 
     1  site, resources, history, search_tokens, outbox, audit, users, conflicts (#3)
+    2  sync (#5): sync_state (hub, credential and keyring sealed at rest, cursor, log id,
+       state digest, guard decision), pushed_batches (sealed own batches + receipts),
+       origin_chains, received_batches (kept to rebuild a lost hub), held_batches,
+       dead_letters
 
 `check_version` reads the file read-only first, so a file written by a newer
 chartsync is refused before anything (WAL switch, migration) touches it.
@@ -17,7 +21,7 @@ from typing import Final
 
 from edge_node.errors import SchemaTooNew, StoreError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 DB_NAME: Final = "edge.sqlite3"
 
 _V1: Final = """
@@ -108,8 +112,72 @@ CREATE TABLE conflicts (
 );
 """
 
+_V2: Final = """
+CREATE TABLE sync_state (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    hub_url TEXT NOT NULL,
+    hub_ca TEXT,
+    insecure_http INTEGER NOT NULL DEFAULT 0,
+    practice_id TEXT NOT NULL,
+    credential_sealed BLOB NOT NULL,
+    hub_verify_key BLOB NOT NULL,
+    enrolled_status TEXT NOT NULL,
+    keyring_sealed BLOB,
+    log_id TEXT,
+    cursor INTEGER NOT NULL DEFAULT 0,
+    digest TEXT,
+    digest_count INTEGER NOT NULL DEFAULT 0,
+    guard_decision TEXT,
+    guard_from_seq INTEGER
+);
+CREATE TABLE pushed_batches (
+    seq_from INTEGER PRIMARY KEY,
+    seq_to INTEGER NOT NULL,
+    batch_hash BLOB NOT NULL,
+    prev_hash BLOB NOT NULL,
+    key_epoch INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    hub_seq INTEGER,
+    receipt BLOB
+);
+CREATE TABLE origin_chains (
+    origin TEXT PRIMARY KEY,
+    next_seq INTEGER NOT NULL,
+    last_hash BLOB NOT NULL
+);
+CREATE TABLE received_batches (
+    hub_seq INTEGER PRIMARY KEY,
+    origin TEXT NOT NULL,
+    seq_from INTEGER NOT NULL,
+    seq_to INTEGER NOT NULL,
+    sealed BLOB NOT NULL
+);
+CREATE INDEX received_origin ON received_batches (origin, seq_from);
+CREATE TABLE held_batches (
+    origin TEXT NOT NULL,
+    seq_from INTEGER NOT NULL,
+    seq_to INTEGER NOT NULL,
+    hub_seq INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    since_ms INTEGER NOT NULL,
+    PRIMARY KEY (origin, seq_from)
+);
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY,
+    seq_from INTEGER NOT NULL,
+    seq_to INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    hint TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    resolved_ms INTEGER
+)
+"""
+
 #: MIGRATIONS[n - 1] takes a file from version n - 1 to n.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 
 
 def db_path(data_dir: Path) -> Path:

@@ -20,6 +20,15 @@ writes one without the others.
 
 Reads' audit rows (`Writer.audit`) ride along with the next group without
 anyone waiting for them (see `store.audit` for the durability trade-off).
+
+Remote changes (issue #5, `Writer.apply_remote`) go through the same queue and
+the same `apply_change`, so a pulled batch and local writes serialise and merge
+identically: a remote batch contributes its resources and history rows (origin
+site and user of each change) but NO outbox row, plus the caller's bookkeeping
+statements (cursor, per-origin chain, received copy) — all in the group's one
+transaction, all or nothing.  Once the practice key is known the writer also
+keeps the state digest (`sync_protocol.digest`) of every record in step, in the
+same transaction (`sync_state.digest`).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ import orjson
 
 from conflict import CoreError, plan_delete, plan_set
 from conflict.decode import state_from_canonical
+from sync_protocol.digest import StateDigest
 from edge_node.errors import (
     BadRequest,
     EdgeError,
@@ -102,6 +112,9 @@ class WriteOp:
     if_match: int | None = None
 
 
+Statement = tuple[str, tuple[Any, ...]]
+
+
 @dataclass(slots=True)
 class _Request:
     ops: tuple[WriteOp, ...]
@@ -110,6 +123,9 @@ class _Request:
     future: asyncio.Future[list[Result]] | None
     audits: tuple[AuditRecord, ...]
     label: str
+    remote: tuple[Change, ...] = ()
+    statements: tuple[Statement, ...] = ()
+    digest_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +157,10 @@ class Writer:
         self._largest = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Set after every commit that added outbox rows (wakes the pusher, issue #5).
+        self.outbox_committed = asyncio.Event()
+        self.digest: StateDigest | None = None
+        self._loaded_raw: dict[Key, bytes] = {}
 
     # --- callers -----------------------------------------------------------------------
 
@@ -157,6 +177,32 @@ class Writer:
         self._idle.clear()
         self._queue.put_nowait(_Request(tuple(ops), atomic, actor, future, (), label))
         return await future
+
+    async def apply_remote(self, changes: Sequence[Change], statements: Sequence[Statement],
+                           *, label: str) -> None:
+        """Merge another site's `changes` and run `statements`, in one transaction.
+
+        No outbox row is written.  Raises `InvalidResource` if a change cannot be
+        merged (nothing of the batch is written), `StoreUnavailable` if the
+        commit failed.  With no changes, just runs `statements` in order.
+        """
+        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
+        self._idle.clear()
+        self._queue.put_nowait(_Request((), True, None, future, (), label, tuple(changes),
+                                        tuple(statements)))
+        out = await future
+        if out and isinstance(out[0], EdgeError):
+            raise out[0]
+
+    async def start_digest(self, digest_key: bytes) -> StateDigest:
+        """Compute the state digest of every stored record and keep it in step from now on."""
+        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
+        self._idle.clear()
+        self._queue.put_nowait(_Request((), False, None, future, (), "digest",
+                                        digest_key=digest_key))
+        await future
+        assert self.digest is not None
+        return self.digest
 
     def audit(self, records: Sequence[AuditRecord]) -> None:
         """Queue audit rows of reads; committed with the next group, nobody waits."""
@@ -181,10 +227,17 @@ class Writer:
     async def run(self) -> None:
         """Commit groups until `stop` is called; CancelledError propagates."""
         stopping = False
+        deferred: _Request | None = None
         while not stopping:
-            first = await self._queue.get()
+            first, deferred = (deferred, None) if deferred is not None else (
+                await self._queue.get(), None)
             if first is None:
                 break
+            if first.digest_key is not None:
+                await self._init_digest(first)
+                if self._queue.empty():
+                    self._idle.set()
+                continue
             group = [first]
             size = max(1, len(first.ops))
             while size < self._max_group_ops and not self._queue.empty():
@@ -192,17 +245,41 @@ class Writer:
                 if nxt is None:
                     stopping = True
                     break
+                if nxt.digest_key is not None:
+                    deferred = nxt  # a digest start runs between groups, in queue order
+                    break
                 group.append(nxt)
                 size += max(1, len(nxt.ops))
             await self._commit_group(group)
-            if self._queue.empty():
+            if self._queue.empty() and deferred is None:
                 self._idle.set()
         self._idle.set()
+
+    async def _init_digest(self, request: _Request) -> None:
+        assert request.digest_key is not None
+        key = request.digest_key
+
+        def scan(conn: sqlite3.Connection) -> StateDigest:
+            digest = StateDigest(key)
+            for rtype, rid, state in conn.execute("SELECT type, id, state FROM resources"):
+                digest.add(f"{rtype}/{rid}".encode(), bytes(state))
+            conn.execute("UPDATE sync_state SET digest = ?, digest_count = ?",
+                         (digest.hexdigest(), digest.count))
+            return digest
+
+        try:
+            self.digest = await self._conn.call(scan)
+        except sqlite3.Error as exc:
+            self._fail([request], exc)
+            return
+        if request.future is not None and not request.future.done():
+            request.future.set_result([])
 
     async def _commit_group(self, group: list[_Request]) -> None:
         now_ms = self._clock()
         keys = {(op.resource_type, op.resource_id) for r in group for op in r.ops
                 if op.action != "create"}
+        keys |= {(c.resource_type, c.resource_id) for r in group for c in r.remote}
         try:
             found = await self._load(keys)
         except sqlite3.Error as exc:
@@ -214,8 +291,12 @@ class Writer:
         rows = Rows()
         audits: list[AuditRecord] = []
         results: list[list[Result]] = []
+        statements: list[Statement] = []
         for request in group:
             audits.extend(request.audits)
+            if request.remote or request.statements:
+                results.append(self._apply_remote(request, view, rows, now_ms, statements))
+                continue
             if not request.ops:
                 results.append([])
                 continue
@@ -228,13 +309,18 @@ class Writer:
                 fresh.add(key)  # created in this group: no old tokens to delete
         sealed_from = (self._chain.last_seq, self._chain.last_hash)
         audit_rows = self._chain.seal(audits)
+        digest_before = self._step_digest(rows, statements)
         try:
-            await self._write(rows, audit_rows, fresh)
+            await self._write(rows, audit_rows, fresh, statements)
         except sqlite3.Error as exc:
             self._next_seq = seq_before
             self._chain.last_seq, self._chain.last_hash = sealed_from
+            if digest_before is not None and self.digest is not None:
+                self.digest = digest_before
             self._fail(group, exc)
             return
+        if rows.outbox:
+            self.outbox_committed.set()
         self._groups += 1
         n_ops = sum(len(r.ops) for r in group)
         self._operations += n_ops
@@ -255,16 +341,53 @@ class Writer:
                     "check`"))
 
     async def _load(self, keys: set[Key]) -> dict[Key, Stored]:
+        self._loaded_raw = {}
         if not keys:
             return {}
         arg = orjson.dumps(sorted(keys)).decode()
         rows = await self._conn.call(lambda conn: conn.execute(_LOAD, (arg,)).fetchall())
+        if self.digest is not None:
+            self._loaded_raw = {(r[0], r[1]): bytes(r[4]) for r in rows}
         return {(r[0], r[1]): Stored(state_from_canonical(r[4]), int(r[2]), bool(r[3]),
                                      int(r[5])) for r in rows}
 
+    def _step_digest(self, rows: Rows, statements: list[Statement]) -> StateDigest | None:
+        """Move the digest to the group's new states; return the old one (for a rollback)."""
+        if self.digest is None or not rows.resources:
+            return None
+        old = self.digest
+        new = StateDigest(old._key, old.value, old.count)
+        for key, row in rows.resources.items():
+            new.replace(f"{key[0]}/{key[1]}".encode(), self._loaded_raw.get(key), bytes(row[5]))
+        self.digest = new
+        statements.append(("UPDATE sync_state SET digest = ?, digest_count = ?",
+                           (new.hexdigest(), new.count)))
+        return old
+
     async def _write(self, rows: Rows, audit_rows: list[tuple[Any, ...]],
-                     fresh: set[Key]) -> None:
-        await self._conn.call(lambda conn: write_rows(conn, rows, audit_rows, fresh))
+                     fresh: set[Key], statements: list[Statement]) -> None:
+        await self._conn.call(lambda conn: write_rows(conn, rows, audit_rows, fresh,
+                                                      statements))
+
+    def _apply_remote(self, request: _Request, view: dict[Key, Stored | None], rows: Rows,
+                      now_ms: int, statements: list[Statement]) -> list[Result]:
+        """Merge a remote batch into the group, all or nothing; no outbox rows."""
+        local_rows, local_view = Rows(), _Overlay(view)
+        try:
+            for change in request.remote:
+                key = (change.resource_type, change.resource_id)
+                stored, _ = apply_change(local_view.get(key), change, now_ms, local_rows)
+                local_view.changes[key] = stored
+        except CoreError as exc:
+            return [InvalidResource(f"{request.label}: change of {change.resource_type} "
+                                    f"from site {change.origin} seq {change.seq} does not "
+                                    f"merge: {exc.message}", hint=exc.hint)]
+        for change in request.remote:
+            self._hlc = _observed(self._hlc, change.hlc, now_ms)
+        rows.absorb(local_rows)
+        view.update(local_view.changes)
+        statements.extend(request.statements)
+        return []
 
     # --- computing rows ------------------------------------------------------------------
 
@@ -372,8 +495,15 @@ class Writer:
         return records
 
 
+def _observed(clock: HybridClock, remote: int, now_ms: int) -> HybridClock:
+    """`clock` after seeing `remote` (drift was checked by the puller before applying)."""
+    if remote > clock.last:
+        return HybridClock(remote, max_drift_ms=clock.max_drift_ms)
+    return clock
+
+
 def write_rows(conn: sqlite3.Connection, rows: Rows, audit_rows: list[tuple[Any, ...]],
-               fresh: set[Key]) -> None:
+               fresh: set[Key], statements: Sequence[Statement] = ()) -> None:
     """Write one group's rows in one transaction (on the connection's thread).
 
     `fresh`: resources that had no row before this group (no old search tokens
@@ -400,6 +530,8 @@ def write_rows(conn: sqlite3.Connection, rows: Rows, audit_rows: list[tuple[Any,
                     "VALUES (?, ?, ?, ?, ?, ?)", found)
         if audit_rows:
             conn.executemany(INSERT_AUDIT, audit_rows)
+        for sql, params in statements:
+            conn.execute(sql, params)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
