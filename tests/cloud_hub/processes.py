@@ -48,17 +48,21 @@ class HubProcess:
             self.ssl = ssl.create_default_context(cafile=str(tls[0]))
 
     async def start(self) -> None:
-        """Spawn and wait (deadline) until /healthz answers 200."""
+        """Spawn and wait (deadline) for its "listening" line: store open, socket bound."""
         tls_args = ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] \
             if self.tls else []
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cloud_hub", "serve", "--store", self.store,
             "--host", "127.0.0.1", "--port", str(self.port), *tls_args, cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(ROOT)})
-        await self.wait_healthy()
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(START_DEADLINE_S):
+            line = await self.proc.stdout.readline()  # the only line the hub prints
+        assert b"listening on" in line, f"hub did not start (exit {self.proc.returncode})"
 
     async def wait_healthy(self, deadline_s: float = START_DEADLINE_S) -> None:
+        """Until /healthz answers 200 (the store is reachable), retrying like a client."""
         async with aiohttp.ClientSession() as session:
             async for attempt in AsyncRetrying(
                     stop=stop_after_delay(deadline_s), wait=wait_exponential(0.02, max=0.25),

@@ -50,6 +50,7 @@ async def test_enrollment_approval_push_pull_and_receipts(harness: Harness) -> N
 
     again = push_ack_from_json(await (await harness.push(a, sealed[0])).json())
     assert (again.hub_seq, again.duplicate) == (1, True)
+    assert again.receipt == acks[0].receipt  # the same signed receipt, byte for byte
     assert len(await harness.stored(pid)) == 3
 
     # The registry the edges build their SiteDirectory from, then pull and open.
