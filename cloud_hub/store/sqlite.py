@@ -103,6 +103,17 @@ _SITE_COLUMNS: Final = ("practice_id, site_id, name, verify_key, box_key, creden
                         "status, approved_by, created_ms")
 
 
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    """sqlite3 errors stop here (disk full, file locked by another process, ...)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"embedded store unavailable ({type(exc).__name__})",
+                               hint="check the disk and that one hub process uses the file"
+                               ) from exc
+
+
 def _site(row: Iterable[Any]) -> SiteRecord:
     p, s, name, vk, bk, ch, status, by, created = row
     return SiteRecord(PracticeId(UUID(bytes=p)), SiteId(UUID(bytes=s)), name, vk, bk, ch,
@@ -160,12 +171,8 @@ class SqliteStore:
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         """One serialised write transaction; sqlite errors become `StoreUnavailable`."""
-        async with self._lock:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"embedded store unavailable: {exc}",
-                                       hint="check the disk and the store path") from exc
+        async with self._lock, _translated():
+            await self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
@@ -175,11 +182,11 @@ class SqliteStore:
                 await self._db.execute("COMMIT")
 
     async def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
-        async with self._lock, self._db.execute(sql, args) as cur:
+        async with self._lock, _translated(), self._db.execute(sql, args) as cur:
             return await cur.fetchone()
 
     async def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        async with self._lock, self._db.execute(sql, args) as cur:
+        async with self._lock, _translated(), self._db.execute(sql, args) as cur:
             return list(await cur.fetchall())
 
     async def hub_signing_seed(self, candidate: bytes, now_ms: int) -> bytes:
