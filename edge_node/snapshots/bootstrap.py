@@ -1,0 +1,134 @@
+"""Bootstrap a site from the hub's latest snapshot: download, stage, verify, install.
+
+    staged = await fetch_and_stage(client, restore_dir, keyring, directory, progress)
+    await restore_into(data_dir, client, keyring, directory, progress)   # restore
+
+Files, all in `DIR/.restore/` (removed once installed):
+
+    snapshot.partial   the download in progress
+    snapshot.css       a complete download (fsynced, renamed): a rerun stages from it
+                       without downloading again
+    staging.sqlite3    the records staged so far (see `staging`)
+
+Resuming: a killed restore reruns the same command.  A complete download is
+reused and staging resumes after its last committed batch.  A partial
+download starts again: the hub's `GET /v1/snapshots/latest` answers whole
+bodies only (no HTTP Range); with Range the partial file could be continued
+instead (`_download` already appends on a 206 answer).  Records staged from a
+previous attempt are kept as long as the hub still serves the same snapshot.
+
+A snapshot that fails verification raises `SnapshotRefused`; its download and
+staging file are deleted so the next attempt starts clean, and the data
+directory's database is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from typing import Final
+
+from edge_node.snapshots.errors import SnapshotError, SnapshotRefused
+from edge_node.snapshots.install import install_file, restore_pending
+from edge_node.snapshots.progress import BootstrapProgress
+from edge_node.snapshots.staging import Staged, Staging
+from edge_node.sync.hub_client import HubClient
+from sync_protocol.keys import Keyring, SiteDirectory
+
+RESTORE_DIR: Final = ".restore"
+PARTIAL: Final = "snapshot.partial"
+COMPLETE: Final = "snapshot.css"
+
+
+def restore_dir_of(data_dir: Path) -> Path:
+    return data_dir / RESTORE_DIR
+
+
+def _prepare(restore_dir: Path, complete: Path) -> int | None:
+    restore_dir.mkdir(parents=True, exist_ok=True)
+    return complete.stat().st_size if complete.exists() else None
+
+
+async def download_latest(client: HubClient, restore_dir: Path,
+                          progress: BootstrapProgress) -> Path | None:
+    """The latest snapshot as a complete local file (reused if already downloaded).
+
+    None if the hub has none.  Raises `HubUnreachable` / `HubRefused` from the
+    client, `SnapshotError` for a local disk fault.
+    """
+    complete = restore_dir / COMPLETE
+    size = await asyncio.to_thread(_prepare, restore_dir, complete)
+    if size is not None:
+        progress.download(size, size)
+        return complete
+    partial = restore_dir / PARTIAL
+    async with client.get_latest_snapshot() as download:
+        if download is None:
+            return None
+        total = download.size
+        done = 0
+        try:
+            # The hub answers 200 with the whole body: start the partial file over.
+            with partial.open("wb") as out:
+                async for chunk in download.chunks(1 << 20):
+                    out.write(chunk)
+                    done += len(chunk)
+                    progress.download(done, total)
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise SnapshotError(f"writing the snapshot download to {partial} failed: {exc}",
+                                hint="check free space in the data directory") from exc
+    if total is not None and done != total:
+        raise SnapshotRefused(f"snapshot download ended at {done} of {total} bytes",
+                              hint="run the restore again; it downloads the rest")
+    os.replace(partial, complete)
+    return complete
+
+
+async def fetch_and_stage(client: HubClient, restore_dir: Path, keyring: Keyring,
+                          directory: SiteDirectory, progress: BootstrapProgress
+                          ) -> Staged | None:
+    """Download (or reuse) the latest snapshot and stage it verified; None if the hub has none."""
+    path = await download_latest(client, restore_dir, progress)
+    if path is None:
+        return None
+    staging = Staging.at(restore_dir)
+    try:
+        return await asyncio.to_thread(staging.stage_file, path, keyring, directory,
+                                       progress.stage)
+    except SnapshotRefused:
+        staging.discard()
+        path.unlink(missing_ok=True)
+        raise
+
+
+def finish_restore(restore_dir: Path) -> None:
+    shutil.rmtree(restore_dir, ignore_errors=True)
+
+
+async def restore_into(data_dir: Path, client: HubClient, keyring: Keyring,
+                       directory: SiteDirectory, progress: BootstrapProgress) -> Staged | None:
+    """Bootstrap the (enrolled, empty) data directory from the latest snapshot.
+
+    Returns what was installed, or None if the practice has no snapshot yet
+    (the sync loop then pulls the whole log from hub sequence 0).  The tail
+    after the snapshot's `hub_seq` is the sync loop's to pull: the cursor and
+    every origin's chain head are set from the snapshot.
+    """
+    if await asyncio.to_thread(restore_pending, data_dir):
+        finish_restore(restore_dir_of(data_dir))
+        return None
+    staged = await fetch_and_stage(client, restore_dir_of(data_dir), keyring, directory,
+                                   progress)
+    if staged is None:
+        return None
+    await asyncio.to_thread(install_file, data_dir, staged.path, staged.meta)
+    finish_restore(restore_dir_of(data_dir))
+    return staged
+
+
+__all__ = ["download_latest", "fetch_and_stage", "finish_restore", "restore_dir_of",
+           "restore_into"]

@@ -1,0 +1,76 @@
+"""The sync loop's bookkeeping a snapshot carries or checks (tables of schema version 2).
+
+Kept in one module so the snapshot code touches the sync tables in one place:
+
+    read_position(conn)          cursor, log id and every origin's chain head
+    write_position(conn, pos)    put a snapshot's position in place (and drop the digest,
+                                 which the writer recomputes from the new rows)
+    acked_through(conn)          (own seq, hub seq) the hub has acknowledged up to
+    snapshot_ready(conn, site)   may this site upload a snapshot now?  Why not, if not.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from uuid import UUID
+
+from edge_node.snapshots.records import SyncPosition
+
+
+def read_position(conn: sqlite3.Connection) -> SyncPosition:
+    row = conn.execute("SELECT cursor, log_id FROM sync_state WHERE one = 1").fetchone()
+    cursor, log_id = (0, None) if row is None else (int(row[0]), row[1])
+    chains = {UUID(o): (int(n), bytes(h)) for o, n, h in conn.execute(
+        "SELECT origin, next_seq, last_hash FROM origin_chains")}
+    return SyncPosition(cursor, UUID(log_id) if log_id else None, chains)
+
+
+def write_position(conn: sqlite3.Connection, position: SyncPosition) -> None:
+    """Set cursor, log id and chains to `position` (inside the caller's transaction)."""
+    conn.execute("UPDATE sync_state SET cursor = ?, log_id = ?, digest = NULL, "
+                 "digest_count = 0 WHERE one = 1",
+                 (position.hub_seq, str(position.log_id) if position.log_id else None))
+    conn.execute("DELETE FROM origin_chains")
+    conn.executemany("INSERT INTO origin_chains (origin, next_seq, last_hash) VALUES (?, ?, ?)",
+                     [(str(o), n, h) for o, (n, h) in position.chains.items()])
+
+
+def acked_through(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(highest own seq acknowledged by the hub, highest hub seq of those acks)."""
+    row = conn.execute("SELECT max(seq_to), max(hub_seq) FROM pushed_batches "
+                       "WHERE hub_seq IS NOT NULL").fetchone()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def last_local_seq(conn: sqlite3.Connection, site_id: UUID) -> int:
+    row = conn.execute("SELECT max(seq) FROM history WHERE origin = ?", (str(site_id),)
+                       ).fetchone()
+    out = conn.execute("SELECT max(seq) FROM outbox").fetchone()
+    return max(int(row[0] or 0), int(out[0] or 0))
+
+
+def snapshot_ready(conn: sqlite3.Connection, site_id: UUID) -> str | None:
+    """None if a snapshot now would cover exactly the log up to the cursor; else why not.
+
+    Every own change must be acknowledged, and the cursor must have passed the
+    hub sequence of the last acknowledgement — otherwise the snapshot would hold
+    changes the log before its `hub_seq` does not, and a site bootstrapping from
+    it would meet them again in the tail.
+    """
+    row = conn.execute("SELECT cursor FROM sync_state WHERE one = 1").fetchone()
+    if row is None:
+        return "the site is not enrolled with a hub"
+    cursor = int(row[0])
+    acked_seq, acked_hub_seq = acked_through(conn)
+    local = last_local_seq(conn, site_id)
+    if local > acked_seq:
+        return f"{local - acked_seq} own changes are not acknowledged by the hub yet"
+    if acked_hub_seq > cursor:
+        return f"the cursor ({cursor}) has not passed this site's last push ({acked_hub_seq})"
+    if cursor == 0:
+        return "nothing applied from the hub yet"
+    return None
+
+
+__all__ = ["acked_through", "last_local_seq", "read_position", "snapshot_ready",
+           "write_position"]

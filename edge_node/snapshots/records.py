@@ -1,0 +1,115 @@
+"""What a snapshot holds: the edge's records inside `sync_protocol.snapshot`'s sealed stream.
+
+Record shapes (msgpack arrays; FORMAT names this layout):
+
+    ["meta", {format, practice, site, log_id, hub_seq, chains, hlc, counts}]      first
+    ["resource", type, id, version, last_updated_ms, deleted, state, json, patient_ref]
+    ["history", hid, type, id, version, origin, seq, user, device, hlc, recorded_ms,
+     deleted, json]
+    ["conflict", type, id, register, heads, shown_origin, shown_seq]
+
+`state` is `conflict.canonical_state` bytes; `json` the served JSON (with this
+site's `meta.versionId` / `lastUpdated`), so a restored site serves exactly
+what the writer served and keeps every version's history row.  Search tokens
+are derived from `json` when staging.  `chains` is the applied position of
+every origin, `{origin: (next_seq, last_hash)}`, so the restored site's puller
+knows which batches after `hub_seq` it already holds.
+
+Left out on purpose: the audit log (site-local: who read what at the writer
+site, not practice data; the restored site starts its own chain), the outbox
+(the writer's own changes are in the log up to `hub_seq` — a snapshot is only
+made when the outbox is fully acknowledged and pulled back), users, site
+identity and keys, received sealed batches (the hub has the log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from uuid import UUID
+
+from edge_node.snapshots.errors import SnapshotRefused
+
+FORMAT: Final = 1
+META: Final = "meta"
+RESOURCE: Final = "resource"
+HISTORY: Final = "history"
+CONFLICT: Final = "conflict"
+_ARITY: Final = {RESOURCE: 9, HISTORY: 13, CONFLICT: 7}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPosition:
+    """How far a site has applied the hub's log: the cursor and every origin's chain head."""
+
+    hub_seq: int = 0
+    log_id: UUID | None = None
+    #: origin site → (next seq expected from it, hash of its last applied batch)
+    chains: Mapping[UUID, tuple[int, bytes]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """The first record: who wrote the snapshot, what it covers, how many rows follow."""
+
+    practice_id: UUID
+    site_id: UUID
+    position: SyncPosition
+    hlc: int
+    resources: int
+    history: int
+    conflicts: int
+
+    @property
+    def records(self) -> int:
+        """Records in the snapshot, this one included."""
+        return 1 + self.resources + self.history + self.conflicts
+
+    def to_record(self) -> list[Any]:
+        pos = self.position
+        return [META, {
+            "format": FORMAT, "practice": self.practice_id.bytes, "site": self.site_id.bytes,
+            "log_id": pos.log_id.bytes if pos.log_id else None, "hub_seq": pos.hub_seq,
+            "chains": [[o.bytes, n, h] for o, (n, h) in sorted(pos.chains.items())],
+            "hlc": self.hlc, "counts": {RESOURCE: self.resources, HISTORY: self.history,
+                                        CONFLICT: self.conflicts}}]
+
+    @classmethod
+    def from_record(cls, record: Any, *, label: str) -> SnapshotMeta:
+        """Parse the first record; raises `SnapshotRefused` if it is not a meta record."""
+        if type(record) is not list or len(record) != 2 or record[0] != META:
+            raise SnapshotRefused(f"{label}: first record is not the snapshot's meta record",
+                                  hint="the snapshot was not written by a chartsync edge")
+        raw = record[1]
+        try:
+            if raw["format"] != FORMAT:
+                raise SnapshotRefused(
+                    f"{label}: record format {raw['format']}, this build reads {FORMAT}",
+                    hint="upgrade this chartsync to the version of the site that wrote it")
+            counts = raw["counts"]
+            log_id = raw["log_id"]
+            chains = {UUID(bytes=bytes(o)): (int(n), bytes(h)) for o, n, h in raw["chains"]}
+            return cls(UUID(bytes=bytes(raw["practice"])), UUID(bytes=bytes(raw["site"])),
+                       SyncPosition(int(raw["hub_seq"]),
+                                    UUID(bytes=bytes(log_id)) if log_id else None, chains),
+                       int(raw["hlc"]), int(counts[RESOURCE]), int(counts[HISTORY]),
+                       int(counts[CONFLICT]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotRefused(f"{label}: malformed meta record ({type(exc).__name__})",
+                                  hint="the snapshot was not written by a chartsync edge"
+                                  ) from exc
+
+
+def check_row(record: Any, *, label: str) -> tuple[str, list[Any]]:
+    """(kind, fields) of a row record; raises `SnapshotRefused` for anything else."""
+    if type(record) is list and record and _ARITY.get(record[0]) == len(record):
+        return record[0], record
+    kind = record[0] if type(record) is list and record else type(record).__name__
+    raise SnapshotRefused(f"{label}: unexpected record {kind!r}",
+                          hint="the snapshot is damaged or from another build; download "
+                          "the latest one again")
+
+
+__all__ = ["CONFLICT", "FORMAT", "HISTORY", "META", "RESOURCE", "SnapshotMeta", "SyncPosition",
+           "check_row"]
