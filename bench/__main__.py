@@ -1,30 +1,80 @@
 """`make bench`: run every benchmark and print one table with the targets.
 
-    python -m bench [--only protocol,merge,hub] [--json]
+    python -m bench [--only protocol,merge,edge,hub] [--json]
 
 Hub benchmarks need PostgreSQL: CHARTSYNC_BENCH_PG_DSN (default
-postgresql://postgres@127.0.0.1:5432/postgres); they are skipped with a
-reason when it is unreachable.
+postgresql://postgres@127.0.0.1:5432/postgres); a suite that cannot run says
+why and the others go on.  Numbers are for this machine only: compare
+ratios measured in one run (see ../shared/PERFORMANCE.md on noise).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
 import os
 import platform
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-#: (name, module, function, [(metric, target, higher_is_better)])
-SUITES: list[tuple[str, str, str, list[tuple[str, float | None, bool]]]] = [
-    ("protocol", "bench.protocol_bench", "run_protocol_bench", [
+Target = tuple[str, float | None, bool]  # (metric, target, higher is better)
+
+
+def _protocol() -> dict[str, float]:
+    from bench.protocol_bench import run_protocol_bench
+    return run_protocol_bench()
+
+
+def _merge() -> dict[str, float]:
+    from bench.merge_bench import run_merge_bench
+    return run_merge_bench()
+
+
+def _edge() -> dict[str, float]:
+    from bench.edge_bench import run_edge_bench
+    with tempfile.TemporaryDirectory(prefix="chartsync-bench-") as tmp:
+        return asyncio.run(run_edge_bench(Path(tmp)))
+
+
+def _hub() -> dict[str, float]:
+    from bench.hub_bench import run_hub_bench_sync
+    return run_hub_bench_sync()
+
+
+def _optional(module: str, function: str) -> Callable[[], dict[str, float]]:
+    """A suite whose module may not exist yet in this checkout."""
+    def run() -> dict[str, float]:
+        runner = getattr(importlib.import_module(module), function)
+        if asyncio.iscoroutinefunction(runner):
+            with tempfile.TemporaryDirectory(prefix="chartsync-bench-") as tmp:
+                return asyncio.run(runner(Path(tmp)))  # type: ignore[no-any-return]
+        return runner()  # type: ignore[no-any-return]
+    return run
+
+
+SUITES: list[tuple[str, Callable[[], dict[str, float]], list[Target]]] = [
+    ("protocol", _protocol, [
         ("change_json_bytes_avg", None, True), ("sealed_bytes_per_change", None, False),
         ("seal_changes_per_s", 100_000, True), ("open_changes_per_s", 100_000, True)]),
-    ("merge", "bench.merge_bench", "run_merge_bench", [
-        ("merge_changes_per_s", 30_000, True)]),
+    ("merge", _merge, [("merge_changes_per_s", 30_000, True)]),
+    ("edge", _edge, [
+        ("creates_per_s", 3_000, True), ("create_p99_ms", 25, False),
+        ("updates_per_s", 3_000, True), ("update_p99_ms", 25, False),
+        ("bundle_resources_per_s", None, True), ("reads_per_s", 5_000, True),
+        ("search_patient_p99_ms", 20, False)]),
+    ("hub", _hub, [
+        ("push_changes_per_s", 50_000, True), ("pull_changes_per_s", None, True),
+        ("fanout_p50_ms", None, False), ("fanout_p99_ms", 1_000, False)]),
+    ("e2e", _optional("bench.e2e_bench", "run_e2e_bench"), [
+        ("propagation_p50_ms", 15, False), ("propagation_p99_ms", 50, False),
+        ("throughput_changes_per_s", 10_000, True), ("catchup_50k_s", 10, False)]),
+    ("bootstrap", _optional("bench.bootstrap_bench", "run_bootstrap_bench"), [
+        ("bootstrap_100k_s", 15, False)]),
 ]
 
 
@@ -43,20 +93,25 @@ def main(argv: list[str] | None = None) -> int:
                         + ",".join(s[0] for s in SUITES))
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     args = parser.parse_args(argv)
-    wanted = set(args.only.split(",")) if args.only else {s[0] for s in SUITES}
-    results: dict[str, Any] = {"machine": f"{platform.processor() or platform.machine()}, "
-                               f"{os.cpu_count()} cores, Python {platform.python_version()}"}
+    names = {s[0] for s in SUITES}
+    wanted = set(args.only.split(",")) if args.only else names
+    if wanted - names:
+        parser.error(f"unknown suite(s): {', '.join(sorted(wanted - names))}")
+    results: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                               f"Python {platform.python_version()}"}
     print(f"chartsync benchmarks — {results['machine']}")
-    for name, module, func, metrics in SUITES:
+    for name, run, metrics in SUITES:
         if name not in wanted:
             continue
-        try:
-            run: Callable[[], dict[str, float]] = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError) as exc:
-            print(f"{name}: not available ({exc})")
-            continue
         print(f"{name}:", flush=True)
-        numbers = run()
+        try:
+            numbers = run()
+        except ModuleNotFoundError as exc:
+            print(f"  not available in this checkout ({exc.name})")
+            continue
+        except OSError as exc:  # e.g. PostgreSQL unreachable for the hub suite
+            print(f"  could not run: {exc}")
+            continue
         results[name] = numbers
         for metric, target, higher in metrics:
             if metric in numbers:
