@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 from edge_node.config import EdgeConfig
 from edge_node.errors import StoreError
@@ -29,6 +30,7 @@ from edge_node.store.site import Site, insert_site, load_site, new_site_id, writ
 from edge_node.store.users import Role, User, add_user
 from edge_node.store.writer import Writer
 from sync_protocol.hlc import HybridClock
+from sync_protocol.ids import SiteId
 from sync_protocol.keys import SiteKeyPair
 
 Clock = Callable[[], int]
@@ -42,12 +44,14 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def init_data_dir(data_dir: Path, *, now_ms: int, entropy: Entropy, admin_name: str
-                  ) -> tuple[Site, User, str]:
+def init_data_dir(data_dir: Path, *, now_ms: int, entropy: Entropy, admin_name: str,
+                  site_id: SiteId | None = None, keys: SiteKeyPair | None = None,
+                  practice_id: UUID | None = None) -> tuple[Site, User, str]:
     """Create a data directory: database, site id and keys, and a first admin.
 
     Returns the site, the admin and the admin's token (show it once).  Raises
-    `StoreError` if the directory already holds an edge database.
+    `StoreError` if the directory already holds an edge database.  An enrolled
+    site (issue #5) passes the `site_id` the hub assigned to its `keys`.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     path = db_path(data_dir)
@@ -56,14 +60,16 @@ def init_data_dir(data_dir: Path, *, now_ms: int, entropy: Entropy, admin_name: 
                          hint="this directory is initialised; use `chartsync edge serve`")
     file_key = entropy(32)
     write_key_file(data_dir, file_key)
-    site_id = new_site_id(now_ms, entropy(10))
-    keys = SiteKeyPair.generate(entropy(64))
+    site_id = site_id if site_id is not None else new_site_id(now_ms, entropy(10))
+    keys = keys if keys is not None else SiteKeyPair.generate(entropy(64))
     conn = connect(path)
     try:
         migrate(conn, path)
         conn.execute("BEGIN IMMEDIATE")
         insert_site(conn, site_id=site_id, created_ms=now_ms, keys=keys, file_key=file_key,
                     nonce=entropy(24))
+        if practice_id is not None:
+            conn.execute("UPDATE site SET practice_id = ?", (str(practice_id),))
         admin, token = add_user(conn, name=admin_name, role=Role.ADMIN, now_ms=now_ms,
                                 random_bytes=entropy(42))
         conn.execute("COMMIT")

@@ -78,12 +78,16 @@ async def authenticate(request: web.Request, handler: Handler) -> StreamResponse
     return await handler(request)
 
 
-def build_app(edge: Edge) -> web.Application:
-    """The edge's web application for `edge` (which the caller keeps open)."""
+def build_app(edge: Edge, sync: object | None = None) -> web.Application:
+    """The edge's web application for `edge` (which the caller keeps open).
+
+    `sync`: the running `edge_node.sync.loop.SyncLoop`, for the status page.
+    """
     app = web.Application(middlewares=[errors, authenticate],
                           client_max_size=edge.config.max_body_bytes)
     app[EDGE] = edge
     app[AUTH] = Authenticator()
+    app[status.SYNC] = sync
     r = app.router
     r.add_get("/fhir/metadata", resources.metadata)
     r.add_post("/fhir", bundles.post_bundle)

@@ -5,6 +5,8 @@
     user    add a staff account (prints its token once)
     backup  consistent online copy of the database
     check   integrity: rows, history, outbox and audit agree
+    invite  enrollment token for a new site          approve  approve a site (fingerprint)
+    revoke  revoke a site, rotate the practice key   dead-letters / held  sync problems
 
 Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from edge_node.cli import backup, check, init, serve, user
+from edge_node.cli import backup, check, init, restore, serve, user
 
 EXAMPLES = """\
 examples:
@@ -29,7 +31,7 @@ exit codes: 0 ok, 1 failure, 2 usage error
 
 def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add init, serve, user, backup and check to `sub`."""
-    for module in (init, serve, user, backup, check):
+    for module in (init, serve, user, backup, check, restore):
         module.add_parser(sub)
 
 

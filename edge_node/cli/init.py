@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.errors import EdgeError
 from edge_node.node import init_data_dir
+from edge_node.sync.enroll import enroll_site
+from edge_node.sync.errors import EnrollmentError
+from edge_node.sync.hub_client import HubSettings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,17 +27,72 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "  chartsync edge init --data ./edge --admin yamada\n")
     add_data_option(p)
     p.add_argument("--admin", default="admin", help="name of the first admin (default admin)")
+    p.add_argument("--hub", help="enroll with this hub (https://...)")
+    p.add_argument("--token", help="one-time enrollment token (from the operator or "
+                   "`chartsync edge invite`)")
+    p.add_argument("--name", help="this site's name as the practice sees it")
+    p.add_argument("--hub-ca", type=Path, help="PEM CA file the hub's certificate chains to "
+                   "(default: the system store)")
+    p.add_argument("--insecure-http", action="store_true",
+                   help="allow a plain http:// hub (loopback demos only)")
+    p.add_argument("--recovery-passphrase-file", type=Path,
+                   help="file holding the recovery kit passphrase (first site; else asked)")
+    p.add_argument("--recovery-shares", metavar="K-of-N",
+                   help="split the recovery kit into N SLIP-39 shares, any K open it")
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+_KIT_MESSAGE = """RECOVERY KIT written to {path}
+  It holds the practice key, locked with {how}.
+  Print it or copy it to a USB stick and store it OFFLINE, away from this machine.
+  It is needed only if EVERY site of the practice is lost: with it, a new machine can
+  restore all charts from the hub. Without it, nobody (not even the hub) can.
+"""
+
+
+def _passphrase(args: argparse.Namespace) -> str:
+    if args.recovery_passphrase_file is not None:
+        return str(args.recovery_passphrase_file.read_text(encoding="utf-8").strip())
+    first = getpass.getpass("recovery kit passphrase (at least 13 characters): ")
+    if getpass.getpass("again: ") != first:
+        raise EnrollmentError("the two passphrases differ", hint="run init again")
+    return first
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    if not args.token or not args.name:
+        print("error: --hub needs --token and --name", file=sys.stderr)
+        return 2
     try:
-        site, admin, token = init_data_dir(args.data, now_ms=wall_ms(), entropy=os.urandom,
-                                           admin_name=args.admin)
-    except EdgeError as err:
-        return fail(err)
-    print(f"site {site.site_id} created in {args.data}")
-    print(f"site key fingerprint {site.keys.fingerprint}")
-    print(f"admin user {admin.name} ({admin.user_id}); token, shown only now:")
-    print(token)
+        settings = HubSettings.parse(args.hub, ca_file=args.hub_ca,
+                                     insecure_http=args.insecure_http)
+        shares = None
+        if args.recovery_shares:
+            k, _, n = args.recovery_shares.lower().partition("-of-")
+            shares = (int(k), int(n))
+        result = asyncio.run(enroll_site(
+            args.data, settings, token=args.token, name=args.name, admin_name=args.admin,
+            now_ms=wall_ms(), entropy=os.urandom,
+            passphrase=None if shares else _passphrase(args), shares=shares,
+            created=datetime.now(UTC).date().isoformat()))
+    except (EdgeError, ValueError) as err:
+        if isinstance(err, EdgeError):
+            return fail(err)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"site {result.site_id} enrolled in practice {result.practice_id} "
+          f"({result.status})")
+    print(f"site key fingerprint {result.fingerprint}")
+    print(f"admin user {result.admin.name} ({result.admin.user_id}); token, shown only now:")
+    print(result.admin_token)
+    if result.recovery_kit is not None:
+        how = (f"any {shares[0]} of {shares[1]} shares" if shares else "your passphrase")
+        print(_KIT_MESSAGE.format(path=result.recovery_kit, how=how))
+        for i, words in enumerate(result.shares, 1):
+            print(f"share {i}: {words}")
+    if result.status != "approved":
+        print("This site is PENDING. On an approved site, an admin runs:\n"
+              f"  chartsync edge approve {result.site_id} --fingerprint {result.fingerprint}"
+              "\nafter comparing the fingerprint with this screen. Then start "
+              "`chartsync edge serve`; it syncs once the keys arrive.")
     return EXIT_OK

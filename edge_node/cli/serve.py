@@ -21,6 +21,8 @@ from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wal
 from edge_node.config import parse_edge_config
 from edge_node.errors import EdgeError
 from edge_node.node import Edge
+from edge_node.sync.loop import SyncLoop
+from edge_node.sync.settings import parse_sync_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,15 +40,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--access-log", action="store_true",
                    help="log method, route, status and duration of every request (ids and "
                    "query strings are never logged); costs ~10%% of throughput")
+    p.add_argument("--sync-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="tune the sync loop, e.g. heartbeat_s=10 guard_share=0.2 "
+                   "(see edge_node/sync/settings.py)")
     p.set_defaults(handler=run)
+
+
+def _sync_options(args: argparse.Namespace) -> dict[str, float | int]:
+    out: dict[str, float | int] = {}
+    for item in args.sync_option:
+        key, _, value = item.partition("=")
+        out[key.strip()] = float(value) if "." in value else int(value)
+    return out
 
 
 async def serve(args: argparse.Namespace) -> None:
     config = parse_edge_config({"data_dir": args.data, "max_body_bytes": args.max_body_bytes,
                                 "require_if_match": args.require_if_match})
-    async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge:
+    sync_settings = parse_sync_settings(_sync_options(args))
+    async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge, \
+            SyncLoop.open(edge, sync_settings) as sync:
+        if sync is None:
+            print("not enrolled with a hub: serving locally only", flush=True)
         runner = web.AppRunner(
-            build_app(edge), access_log_class=AccessLogger, handle_signals=False,
+            build_app(edge, sync), access_log_class=AccessLogger, handle_signals=False,
             access_log=logging.getLogger("edge_node.access") if args.access_log else None)
         await runner.setup()
         try:

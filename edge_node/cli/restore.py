@@ -1,0 +1,154 @@
+"""`chartsync edge restore`: a new machine gets every chart back from the hub.
+
+    chartsync edge restore --data DIR --hub URL --token TOKEN --recovery-kit FILE
+        (--passphrase-file F | --share FILE --share FILE ...) --name NAME [--json]
+
+1. Opens the recovery kit (passphrase, or any k of the custodians' shares).
+2. Enrolls this machine as a new site of the practice with the token and
+   waits, showing its fingerprint, until an approved site (or, with every site
+   lost, the operator) approves it.
+3. Downloads the latest snapshot, stages and verifies it, installs it
+   (progress bar with time left, or `--json` lines), sets the cursor; `edge
+   serve` then pulls the log tail after it.
+
+Interrupted (even killed), run the same command again: enrollment is not
+repeated and the restore resumes from the staged snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.errors import EdgeError
+from edge_node.node import open_sync
+from edge_node.snapshots.bootstrap import restore_into
+from edge_node.snapshots.progress import progress_for
+from edge_node.store.schema import db_path
+from edge_node.sync.enroll import enroll_site, settings_of
+from edge_node.sync.errors import EnrollmentError
+from edge_node.sync.hub_client import HubClient, HubSettings
+from edge_node.sync.state import require_sync_state, save_keyring
+from sync_protocol.errors import ProtocolError
+from sync_protocol.keys import Keyring, SiteDirectory
+from sync_protocol.recovery import open_recovery_kit, open_shared_recovery_kit
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = parser_for(sub, "restore", help_text="bring every chart back from the hub",
+                   description="Enroll this machine as a new site with a recovery kit and "
+                   "restore every chart, all history and all open conflicts from the hub's "
+                   "latest snapshot. Resumes if interrupted.",
+                   examples="  chartsync edge restore --data /var/lib/chartsync --hub "
+                   "https://hub.example.jp --token cse_... --recovery-kit kit.txt "
+                   "--passphrase-file pass.txt --name branch-a\n"
+                   "  chartsync edge restore --data DIR --hub URL --token cse_... "
+                   "--recovery-kit kit.txt --share alice.txt --share bob.txt --name a --json\n")
+    add_data_option(p)
+    p.add_argument("--hub", required=True, metavar="URL")
+    p.add_argument("--token", help="one-time enrollment token (not needed to resume)")
+    p.add_argument("--recovery-kit", type=Path, required=True, metavar="FILE")
+    p.add_argument("--passphrase-file", type=Path, metavar="FILE")
+    p.add_argument("--share", type=Path, action="append", default=[], metavar="FILE",
+                   help="a custodian's share (repeat for k shares)")
+    p.add_argument("--hub-ca", type=Path, metavar="FILE")
+    p.add_argument("--insecure-http", action="store_true", help="loopback demos only")
+    p.add_argument("--name", default="restored", help="site name shown to approvers")
+    p.add_argument("--admin", default="admin", help="name of the first admin")
+    p.add_argument("--approval-timeout-s", type=float, default=24 * 3600)
+    p.add_argument("--json", action="store_true", help="JSON lines for progress and result")
+    p.set_defaults(handler=run)
+
+
+def open_kit(args: argparse.Namespace) -> Keyring:
+    """The keyring in the kit; raises `EnrollmentError` naming what is wrong."""
+    try:
+        text = args.recovery_kit.read_text(encoding="utf-8")
+        if args.share:
+            shares = [f.read_text(encoding="utf-8").strip() for f in args.share]
+            return open_shared_recovery_kit(text, shares)
+        if args.passphrase_file is None:
+            raise EnrollmentError("the recovery kit needs --passphrase-file or --share",
+                                  hint="give the passphrase file, or k custodians' shares")
+        passphrase = args.passphrase_file.read_text(encoding="utf-8").rstrip("\n")
+        return open_recovery_kit(text, passphrase)
+    except OSError as exc:
+        raise EnrollmentError(f"cannot read {exc.filename}: {exc.strerror}",
+                              hint="check the file paths") from exc
+    except ProtocolError as exc:
+        raise EnrollmentError(f"recovery kit: {exc}", hint=exc.hint) from exc
+
+
+def _say(args: argparse.Namespace, **fields: object) -> None:
+    if args.json:
+        print(json.dumps(fields), flush=True)
+    else:
+        print(" ".join(f"{k}: {v}" for k, v in fields.items()), flush=True)
+
+
+async def wait_approved(client: HubClient, deadline_s: float) -> None:
+    """Poll the hub until this site is approved; raises `EnrollmentError` at the deadline."""
+    delay = 0.5
+    end = time.monotonic() + deadline_s
+    while (me := await client.me()).status != "approved":
+        if me.status == "revoked" or time.monotonic() > end:
+            raise EnrollmentError(f"site {me.site_id} is {me.status}",
+                                  hint="an approved site (or the operator) must approve it")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
+
+
+async def restore(args: argparse.Namespace) -> int:
+    keyring = await asyncio.to_thread(open_kit, args)
+    data_dir: Path = args.data
+    if not db_path(data_dir).exists():
+        if not args.token:
+            raise EnrollmentError("a new restore needs --token", hint="ask the operator or "
+                                  "an approved site for an enrollment token")
+        settings = HubSettings.parse(args.hub, ca_file=args.hub_ca,
+                                     insecure_http=args.insecure_http)
+        result = await enroll_site(data_dir, settings, token=args.token, name=args.name,
+                                   admin_name=args.admin, now_ms=wall_ms(),
+                                   entropy=os.urandom, passphrase=None, shares=None,
+                                   created=datetime.now(UTC).date().isoformat())
+        if result.practice_id != keyring.practice_id:
+            raise EnrollmentError(f"the token enrolls into practice {result.practice_id}, the "
+                                  f"kit belongs to {keyring.practice_id}",
+                                  hint="use a token of the kit's practice")
+        _say(args, site=str(result.site_id), fingerprint=result.fingerprint,
+             admin=result.admin.name, admin_token=result.admin_token)
+    conn = open_sync(data_dir)
+    try:
+        state = require_sync_state(conn, data_dir)
+        if state.keyring is None:
+            conn.execute("BEGIN IMMEDIATE")
+            save_keyring(conn, data_dir, keyring)
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
+    async with HubClient.open(settings_of(state), credential=state.credential) as client:
+        await wait_approved(client, args.approval_timeout_s)
+        directory = SiteDirectory(s.public_keys for s in await client.sites())
+        with progress_for(json_lines=args.json, clock=time.monotonic) as progress:
+            staged = await restore_into(data_dir, client, keyring, directory, progress)
+    if staged is None:
+        _say(args, restored="no snapshot", next="`edge serve` pulls the whole log")
+    else:
+        meta = staged.meta
+        _say(args, restored=str(staged.header.snapshot_id), hub_seq=meta.position.hub_seq,
+             resources=meta.resources, history=meta.history, conflicts=meta.conflicts,
+             next="`chartsync edge serve` pulls the changes after it")
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(restore(args))
+    except EdgeError as err:
+        return fail(err)

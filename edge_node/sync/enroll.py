@@ -1,0 +1,208 @@
+"""Enrollment and key administration: `edge init --hub`, invite, approve, revoke.
+
+    result = await enroll_site(data_dir, settings, token=..., name=..., ...)
+    token = await invite(data_dir)
+    await approve(data_dir, site_id, fingerprint)      # FingerprintMismatch on a wrong one
+    epoch = await revoke(data_dir, site_id, entropy)   # new practice key epoch, sealed on
+
+The hub assigns the site id at enrollment; the data directory is created with
+it (dots carry it).  The practice's first site is approved by its token and
+generates the practice key (epoch 1); later sites wait, pending, until an
+approved site compares their fingerprint and seals the keys to them through
+the mailbox.  Revoking rotates the practice key: the new epoch is sealed to
+every remaining approved site (this one included, so its running sync loop
+adopts it through the same mailbox path) and the revoked site, holding only
+older epochs, cannot open anything written after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from edge_node.errors import StoreError
+from edge_node.node import init_data_dir, open_sync
+from edge_node.store.site import load_site
+from edge_node.store.users import User
+from edge_node.sync.errors import EnrollmentError, FingerprintMismatch
+from edge_node.sync.hub_client import HubClient, HubSettings
+from edge_node.sync.state import SyncState, require_sync_state, save_enrollment, save_keyring
+from sync_protocol.ids import SiteId
+from sync_protocol.key_delivery import seal_keys_for_site
+from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
+from sync_protocol.recovery import create_recovery_kit, create_shared_recovery_kit
+
+log = logging.getLogger(__name__)
+
+Entropy = Callable[[int], bytes]
+RECOVERY_KIT_FILE = "recovery-kit.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollResult:
+    site_id: UUID
+    practice_id: UUID
+    status: str
+    fingerprint: str
+    admin: User
+    admin_token: str
+    recovery_kit: Path | None
+    shares: list[str]
+
+
+def normalize_fingerprint(text: str) -> str:
+    """Fingerprints compare case-insensitively with or without dashes and spaces."""
+    return "".join(ch for ch in text.upper() if ch.isalnum())
+
+
+async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name: str,
+                      admin_name: str, now_ms: int, entropy: Entropy,
+                      passphrase: str | None, shares: tuple[int, int] | None,
+                      created: str) -> EnrollResult:
+    """Register with the hub, then create `data_dir` with the hub's site id.
+
+    The first site of a practice also creates the practice key and writes
+    `recovery-kit.txt` (passphrase, or K-of-N shares).  Raises `StoreError`
+    before contacting the hub if `data_dir` is already initialised.
+    """
+    if (data_dir / "edge.sqlite3").exists():
+        raise StoreError(f"{data_dir} already holds an edge database",
+                         hint="use a new directory for a new site")
+    keys = SiteKeyPair.generate(entropy(64))
+    async with HubClient.open(settings) as hub:
+        hub_key = await hub.hub_key()
+        enrolled = await hub.enroll(token, name, keys.public(UUID(int=0)))
+    if enrolled.hub_verify_key != hub_key.verify_key:
+        raise EnrollmentError("the hub's enrollment answer names another hub key than "
+                              "/v1/hub-key", hint="check the hub URL; try again")
+    keyring = None
+    if enrolled.status == "approved":
+        if passphrase is None and shares is None:
+            raise EnrollmentError("the first site needs a recovery passphrase or shares",
+                                  hint="pass --recovery-passphrase-file or --recovery-shares")
+        keyring = Keyring(enrolled.practice_id, {1: PracticeKey.generate(1, entropy(32))})
+    site, admin, admin_token = await asyncio.to_thread(
+        init_data_dir, data_dir, now_ms=now_ms, entropy=entropy, admin_name=admin_name,
+        site_id=SiteId(enrolled.site_id), keys=keys, practice_id=enrolled.practice_id)
+    conn = open_sync(data_dir)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        save_enrollment(conn, data_dir, hub_url=settings.url, hub_ca=settings.ca_file,
+                        insecure_http=settings.insecure_http,
+                        practice_id=enrolled.practice_id, credential=enrolled.credential,
+                        hub_verify_key=enrolled.hub_verify_key, status=enrolled.status,
+                        log_id=hub_key.log_id)
+        if keyring is not None:
+            save_keyring(conn, data_dir, keyring)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    kit_path, words = None, []
+    if keyring is not None:
+        if shares is not None:
+            text, words = create_shared_recovery_kit(keyring, threshold=shares[0],
+                                                     shares=shares[1], created=created)
+        else:
+            assert passphrase is not None
+            text = await asyncio.to_thread(create_recovery_kit, keyring, passphrase,
+                                           created=created)
+        kit_path = data_dir / RECOVERY_KIT_FILE
+        kit_path.write_text(text, encoding="utf-8")
+        kit_path.chmod(0o600)
+    return EnrollResult(site.site_id, enrolled.practice_id, enrolled.status,
+                        keys.fingerprint, admin, admin_token, kit_path, words)
+
+
+def _load(data_dir: Path) -> tuple[sqlite3.Connection, SyncState, SiteKeyPair, UUID]:
+    conn = open_sync(data_dir)
+    try:
+        state = require_sync_state(conn, data_dir)
+        site = load_site(conn, data_dir)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, state, site.keys, site.site_id
+
+
+def settings_of(state: SyncState) -> HubSettings:
+    return HubSettings(state.hub_url, state.hub_ca, state.insecure_http)
+
+
+async def invite(data_dir: Path, ttl_s: int | None = None) -> tuple[str, int]:
+    """A one-time enrollment token for a new site of this practice (and its expiry)."""
+    conn, state, _, _ = _load(data_dir)
+    conn.close()
+    async with HubClient.open(settings_of(state), credential=state.credential) as hub:
+        token = await hub.create_enrollment_token(state.practice_id, ttl_s=ttl_s)
+    return token.token, token.expires_ms
+
+
+async def approve(data_dir: Path, site_id: UUID, fingerprint: str) -> str:
+    """Approve a pending site after checking `fingerprint`; seal every key epoch to it.
+
+    Raises `FingerprintMismatch` (nothing approved) if the fingerprint differs from
+    the one of the keys the site registered.  Returns the site's name.
+    """
+    conn, state, keys, me = _load(data_dir)
+    conn.close()
+    if state.keyring is None:
+        raise EnrollmentError("this site has no practice key yet, so it cannot approve others",
+                              hint="run approve on a site that is already syncing")
+    async with HubClient.open(settings_of(state), credential=state.credential) as hub:
+        registry = {s.site_id: s for s in await hub.sites()}
+        target = registry.get(site_id)
+        if target is None:
+            raise EnrollmentError(f"site {site_id} is not registered in this practice",
+                                  hint="copy the site id that `edge init` printed")
+        if normalize_fingerprint(target.fingerprint) != normalize_fingerprint(fingerprint):
+            raise FingerprintMismatch(
+                f"the fingerprint given does not match the keys site {site_id} registered; "
+                "the site was NOT approved",
+                hint="read the fingerprint again from the new site's screen; if it really "
+                "differs, someone else may have enrolled with the token — revoke that site")
+        await hub.approve(site_id)
+        sealed = seal_keys_for_site(state.keyring.keys.values(), practice_id=state.practice_id,
+                                    sender_id=me, sender_keys=keys,
+                                    recipient=target.public_keys)
+        await hub.post_mail(site_id, sealed)
+    log.info("site approved and keys sent", extra={"site_id": str(site_id)})
+    return target.name
+
+
+async def revoke(data_dir: Path, site_id: UUID, entropy: Entropy) -> int:
+    """Revoke `site_id` at the hub and rotate the practice key; return the new epoch."""
+    conn, state, keys, me = _load(data_dir)
+    try:
+        if state.keyring is None:
+            raise EnrollmentError("this site holds no practice key",
+                                  hint="run revoke on a site that is already syncing")
+        if site_id == me:
+            raise EnrollmentError("a site cannot revoke itself here",
+                                  hint="run revoke on another approved site")
+        async with HubClient.open(settings_of(state), credential=state.credential) as hub:
+            await hub.revoke(site_id)
+            epoch = max(state.keyring.keys) + 1
+            new_key = PracticeKey.generate(epoch, entropy(32))
+            keyring = state.keyring.with_key(new_key)
+            conn.execute("BEGIN IMMEDIATE")
+            save_keyring(conn, data_dir, keyring)
+            conn.execute("COMMIT")
+            for site in await hub.sites():
+                if site.status != "approved" or site.site_id == site_id:
+                    continue
+                sealed = seal_keys_for_site([new_key], practice_id=state.practice_id,
+                                            sender_id=me, sender_keys=keys,
+                                            recipient=site.public_keys)
+                await hub.post_mail(site.site_id, sealed)
+    finally:
+        conn.close()
+    return epoch
+
+
+__all__ = ["EnrollResult", "approve", "enroll_site", "invite", "normalize_fingerprint",
+           "revoke"]

@@ -1,0 +1,117 @@
+"""The blast-radius guard: hold a sudden wave of deletes/rewrites until an admin decides.
+
+Before sealing, the pusher counts the distinct records this site deleted, or
+rewrote (updated a resource that existed before the window), within the last
+hour, after the last admin release.  Above `max(guard_min_records,
+guard_share × records of the practice)` the outbox is held from the first
+such change: nothing of it is sealed, so nothing spreads.  The status page
+says "N destructive changes held — an admin must approve or discard".
+
+    chartsync edge held approve   release everything held
+    chartsync edge held discard   write compensating changes restoring each
+                                  affected record's content from before the
+                                  window (new versions; history kept), then
+                                  release held + compensation together
+
+Both commands record the decision in `sync_state.guard_decision`; the
+running sync loop carries it out (the compensations go through the writer
+like any local write).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any, Final
+
+import orjson
+
+from edge_node.store.writer import Actor, WriteOp
+
+log = logging.getLogger(__name__)
+
+WINDOW_MS: Final = 3600 * 1000
+_GUARD_ACTOR: Final = Actor(user_id="chartsync-guard", role="admin", device="guard",
+                            client="sync")
+
+
+def _destructive(conn: sqlite3.Connection, site: str, since_ms: int, after_seq: int
+                 ) -> list[tuple[int, str, str]]:
+    """(seq, type, id) of this site's destructive changes in the window, in seq order."""
+    return [(int(r[0]), r[1], r[2]) for r in conn.execute(
+        "SELECT h.seq, h.type, h.id FROM history AS h WHERE h.origin = ? AND h.seq > ? "
+        "AND h.recorded_ms >= ? AND (h.deleted = 1 OR EXISTS (SELECT 1 FROM history AS p "
+        "WHERE p.type = h.type AND p.id = h.id AND p.recorded_ms < ?)) ORDER BY h.seq",
+        (site, after_seq, since_ms, since_ms))]
+
+
+def _decision(conn: sqlite3.Connection) -> tuple[str | None, int]:
+    row = conn.execute("SELECT guard_decision, guard_from_seq FROM sync_state").fetchone()
+    return (row[0], int(row[1] or 0)) if row else (None, 0)
+
+
+async def guard_check(ctx: Any) -> int | None:
+    """Return the first outbox seq to hold back, or None; carries out an admin decision."""
+    decision, released_to = await ctx.read(_decision)
+    if decision == "discard":
+        await _compensate(ctx, released_to)
+        decision, released_to = await ctx.read(_decision)
+    now = ctx.now_ms()
+    since = now - WINDOW_MS
+    site = str(ctx.site_id)
+
+    def count(conn: sqlite3.Connection) -> tuple[list[tuple[int, str, str]], int]:
+        total = conn.execute("SELECT count(*) FROM resources").fetchone()[0]
+        return _destructive(conn, site, since, released_to), int(total)
+
+    changes, total = await ctx.read(count)
+    records = {(t, i) for _, t, i in changes}
+    limit = max(ctx.settings.guard_min_records, ctx.settings.guard_share * total)
+    if len(records) <= limit:
+        if ctx.guard_holding:
+            log.info("blast-radius guard released")
+        ctx.guard_holding = 0
+        return None
+    if not ctx.guard_holding:
+        log.warning("blast-radius guard: %d records deleted or rewritten within an hour; "
+                    "pushes held — an admin must run `chartsync edge held approve` or "
+                    "`discard`", len(records))
+    ctx.guard_holding = len(changes)
+    return changes[0][0]
+
+
+def held_summary(conn: sqlite3.Connection, site: str, now_ms: int,
+                 share: float, min_records: int) -> int:
+    """Number of destructive changes currently counted by the guard (for commands)."""
+    _, released_to = _decision(conn)
+    return len(_destructive(conn, site, now_ms - WINDOW_MS, released_to))
+
+
+async def _compensate(ctx: Any, released_to: int) -> None:
+    """Restore each record the held changes destroyed to its content before the window."""
+    since = ctx.now_ms() - WINDOW_MS
+    site = str(ctx.site_id)
+
+    def before(conn: sqlite3.Connection) -> list[tuple[str, str, bytes | None]]:
+        out = []
+        for rtype, rid in {(t, i) for _, t, i in _destructive(conn, site, since, released_to)}:
+            row = conn.execute("SELECT json FROM history WHERE type = ? AND id = ? AND "
+                               "recorded_ms < ? ORDER BY version DESC LIMIT 1",
+                               (rtype, rid, since)).fetchone()
+            out.append((rtype, rid, bytes(row[0]) if row and row[0] else None))
+        return out
+
+    ops = []
+    for rtype, rid, body in sorted(await ctx.read(before)):
+        if body is None:
+            continue
+        resource = orjson.loads(body)
+        resource.pop("meta", None)
+        ops.append(WriteOp("update", rtype, rid, resource))
+    if ops:
+        await ctx.edge.writer.submit(ops, actor=_GUARD_ACTOR, atomic=False,
+                                     label="guard discard")
+    max_seq = ctx.edge.writer.statistics().next_seq - 1
+    await ctx.execute(("UPDATE sync_state SET guard_decision = 'approved', "
+                       "guard_from_seq = ?", (max_seq,)), label="guard released")
+    log.info("blast-radius guard: %d records restored; held changes released", len(ops))

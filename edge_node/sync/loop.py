@@ -1,0 +1,306 @@
+"""The sync loop inside `chartsync edge serve`: pusher, puller, mailbox, heartbeat.
+
+    async with SyncLoop.open(edge, settings) as sync:   # None if not enrolled
+        ...  # sync.statistics() for the status page
+
+Four tasks in one TaskGroup.  Each talks to the hub through `HubClient` and
+recovers from `HubUnreachable` / transient refusals with tenacity (exponential
+backoff with jitter, capped at `backoff_max_s`); the status logs a failure
+once per change of state.  A hub whose `log_id` differs from the stored one
+was rebuilt: the cursor goes back to 0 (applies are idempotent per origin
+chain), every own batch is marked unacknowledged (pushed again from seq 1)
+and every received batch is relayed in the order it was received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
+
+from edge_node.node import Edge, connect
+from edge_node.store.schema import db_path
+from edge_node.sync.context import SyncContext
+from edge_node.sync.errors import HubRefused, HubUnreachable
+from edge_node.sync.hub_client import HubClient, HubSettings
+from edge_node.sync.puller import Puller, refresh_registry
+from edge_node.sync.pusher import Pusher
+from edge_node.sync.settings import SyncSettings
+from edge_node.sync.state import SyncState, keyring_row, load_sync_state
+from edge_node.sync.status import SyncStatus
+from sync_protocol.errors import ProtocolError
+from sync_protocol.key_delivery import open_keys_for_site
+from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
+
+log = logging.getLogger(__name__)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, HubUnreachable) or (isinstance(exc, HubRefused) and exc.transient)
+
+
+def _load(edge: Edge) -> SyncState | None:
+    conn = connect(db_path(edge.config.data_dir))
+    try:
+        return load_sync_state(conn, edge.config.data_dir)
+    finally:
+        conn.close()
+
+
+class SyncLoop:
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+        self.pusher = Pusher(ctx)
+        self.puller = Puller(ctx)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, edge: Edge, settings: SyncSettings) -> AsyncIterator[SyncLoop | None]:
+        state = await asyncio.to_thread(_load, edge)
+        if state is None:
+            yield None
+            return
+        hub_settings = HubSettings(state.hub_url, state.hub_ca, state.insecure_http)
+        async with HubClient.open(hub_settings, credential=state.credential) as hub:
+            ctx = SyncContext(edge, hub, settings, state,
+                              SyncStatus(state.enrolled_status, state.keyring is not None),
+                              state.keyring, cursor=state.cursor)
+            ctx.push_due = edge.writer.outbox_committed
+            if ctx.keyring is not None:
+                await edge.writer.start_digest(ctx.keyring.digest_key)
+            loop = cls(ctx)
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(loop._forever("push", loop.pusher.run)),
+                         tg.create_task(loop._forever("pull", loop._pull_session)),
+                         tg.create_task(loop._forever("mailbox", loop._mailbox)),
+                         tg.create_task(loop._forever("heartbeat", loop._heartbeat))]
+                try:
+                    yield loop
+                finally:
+                    for task in tasks:
+                        task.cancel()
+
+    def statistics(self) -> Any:
+        return self.ctx.status.snapshot()
+
+    async def _forever(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` again and again; back off on transient failures (tenacity)."""
+        ctx = self.ctx
+        while True:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(_transient),
+                wait=wait_random_exponential(multiplier=0.2, max=ctx.settings.backoff_max_s),
+                before_sleep=lambda rs: self._failed(rs.outcome.exception() if rs.outcome
+                                                     else None))
+            async for attempt in retrying:
+                with attempt:
+                    await step()
+
+    def _failed(self, exc: BaseException | None) -> None:
+        if isinstance(exc, HubRefused):
+            self.ctx.status.failed(exc.hub_code, exc.message, self.ctx.now_ms(), offline=False)
+        elif isinstance(exc, HubUnreachable):
+            self.ctx.status.failed("hub_unreachable", exc.message, self.ctx.now_ms(),
+                                   offline=True)
+
+    # --- pull ----------------------------------------------------------------------
+
+    async def _pull_session(self) -> None:
+        ctx = self.ctx
+        await self._keys_ready()
+        hub_key = await ctx.hub.hub_key()
+        await self._check_log_id(hub_key.log_id)
+        await refresh_registry(ctx)
+        await self.puller.retry_held()
+        ctx.status.online(ctx.now_ms())
+        try:
+            async for pulled in ctx.hub.stream(after=ctx.cursor):
+                await self.puller.handle(pulled)
+                if ctx.keys_changed.is_set():
+                    ctx.keys_changed.clear()
+                    await self.puller.retry_held()
+        except HubRefused as exc:
+            if exc.hub_code == "site_revoked":
+                raise
+            # No WebSocket through this path (a proxy?): long-poll instead.
+            log.info("stream refused (%s); falling back to long-poll", exc.hub_code)
+        while True:
+            page = await ctx.hub.pull(after=ctx.cursor, wait_s=ctx.settings.long_poll_s)
+            await self._check_log_id(page.log_id)
+            ctx.status.pulled(ctx.now_ms(), page.head)
+            for pulled in page.batches:
+                await self.puller.handle(pulled)
+            if ctx.keys_changed.is_set():
+                ctx.keys_changed.clear()
+                await self.puller.retry_held()
+
+    async def _keys_ready(self) -> None:
+        while self.ctx.keyring is None:
+            await self.ctx.keys_changed.wait()
+            self.ctx.keys_changed.clear()
+
+    async def _check_log_id(self, log_id: Any) -> None:
+        ctx = self.ctx
+        if log_id is None:
+            return
+        stored = ctx.state.log_id
+        if stored == log_id:
+            return
+        await ctx.execute(("UPDATE sync_state SET log_id = ?", (str(log_id),)), label="log id")
+        ctx.state = _replace_log(ctx.state, log_id)
+        if stored is None:
+            return
+        log.warning("the hub's log was recreated (log id changed); re-sending this site's "
+                    "batches and relaying received ones to rebuild it")
+        await ctx.execute(("UPDATE sync_state SET cursor = 0", ()),
+                          ("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL", ()),
+                          label="hub rebuilt")
+        ctx.cursor = 0
+        ctx.push_due.set()
+
+        def received(conn: sqlite3.Connection) -> list[bytes]:
+            return [bytes(r[0]) for r in conn.execute(
+                "SELECT sealed FROM received_batches ORDER BY hub_seq")]
+
+        for sealed in await ctx.read(received):
+            try:
+                await ctx.hub.push(sealed)
+            except HubRefused as exc:
+                if exc.transient:
+                    raise
+                log.info("relay of a received batch refused (%s)", exc.hub_code)
+
+    # --- mailbox: keys and approval ------------------------------------------------
+
+    async def _mailbox(self) -> None:
+        ctx = self.ctx
+        while True:
+            if ctx.state.enrolled_status != "approved":
+                me = await ctx.hub.me()
+                if me.status != ctx.state.enrolled_status:
+                    await ctx.execute(("UPDATE sync_state SET enrolled_status = ?",
+                                       (me.status,)), label="status")
+                    ctx.state = _replace_status(ctx.state, me.status)
+                    ctx.status.keys(me.status, ctx.keyring is not None)
+            if ctx.state.enrolled_status == "approved":
+                await self._open_mail()
+            poll = ctx.settings.mailbox_poll_s
+            if ctx.keyring is None:
+                poll = min(poll, 1.0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll):
+                    await asyncio.Event().wait()
+
+    async def _open_mail(self) -> None:
+        ctx = self.ctx
+        items = await ctx.hub.mailbox()
+        if not items:
+            return
+        await refresh_registry(ctx)
+        first_keys = ctx.keyring is None
+        for mail in items:
+            try:
+                delivered = open_keys_for_site(
+                    mail.sealed, practice_id=ctx.state.practice_id, site_id=ctx.site_id,
+                    site_keys=ctx.edge.site.keys, directory=ctx.directory)
+            except ProtocolError as exc:
+                log.warning("mailbox item refused (%s); deleted", exc.code)
+                await ctx.hub.delete_mail(mail.mail_id)
+                continue
+            keyring = ctx.keyring
+            for key in delivered.keys.values():
+                keyring = key_added(keyring, ctx.state.practice_id, key)
+            assert keyring is not None
+            await ctx.execute(("UPDATE sync_state SET keyring_sealed = ?",
+                               (keyring_row(ctx.data_dir, keyring),)), label="keys")
+            ctx.keyring = keyring
+            await ctx.hub.delete_mail(mail.mail_id)
+            log.info("practice key epochs %s received", sorted(delivered.keys))
+        if first_keys and ctx.keyring is not None:
+            await ctx.edge.writer.start_digest(ctx.keyring.digest_key)
+        ctx.status.keys(ctx.state.enrolled_status, ctx.keyring is not None)
+        ctx.keys_changed.set()
+        ctx.push_due.set()
+
+    # --- heartbeat -----------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        ctx = self.ctx
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ctx.settings.heartbeat_s):
+                    await ctx.heartbeat_due.wait()
+            ctx.heartbeat_due.clear()
+            if ctx.state.enrolled_status != "approved":
+                continue
+            report = await heartbeat_report(self)
+            try:
+                await ctx.hub.heartbeat(report)
+            except HubRefused as exc:
+                if exc.status != 404 and exc.transient:
+                    raise
+                # 404: a hub without the dashboard yet (issue #5 hub side); nothing to do.
+
+
+def key_added(keyring: Any, practice_id: Any, key: Any) -> Any:
+    from sync_protocol.keys import Keyring
+
+    if keyring is None:
+        return Keyring(practice_id, {key.epoch: key})
+    return keyring.with_key(key)
+
+
+def _replace_log(state: SyncState, log_id: Any) -> SyncState:
+    from dataclasses import replace
+
+    return replace(state, log_id=log_id)
+
+
+def _replace_status(state: SyncState, status: str) -> SyncState:
+    from dataclasses import replace
+
+    return replace(state, enrolled_status=status)
+
+
+def sync_counts(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Bookkeeping the status page and the heartbeat show (one read)."""
+    acked = conn.execute("SELECT coalesce(max(seq_to), 0) FROM pushed_batches "
+                         "WHERE hub_seq IS NOT NULL").fetchone()[0]
+    depth, oldest = conn.execute("SELECT count(*), min(created_ms) FROM outbox WHERE seq > ?",
+                                 (acked,)).fetchone()
+    held = [{"origin": r[0], "seq_from": r[1], "seq_to": r[2], "hub_seq": r[3],
+             "reason": r[4], "detail": r[5], "since_ms": r[6]} for r in conn.execute(
+        "SELECT origin, seq_from, seq_to, hub_seq, reason, detail, since_ms "
+        "FROM held_batches ORDER BY hub_seq")]
+    dead = [{"id": r[0], "seq_from": r[1], "seq_to": r[2], "code": r[3], "message": r[4],
+             "hint": r[5], "at_ms": r[6]} for r in conn.execute(
+        "SELECT id, seq_from, seq_to, code, message, hint, at_ms FROM dead_letters "
+        "WHERE resolved_ms IS NULL ORDER BY id")]
+    row = conn.execute("SELECT cursor, digest, digest_count FROM sync_state").fetchone()
+    return {"outbox_depth": int(depth), "oldest_unpushed_ms": oldest, "acked_seq": acked,
+            "held": held, "dead_letters": dead, "cursor": int(row[0]) if row else 0,
+            "state_digest": row[1] if row else None, "records": row[2] if row else 0}
+
+
+async def heartbeat_report(loop: SyncLoop) -> dict[str, Any]:
+    ctx = loop.ctx
+    counts = await ctx.read(sync_counts)
+    stats = ctx.status.snapshot()
+    upgrades = [h["detail"] for h in counts["held"] if h["reason"] == "upgrade"]
+    return {"cursor": counts["cursor"], "outbox_depth": counts["outbox_depth"],
+            "software_version": SOFTWARE_VERSION,
+            "protocol_version": f"{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}",
+            "state_digest": counts["state_digest"],
+            "held": len(counts["held"]), "dead_letters": len(counts["dead_letters"]),
+            "gaps": sum(1 for h in counts["held"] if h["reason"] == "gap"),
+            "upgrade_needed": upgrades[0] if upgrades else None,
+            "guard_held": ctx.guard_holding, "last_error": stats.last_error}
+
+
+__all__ = ["SyncLoop", "heartbeat_report", "sync_counts"]

@@ -1,0 +1,203 @@
+"""The puller: hub batches → verified, chained, decrypted, merged — cursor in the same commit.
+
+For each batch in hub order: our own → only the cursor moves; another
+site's → header and protocol version, per-origin chain (`origin_chains`),
+signature against the registry (refreshed once on an unknown site), decrypt
+with the keyring, clock drift; then every change merges through the writer
+(the same `apply_change` as local writes) together with the chain, the
+cursor and a copy of the sealed bytes (`received_batches`, to rebuild a lost
+hub) in ONE transaction.
+
+Nothing is skipped and nothing is dropped: a batch that cannot be applied yet
+is stored in `held_batches` with its reason — `gap` (an earlier batch of that
+origin is missing; later ones wait), `upgrade` (newer protocol or schema),
+`key_epoch` (the sealed key has not arrived), `clock`, `fork`, `unknown_site`,
+`refused` — and retried when keys arrive, when the origin's chain moves, and
+at every (re)connect (an upgraded build retries at start).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Final
+from uuid import UUID
+
+from edge_node.errors import EdgeError
+from edge_node.sync.context import SyncContext
+from edge_node.sync.errors import HubRefused
+from sync_protocol.batch import SealedBatch, batch_hash, open_batch, read_sealed
+from sync_protocol.canonical import unpack
+from sync_protocol.errors import (
+    MalformedInput, ProtocolError, UnknownKeyEpoch, UnknownSite, UnsupportedVersion,
+    UpgradeRequired,
+)
+from sync_protocol.framing import DEFAULT_LIMITS, split_sealed
+from sync_protocol.hlc import check_drift
+from sync_protocol.models import GENESIS_HASH, BatchHeader, PulledBatch, header_from_wire
+
+log = logging.getLogger(__name__)
+
+_CURSOR: Final = "UPDATE sync_state SET cursor = max(cursor, ?)"
+_COPY: Final = ("INSERT OR IGNORE INTO received_batches (hub_seq, origin, seq_from, seq_to, "
+                "sealed) VALUES (?, ?, ?, ?, ?)")
+_HOLD: Final = ("INSERT INTO held_batches (origin, seq_from, seq_to, hub_seq, reason, detail, "
+                "since_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin, seq_from) DO "
+                "UPDATE SET reason = excluded.reason, detail = excluded.detail")
+_UNHOLD: Final = "DELETE FROM held_batches WHERE origin = ? AND seq_from = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold(Exception):
+    reason: str
+    detail: str
+
+
+def _chain(conn: sqlite3.Connection, origin: str) -> tuple[int, bytes]:
+    row = conn.execute("SELECT next_seq, last_hash FROM origin_chains WHERE origin = ?",
+                       (origin,)).fetchone()
+    return (int(row[0]), bytes(row[1])) if row else (1, GENESIS_HASH)
+
+
+class Puller:
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+
+    async def handle(self, pulled: PulledBatch) -> None:
+        """Take one pulled batch (idempotent: an old hub seq changes nothing)."""
+        ctx = self.ctx
+        if pulled.hub_seq <= ctx.cursor:
+            return
+        if pulled.site_id == ctx.site_id:
+            await ctx.execute((_CURSOR, (pulled.hub_seq,)), label="own batch")
+        else:
+            await self._receive(pulled.sealed, pulled.hub_seq, held=False)
+        ctx.cursor = pulled.hub_seq
+        ctx.status.pulled(ctx.now_ms(), pulled.hub_seq)
+        ctx.heartbeat_due.set()
+
+    async def retry_held(self) -> None:
+        """Try every held batch again, oldest first, until none of them moves."""
+        ctx = self.ctx
+
+        def held(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
+            return [(int(r[0]), bytes(r[1])) for r in conn.execute(
+                "SELECT h.hub_seq, r.sealed FROM held_batches AS h JOIN received_batches AS r "
+                "ON r.hub_seq = h.hub_seq ORDER BY h.seq_from, h.hub_seq")]
+
+        progress = True
+        while progress:
+            progress = False
+            for hub_seq, sealed in await ctx.read(held):
+                if await self._receive(sealed, hub_seq, held=True):
+                    progress = True
+
+    async def _receive(self, raw: bytes, hub_seq: int, *, held: bool) -> bool:
+        """Apply, skip or hold one batch; True if it was applied now."""
+        ctx = self.ctx
+        header: BatchHeader | None = None
+        try:
+            header = _header(raw)
+            origin = str(header.site_id)
+            next_seq, last_hash = await ctx.read(lambda c: _chain(c, origin))
+            copy = (_COPY, (hub_seq, origin, header.seq_from, header.seq_to, raw))
+            if header.seq_to < next_seq:  # applied before (a duplicate, or a relay)
+                stmts = [copy, (_UNHOLD, (origin, header.seq_from))]
+                await ctx.execute(*stmts, *([] if held else [(_CURSOR, (hub_seq,))]),
+                                  label="duplicate")
+                return False
+            if header.seq_from > next_seq:
+                raise Hold("gap", f"waiting for seqs {next_seq}-{header.seq_from - 1} of "
+                           f"site {origin}")
+            if header.seq_from < next_seq or header.prev_hash != last_hash:
+                raise Hold("fork", f"batch of site {origin} at seq {header.seq_from} does "
+                           "not follow the batch this site applied; report it")
+            sealed = self._parsed(raw)
+            changes = await self._open(sealed)
+            check_drift(header.max_hlc, ctx.now_ms(), ctx.edge.writer._hlc.max_drift_ms,
+                        source=sealed.label)
+        except Hold as hold:
+            await self._hold(raw, hub_seq, header, hold, held)
+            return False
+        except UpgradeRequired as exc:
+            await self._hold(raw, hub_seq, header, Hold("upgrade", str(exc)), held)
+            return False
+        except UnsupportedVersion as exc:
+            await self._hold(raw, hub_seq, header, Hold("upgrade", str(exc)), held)
+            return False
+        except UnknownKeyEpoch as exc:
+            await self._hold(raw, hub_seq, header, Hold("key_epoch", str(exc)), held)
+            return False
+        except UnknownSite as exc:
+            await self._hold(raw, hub_seq, header, Hold("unknown_site", str(exc)), held)
+            return False
+        except ProtocolError as exc:
+            await self._hold(raw, hub_seq, header, Hold(exc.code, str(exc)), held)
+            return False
+        stmts: list[tuple[str, tuple[Any, ...]]] = [
+            ("INSERT INTO origin_chains (origin, next_seq, last_hash) VALUES (?, ?, ?) "
+             "ON CONFLICT (origin) DO UPDATE SET next_seq = excluded.next_seq, "
+             "last_hash = excluded.last_hash", (origin, header.seq_to + 1, batch_hash(raw))),
+            copy, (_UNHOLD, (origin, header.seq_from))]
+        if not held:
+            stmts.append((_CURSOR, (hub_seq,)))
+        try:
+            await ctx.edge.writer.apply_remote(changes, stmts, label=sealed.label)
+        except EdgeError as exc:
+            if exc.retryable:
+                raise
+            await self._hold(raw, hub_seq, header, Hold("merge", exc.message), held)
+            return False
+        if held:
+            log.info("held batch applied", extra={"origin": origin, "seq": header.seq_from})
+        return True
+
+    def _parsed(self, raw: bytes) -> SealedBatch:
+        return read_sealed(raw)
+
+    async def _open(self, sealed: SealedBatch) -> list[Any]:
+        ctx = self.ctx
+        if sealed.header.site_id not in ctx.directory:
+            await refresh_registry(ctx)
+        if ctx.keyring is None:
+            raise Hold("key_epoch", "this site has no practice key yet")
+        _, changes = open_batch(sealed, ctx.keyring, ctx.directory)
+        return changes
+
+    async def _hold(self, raw: bytes, hub_seq: int, header: BatchHeader | None, hold: Hold,
+                    held: bool) -> None:
+        ctx = self.ctx
+        origin = str(header.site_id) if header else "unknown"
+        seq_from = header.seq_from if header else -hub_seq
+        seq_to = header.seq_to if header else -hub_seq
+        stmts: list[tuple[str, tuple[Any, ...]]] = [
+            (_COPY, (hub_seq, origin, seq_from, seq_to, raw)),
+            (_HOLD, (origin, seq_from, seq_to, hub_seq, hold.reason, hold.detail,
+                     ctx.now_ms()))]
+        if not held:
+            stmts.append((_CURSOR, (hub_seq,)))
+            log.warning("batch held (%s); see `chartsync edge held` and the status page",
+                        hold.reason, extra={"origin": origin, "hub_seq": hub_seq})
+        await ctx.execute(*stmts, label="hold")
+
+
+def _header(raw: bytes) -> BatchHeader:
+    """The header without the version check (a newer minor is held, not refused)."""
+    parts = split_sealed(raw, DEFAULT_LIMITS)
+    return header_from_wire(unpack(parts.header, what="batch header",
+                                   max_len=DEFAULT_LIMITS.max_header_bytes))
+
+
+async def refresh_registry(ctx: SyncContext) -> None:
+    """Reload the practice's site registry (public keys) from the hub."""
+    try:
+        sites = await ctx.hub.sites()
+    except HubRefused:
+        raise
+    for site in sites:
+        if site.status in ("approved", "revoked"):
+            ctx.directory.add(site.public_keys)
+
+
+__all__ = ["MalformedInput", "Puller", "UUID", "refresh_registry"]

@@ -1,0 +1,180 @@
+"""The pusher: outbox → sealed batches → hub, in chain order, with verified receipts.
+
+Each batch is sealed once and stored in `pushed_batches` BEFORE it is sent,
+so a resend after a crash or a lost answer is byte-identical and the site's
+chain (seq range, prev hash) is local truth.  Batches go back to back while
+the outbox has more; when it is empty the pusher waits on the writer's
+outbox-commit event (no timer).  Every receipt is verified with the hub key
+pinned at enrollment.
+
+On `chain_broken` the hub names where it expects us: if that is a batch we
+already sealed (the hub lost data or was rebuilt), everything from there is
+marked unacknowledged and resent from the stored bytes.  Any other refusal
+that waiting cannot fix goes to `dead_letters` with the hub's code, message
+and hint, and the pusher stops there (no silent skip, no retry loop) until an
+admin runs `chartsync edge dead-letters retry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from dataclasses import dataclass
+
+from edge_node.sync.context import SyncContext
+from edge_node.sync.errors import HubRefused, SyncError
+from edge_node.sync.guard import guard_check
+from sync_protocol.batch import batch_hash, seal_batch
+from sync_protocol.canonical import unpack
+from sync_protocol.errors import BadSignature
+from sync_protocol.ids import uuid7
+from sync_protocol.models import GENESIS_HASH, Change
+from sync_protocol.receipt import verify_receipt
+from sync_protocol.wire import decode_changes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnBatch:
+    seq_from: int
+    seq_to: int
+    batch_hash: bytes
+    sealed: bytes
+
+
+def _first_unacked(conn: sqlite3.Connection) -> OwnBatch | None:
+    row = conn.execute("SELECT seq_from, seq_to, batch_hash, sealed FROM pushed_batches "
+                       "WHERE hub_seq IS NULL ORDER BY seq_from LIMIT 1").fetchone()
+    return OwnBatch(row[0], row[1], bytes(row[2]), bytes(row[3])) if row else None
+
+
+def _blocked(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT count(*) FROM dead_letters WHERE resolved_ms IS NULL").fetchone()
+    return bool(row[0])
+
+
+class Pusher:
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+
+    async def run(self) -> None:
+        ctx = self.ctx
+        while True:
+            ctx.push_due.clear()  # the writer's outbox event: cleared before we look
+            if ctx.keyring is None or await ctx.read(_blocked):
+                await self._wait(ctx.settings.control_poll_s)
+                continue
+            batch = await ctx.read(_first_unacked) or await self._seal_next()
+            if batch is None:
+                await self._wait(ctx.settings.control_poll_s if ctx.guard_holding else None)
+                continue
+            await self._push(batch)
+
+    async def _wait(self, timeout_s: float | None) -> None:
+        """Until the writer commits outbox rows (or someone asks), at most `timeout_s`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.ctx.push_due.wait()
+
+    async def _seal_next(self) -> OwnBatch | None:
+        """Seal the next outbox changes after the last sealed batch; None if none wait."""
+        ctx = self.ctx
+        limit, max_bytes = ctx.settings.max_batch_changes, ctx.settings.max_batch_bytes
+        hold_from = await guard_check(ctx)
+
+        def read(conn: sqlite3.Connection) -> tuple[int, bytes, list[tuple[int, bytes]]]:
+            row = conn.execute("SELECT seq_to, batch_hash FROM pushed_batches "
+                               "ORDER BY seq_from DESC LIMIT 1").fetchone()
+            last, prev = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
+            upto = hold_from - 1 if hold_from is not None else 1 << 62
+            rows, size = [], 0
+            for seq, raw in conn.execute("SELECT seq, change FROM outbox WHERE seq > ? AND "
+                                         "seq <= ? ORDER BY seq LIMIT ?", (last, upto, limit)):
+                if rows and size + len(raw) > max_bytes:
+                    break
+                rows.append((int(seq), bytes(raw)))
+                size += len(raw)
+            return last, prev, rows
+
+        last, prev, rows = await ctx.read(read)
+        if not rows:
+            return None
+        changes: list[Change] = []
+        for seq, raw in rows:
+            changes.extend(decode_changes(unpack(raw, what="outbox change", max_len=1 << 26),
+                                          origin=ctx.site_id, seq_from=seq))
+        keyring = ctx.keyring
+        assert keyring is not None
+        now = ctx.now_ms()
+        sealed = await asyncio.to_thread(
+            seal_batch, practice_id=ctx.state.practice_id, site_id=ctx.site_id,
+            site_keys=ctx.edge.site.keys, key=keyring.current, changes=changes,
+            prev_hash=prev, batch_id=uuid7(now, ctx.edge.entropy(10)))
+        batch = OwnBatch(changes[0].seq, changes[-1].seq, batch_hash(sealed), sealed)
+        await ctx.execute((
+            "INSERT INTO pushed_batches (seq_from, seq_to, batch_hash, prev_hash, key_epoch, "
+            "sealed, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (batch.seq_from, batch.seq_to, batch.batch_hash, prev, keyring.current.epoch,
+             sealed, now)), label="seal")
+        return batch
+
+    async def _push(self, batch: OwnBatch) -> None:
+        ctx = self.ctx
+        try:
+            ack = await ctx.hub.push(batch.sealed)
+        except HubRefused as exc:
+            if exc.transient:
+                raise
+            await self._refused(batch, exc)
+            return
+        receipt = ack.receipt
+        try:
+            verify_receipt(receipt, ctx.state.hub_verify_key)
+            if receipt.batch_hash != batch.batch_hash or receipt.site_id != ctx.site_id:
+                raise BadSignature(f"receipt for hub seq {receipt.hub_seq} names another batch",
+                                   hint="the hub answered for a batch we did not send")
+        except BadSignature as exc:
+            await self._dead_letter(batch, exc.code, exc.message, exc.hint)
+            return
+        await ctx.execute(("UPDATE pushed_batches SET hub_seq = ?, receipt = ? "
+                           "WHERE seq_from = ?", (ack.hub_seq, receipt.signature, batch.seq_from)),
+                          label="ack")
+        ctx.status.pushed(ctx.now_ms())
+        ctx.status.online(ctx.now_ms())
+        ctx.heartbeat_due.set()
+
+    async def _refused(self, batch: OwnBatch, exc: HubRefused) -> None:
+        ctx = self.ctx
+        if exc.hub_code == "chain_broken" and exc.expected_seq is not None:
+            expected = exc.expected_seq
+
+            def known(conn: sqlite3.Connection) -> bool:
+                return conn.execute("SELECT 1 FROM pushed_batches WHERE seq_from = ?",
+                                    (expected,)).fetchone() is not None
+
+            if expected <= batch.seq_from and (expected == 1 or await ctx.read(known)):
+                log.warning("hub expects our seq %d (we sent %d); resending stored batches "
+                            "from there", expected, batch.seq_from)
+                await ctx.execute(("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL "
+                                   "WHERE seq_from >= ?", (expected,)), label="resend")
+                return
+        await self._dead_letter(batch, exc.hub_code, exc.message, exc.hint)
+
+    async def _dead_letter(self, batch: OwnBatch, code: str, message: str, hint: str) -> None:
+        ctx = self.ctx
+        log.error("batch seq %d-%d refused by the hub (%s); held as a dead letter until an "
+                  "admin runs `chartsync edge dead-letters retry`", batch.seq_from,
+                  batch.seq_to, code)
+        await ctx.execute((
+            "INSERT INTO dead_letters (seq_from, seq_to, code, message, hint, at_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (batch.seq_from, batch.seq_to, code, message, hint, ctx.now_ms())),
+            label="dead letter")
+        ctx.status.failed(code, message, ctx.now_ms(), offline=False)
+        ctx.heartbeat_due.set()
+
+
+__all__ = ["OwnBatch", "Pusher", "SyncError"]

@@ -1,0 +1,119 @@
+"""The site's sync settings and secrets in `sync_state` (schema 2), sealed at rest.
+
+The hub credential and the practice keyring are sealed (XSalsa20-Poly1305)
+under the data directory's `site.key`, like the site keys (`store.site`): a
+copy of the database alone holds neither.  Synchronous functions on an open
+`sqlite3` connection; the sync loop calls them through `asyncio.to_thread` or
+its reader, commands call them directly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import nacl.exceptions
+import nacl.secret
+import nacl.utils
+
+from edge_node.errors import StoreError
+from edge_node.store.site import read_key_file
+from sync_protocol.canonical import pack_plain, unpack
+from sync_protocol.errors import MalformedInput
+from sync_protocol.keys import Keyring
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """What the site knows of its hub and practice."""
+
+    hub_url: str
+    hub_ca: Path | None
+    insecure_http: bool
+    practice_id: UUID
+    credential: str
+    hub_verify_key: bytes
+    enrolled_status: str
+    keyring: Keyring | None
+    log_id: UUID | None
+    cursor: int
+    digest: str | None
+
+    def __repr__(self) -> str:  # never the credential or keys
+        return (f"SyncState(hub={self.hub_url}, practice={self.practice_id}, "
+                f"status={self.enrolled_status}, cursor={self.cursor})")
+
+
+def _box(data_dir: Path) -> nacl.secret.SecretBox:
+    return nacl.secret.SecretBox(read_key_file(data_dir))
+
+
+def seal_at_rest(data_dir: Path, plain: bytes) -> bytes:
+    return bytes(_box(data_dir).encrypt(plain, nacl.utils.random(24)))
+
+
+def open_at_rest(data_dir: Path, sealed: bytes, what: str) -> bytes:
+    try:
+        return bytes(_box(data_dir).decrypt(sealed))
+    except nacl.exceptions.CryptoError as exc:
+        raise StoreError(f"site.key in {data_dir} does not open the stored {what}",
+                         hint="put back the site.key that belongs to this data directory"
+                         ) from exc
+
+
+def save_enrollment(conn: sqlite3.Connection, data_dir: Path, *, hub_url: str,
+                    hub_ca: Path | None, insecure_http: bool, practice_id: UUID,
+                    credential: str, hub_verify_key: bytes, status: str,
+                    log_id: UUID | None) -> None:
+    conn.execute(
+        "INSERT INTO sync_state (one, hub_url, hub_ca, insecure_http, practice_id, "
+        "credential_sealed, hub_verify_key, enrolled_status, log_id) "
+        "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (hub_url, str(hub_ca) if hub_ca else None, int(insecure_http), str(practice_id),
+         seal_at_rest(data_dir, credential.encode()), hub_verify_key, status,
+         str(log_id) if log_id else None))
+
+
+def keyring_row(data_dir: Path, keyring: Keyring) -> bytes:
+    return seal_at_rest(data_dir, pack_plain(keyring.to_wire()))
+
+
+def save_keyring(conn: sqlite3.Connection, data_dir: Path, keyring: Keyring) -> None:
+    conn.execute("UPDATE sync_state SET keyring_sealed = ?", (keyring_row(data_dir, keyring),))
+
+
+def load_sync_state(conn: sqlite3.Connection, data_dir: Path) -> SyncState | None:
+    """The site's sync state, or None for a site that never enrolled with a hub."""
+    row = conn.execute(
+        "SELECT hub_url, hub_ca, insecure_http, practice_id, credential_sealed, "
+        "hub_verify_key, enrolled_status, keyring_sealed, log_id, cursor, digest "
+        "FROM sync_state WHERE one = 1").fetchone()
+    if row is None:
+        return None
+    keyring = None
+    if row[7] is not None:
+        raw = open_at_rest(data_dir, bytes(row[7]), "practice keyring")
+        try:
+            keyring = Keyring.from_wire(unpack(raw, what="keyring", max_len=1 << 20))
+        except MalformedInput as exc:
+            raise StoreError("the stored practice keyring does not decode",
+                             hint="restore the data directory from a backup, or restore "
+                             "the keys from the recovery kit") from exc
+    credential = open_at_rest(data_dir, bytes(row[4]), "hub credential").decode()
+    return SyncState(row[0], Path(row[1]) if row[1] else None, bool(row[2]), UUID(row[3]),
+                     credential, bytes(row[5]), row[6], keyring,
+                     UUID(row[8]) if row[8] else None, int(row[9]), row[10])
+
+
+def require_sync_state(conn: sqlite3.Connection, data_dir: Path) -> SyncState:
+    state = load_sync_state(conn, data_dir)
+    if state is None:
+        raise StoreError(f"{data_dir} is not enrolled with a hub",
+                         hint="create it with `chartsync edge init --hub URL --token TOKEN`")
+    return state
+
+
+__all__ = ["SyncState", "load_sync_state", "require_sync_state", "save_enrollment",
+           "save_keyring", "keyring_row"]

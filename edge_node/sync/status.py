@@ -1,0 +1,58 @@
+"""What the sync loop tells the status page: link state, last push/pull, last error.
+
+One mutable record per running loop (owned by `SyncLoop`); `snapshot()` gives
+a frozen copy.  A failure is logged once when the link state or the kind of
+failure changes, never once per retry (STYLE.md rule 12).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatistics:
+    online: bool | None
+    since_ms: int | None
+    last_push_ms: int | None
+    last_pull_ms: int | None
+    hub_head: int
+    last_error: str | None
+    last_error_code: str | None
+    enrolled_status: str
+    have_keys: bool
+
+
+class SyncStatus:
+    def __init__(self, enrolled_status: str, have_keys: bool) -> None:
+        self._s = SyncStatistics(None, None, None, None, 0, None, None, enrolled_status,
+                                 have_keys)
+
+    def snapshot(self) -> SyncStatistics:
+        return self._s
+
+    def online(self, now_ms: int) -> None:
+        if self._s.online is not True:
+            log.info("hub reachable; syncing")
+            self._s = replace(self._s, online=True, since_ms=now_ms)
+
+    def failed(self, code: str, message: str, now_ms: int, *, offline: bool) -> None:
+        """Record a failure; logs only when the state or the kind of failure changes."""
+        changed = code != self._s.last_error_code or (offline and self._s.online is not False)
+        if changed:
+            log.warning("sync: %s (%s); retrying with backoff", code, message)
+        since = now_ms if (offline and self._s.online is not False) else self._s.since_ms
+        self._s = replace(self._s, online=False if offline else self._s.online,
+                          since_ms=since, last_error=message, last_error_code=code)
+
+    def pushed(self, now_ms: int) -> None:
+        self._s = replace(self._s, last_push_ms=now_ms)
+
+    def pulled(self, now_ms: int, head: int) -> None:
+        self._s = replace(self._s, last_pull_ms=now_ms, hub_head=max(head, self._s.hub_head))
+
+    def keys(self, enrolled_status: str, have_keys: bool) -> None:
+        self._s = replace(self._s, enrolled_status=enrolled_status, have_keys=have_keys)

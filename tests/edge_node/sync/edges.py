@@ -1,0 +1,116 @@
+"""Real edges with their sync loops, enrolled at a real hub, for sync tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge_node.config import EdgeConfig
+from edge_node.node import Edge
+from edge_node.store.writer import Actor, WriteOp
+from edge_node.sync.enroll import EnrollResult, approve, enroll_site, invite
+from edge_node.sync.hub_client import HubClient, HubSettings
+from edge_node.sync.loop import SyncLoop
+from edge_node.sync.settings import SyncSettings
+from tests.edge_node.sync.hubs import wall_ms
+
+PASSPHRASE = "correct horse battery staple"
+FAST = SyncSettings(long_poll_s=2.0, backoff_max_s=0.5, heartbeat_s=1.0, mailbox_poll_s=0.3,
+                    control_poll_s=0.2)
+ACTOR = Actor(user_id="dr-test", role="clinician", device="t", client="test")
+DEADLINE_S = 20.0
+
+
+async def new_practice(hub_url: str, operator: str) -> tuple[Any, str]:
+    async with HubClient.open(HubSettings.parse(hub_url, insecure_http=True)) as c:
+        p = await c.create_practice("Sato", operator_token=operator)
+        t = await c.create_enrollment_token(p.practice_id, credential=operator)
+    return p.practice_id, t.token
+
+
+async def enroll(tmp: Path, hub_url: str, token: str, name: str, **kw: Any) -> EnrollResult:
+    passfile = tmp / "pass.txt"
+    passfile.write_text(PASSPHRASE)
+    settings = kw.pop("settings", None) or HubSettings.parse(hub_url, insecure_http=True)
+    return await enroll_site(tmp / name, settings, token=token, name=name, admin_name="admin",
+                             now_ms=wall_ms(), entropy=os.urandom, passphrase=PASSPHRASE,
+                             shares=None, created="2024-01-01")
+
+
+async def practice(tmp: Path, hub_url: str, operator: str, n: int) -> list[Path]:
+    """A practice with `n` enrolled, approved sites (keys delivered); their data dirs."""
+    _, token = await new_practice(hub_url, operator)
+    first = await enroll(tmp, hub_url, token, "site0")
+    dirs = [tmp / "site0"]
+    for i in range(1, n):
+        tok, _ = await invite(dirs[0])
+        res = await enroll(tmp, hub_url, tok, f"site{i}")
+        await approve(dirs[0], res.site_id, res.fingerprint)
+        dirs.append(tmp / f"site{i}")
+    assert first.recovery_kit is not None
+    return dirs
+
+
+@dataclass
+class Running:
+    edge: Edge
+    sync: SyncLoop
+    data_dir: Path
+
+    async def write(self, rtype: str, rid: str, resource: dict[str, Any] | None,
+                    action: str = "update") -> None:
+        body = None if resource is None else {"resourceType": rtype, "id": rid, **resource}
+        [result] = await self.edge.writer.submit([WriteOp(action, rtype, rid, body)],  # type: ignore[arg-type]
+                                                 actor=ACTOR, atomic=False)
+        assert not isinstance(result, Exception), result
+
+    def states(self) -> dict[tuple[str, str], bytes]:
+        conn = sqlite3.connect(self.data_dir / "edge.sqlite3")
+        try:
+            return {(t, i): bytes(s) for t, i, s in
+                    conn.execute("SELECT type, id, state FROM resources")}
+        finally:
+            conn.close()
+
+    def conflicts(self) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.data_dir / "edge.sqlite3")
+        try:
+            return sorted(conn.execute("SELECT type, id, register, heads FROM conflicts"))
+        finally:
+            conn.close()
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(self.data_dir / "edge.sqlite3")
+        try:
+            return list(conn.execute(sql, params))
+        finally:
+            conn.close()
+
+
+@asynccontextmanager
+async def running(data_dir: Path, settings: SyncSettings = FAST) -> AsyncIterator[Running]:
+    config = EdgeConfig(data_dir)
+    async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge, \
+            SyncLoop.open(edge, settings) as sync:
+        assert sync is not None
+        yield Running(edge, sync, data_dir)
+        await edge.writer.wait_idle()
+
+
+async def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S,
+                   ) -> None:
+    """Wait until `cond()` holds, checking whenever the loop has run a little."""
+    async with asyncio.timeout(deadline_s):
+        while not cond():
+            await asyncio.sleep(0.02)  # yield to the loop; not a wait for time (deadline above)
+    del what
+
+
+def patient(name: str, birth: str = "1970-01-01") -> dict[str, Any]:
+    return {"name": [{"family": name}], "birthDate": birth, "gender": "female"}
