@@ -96,3 +96,18 @@ def run_enroll(args: argparse.Namespace) -> int:
               "\nafter comparing the fingerprint with this screen. Then start "
               "`chartsync edge serve`; it syncs once the keys arrive.")
     return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.hub:
+        return run_enroll(args)
+    try:
+        site, admin, token = init_data_dir(args.data, now_ms=wall_ms(), entropy=os.urandom,
+                                           admin_name=args.admin)
+    except EdgeError as err:
+        return fail(err)
+    print(f"site {site.site_id} created in {args.data}")
+    print(f"site key fingerprint {site.keys.fingerprint}")
+    print(f"admin user {admin.name} ({admin.user_id}); token, shown only now:")
+    print(token)
+    return EXIT_OK

@@ -61,7 +61,7 @@ async def serve(args: argparse.Namespace) -> None:
     async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge, \
             SyncLoop.open(edge, sync_settings) as sync:
         if sync is None:
-            print("not enrolled with a hub: serving locally only", flush=True)
+            logging.getLogger(__name__).info("not enrolled with a hub: serving locally only")
         runner = web.AppRunner(
             build_app(edge, sync), access_log_class=AccessLogger, handle_signals=False,
             access_log=logging.getLogger("edge_node.access") if args.access_log else None)
