@@ -98,9 +98,15 @@ class SyncLoop:
                 wait=wait_random_exponential(multiplier=0.2, max=ctx.settings.backoff_max_s),
                 before_sleep=lambda rs: self._failed(rs.outcome.exception() if rs.outcome
                                                      else None))
-            async for attempt in retrying:
-                with attempt:
-                    await step()
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        await step()
+            except HubRefused as exc:
+                # Waiting cannot fix this one (revoked, refused): say so on the status
+                # page (logged once) and look again after the backoff cap, never in a loop.
+                self._failed(exc)
+                await asyncio.sleep(ctx.settings.backoff_max_s)
 
     def _failed(self, exc: BaseException | None) -> None:
         if isinstance(exc, HubRefused):
