@@ -24,7 +24,7 @@ PASSPHRASE = "correct horse battery staple"
 FAST = SyncSettings(long_poll_s=2.0, backoff_max_s=0.5, heartbeat_s=1.0, mailbox_poll_s=0.3,
                     control_poll_s=0.2)
 ACTOR = Actor(user_id="dr-test", role="clinician", device="t", client="test")
-DEADLINE_S = 20.0
+DEADLINE_S = 10.0
 
 
 async def new_practice(hub_url: str, operator: str) -> tuple[Any, str]:
