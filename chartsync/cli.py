@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
@@ -30,12 +31,6 @@ examples:
 exit codes: 0 ok, 1 failure, 2 usage error
 """
 
-_DEMO_NOT_YET = (
-    "The demo arrives with the sync loop (issue #5): hub on the embedded store plus two edges. "
-    "Nothing to run yet."
-)
-
-
 def _run_version(args: argparse.Namespace) -> int:
     """Print the software version and the wire-protocol version (major.minor)."""
     major, minor = PROTOCOL_VERSION
@@ -45,9 +40,11 @@ def _run_version(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    """Say honestly that the demo is not built yet (issue #5)."""
-    print(_DEMO_NOT_YET)
-    return EXIT_OK
+    """Run the walkthrough: a hub and two edges on this machine (see chartsync/demo.py)."""
+    from chartsync.demo import main as demo_main
+
+    return demo_main((["--dir", str(args.dir)] if args.dir else [])
+                     + (["--no-wait"] if args.no_wait else []))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  chartsync demo\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    demo.add_argument("--dir", type=Path, help="work directory (default: a new temp dir)")
+    demo.add_argument("--no-wait", action="store_true", help="exit after the walkthrough")
     demo.set_defaults(handler=_run_demo)
     for side in _SIDES:
         module = importlib.import_module(side)
