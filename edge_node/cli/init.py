@@ -73,7 +73,7 @@ def run_enroll(args: argparse.Namespace) -> int:
         result = asyncio.run(enroll_site(
             args.data, settings, token=args.token, name=args.name, admin_name=args.admin,
             now_ms=wall_ms(), entropy=os.urandom,
-            passphrase=None if shares else _passphrase(args), shares=shares,
+            passphrase=None if shares else (lambda: _passphrase(args)), shares=shares,
             created=datetime.now(UTC).date().isoformat()))
     except (EdgeError, ValueError) as err:
         if isinstance(err, EdgeError):

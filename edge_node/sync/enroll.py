@@ -62,12 +62,15 @@ def normalize_fingerprint(text: str) -> str:
 
 async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name: str,
                       admin_name: str, now_ms: int, entropy: Entropy,
-                      passphrase: str | None, shares: tuple[int, int] | None,
-                      created: str) -> EnrollResult:
+                      passphrase: str | Callable[[], str] | None,
+                      shares: tuple[int, int] | None, created: str) -> EnrollResult:
     """Register with the hub, then create `data_dir` with the hub's site id.
 
     The first site of a practice also creates the practice key and writes
-    `recovery-kit.txt` (passphrase, or K-of-N shares).  Raises `StoreError`
+    `recovery-kit.txt` (passphrase, or K-of-N shares).  `passphrase` may be a
+    function: it is called only for the first site (a later site gets the
+    practice key from an approving site and writes no kit, so nobody is asked
+    for a passphrase there).  Raises `StoreError`
     before contacting the hub if `data_dir` is already initialised.
     """
     if (data_dir / "edge.sqlite3").exists():
@@ -85,6 +88,8 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
         if passphrase is None and shares is None:
             raise EnrollmentError("the first site needs a recovery passphrase or shares",
                                   hint="pass --recovery-passphrase-file or --recovery-shares")
+        if callable(passphrase):
+            passphrase = passphrase()
         keyring = Keyring(enrolled.practice_id, {1: PracticeKey.generate(1, entropy(32))})
     site, admin, admin_token = await asyncio.to_thread(
         init_data_dir, data_dir, now_ms=now_ms, entropy=entropy, admin_name=admin_name,
@@ -108,7 +113,7 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
             text, words = create_shared_recovery_kit(keyring, threshold=shares[0],
                                                      shares=shares[1], created=created)
         else:
-            assert passphrase is not None
+            assert isinstance(passphrase, str)
             text = await asyncio.to_thread(create_recovery_kit, keyring, passphrase,
                                            created=created)
         kit_path = data_dir / RECOVERY_KIT_FILE

@@ -43,14 +43,19 @@ async def enroll(tmp: Path, hub_url: str, token: str, name: str, **kw: Any) -> E
                              shares=None, created="2024-01-01")
 
 
-async def practice(tmp: Path, hub_url: str, operator: str, n: int) -> list[Path]:
-    """A practice with `n` enrolled, approved sites (keys delivered); their data dirs."""
+async def practice(tmp: Path, hub_url: str, operator: str, n: int,
+                   urls: dict[int, str] | None = None) -> list[Path]:
+    """A practice with `n` enrolled, approved sites (keys delivered); their data dirs.
+
+    `urls` gives some sites another way to the hub (e.g. a cuttable `Link`).
+    """
+    urls = urls or {}
     _, token = await new_practice(hub_url, operator)
-    first = await enroll(tmp, hub_url, token, "site0")
+    first = await enroll(tmp, urls.get(0, hub_url), token, "site0")
     dirs = [tmp / "site0"]
     for i in range(1, n):
         tok, _ = await invite(dirs[0])
-        res = await enroll(tmp, hub_url, tok, f"site{i}")
+        res = await enroll(tmp, urls.get(i, hub_url), tok, f"site{i}")
         await approve(dirs[0], res.site_id, res.fingerprint)
         dirs.append(tmp / f"site{i}")
     assert first.recovery_kit is not None
@@ -78,6 +83,12 @@ class Running:
         finally:
             conn.close()
 
+    def history(self) -> set[tuple[Any, ...]]:
+        """(type, id, origin, seq) of every history row (fails on a duplicate)."""
+        rows = self.query("SELECT type, id, origin, seq FROM history")
+        assert len(rows) == len(set(rows)), "a change applied twice"
+        return set(rows)
+
     def conflicts(self) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(self.data_dir / "edge.sqlite3")
         try:
@@ -100,6 +111,14 @@ async def running(data_dir: Path, settings: SyncSettings = FAST) -> AsyncIterato
             SyncLoop.open(edge, settings) as sync:
         assert sync is not None
         yield Running(edge, sync, data_dir)
+        await edge.writer.wait_idle()
+
+
+@asynccontextmanager
+async def unsynced(data_dir: Path) -> AsyncIterator[Running]:
+    """The edge without its sync loop (a site whose sync is stopped): writes stay local."""
+    async with Edge.open(EdgeConfig(data_dir), clock=wall_ms, entropy=os.urandom) as edge:
+        yield Running(edge, None, data_dir)  # type: ignore[arg-type]
         await edge.writer.wait_idle()
 
 
