@@ -6,8 +6,11 @@
     staging.py      snapshot file → private staging SQLite file, resumable, verified
     install.py      staging → the data directory (rename) or the live database (swap)
     bootstrap.py    download the latest snapshot from the hub, stage, install
+    rebootstrap.py  a running site the hub's log no longer covers: snapshot + own changes
+    snapshotter.py  the periodic upload inside `edge serve` (`snapshot_every_changes`)
     progress.py     rich bar with time left, or JSON lines
-    errors.py       SnapshotError ─ SnapshotRefused, NoSnapshot, RestoreBlocked
+    errors.py       SnapshotError ─ SnapshotRefused, NoSnapshot, SnapshotDeferred,
+                    RestoreBlocked
 
 Imports ``sync_protocol``, ``conflict`` and the edge's store; never ``cloud_hub``.
 """

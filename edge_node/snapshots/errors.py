@@ -5,6 +5,7 @@
         ├── SnapshotRefused            the bytes are not a sound snapshot of this practice
         │                              (tampered, truncated, wrong key, malformed records)
         ├── NoSnapshot                 the hub holds no snapshot for this practice yet
+        ├── SnapshotDeferred           not now: the site is not at a snapshot-safe position
         └── RestoreBlocked             the data directory is not in a state to restore into
 
 Messages name snapshot, site and hub sequence ids, never chart data.  A
@@ -38,9 +39,18 @@ class NoSnapshot(SnapshotError):
     http_status = 404
 
 
+class SnapshotDeferred(SnapshotError):
+    """The consistent copy was not at a snapshot-safe position; the next round retries."""
+
+    code = "snapshot_deferred"
+    http_status = 409
+    retryable = True
+
+
 class RestoreBlocked(SnapshotError):
     code = "restore_blocked"
     http_status = 409
 
 
-__all__ = ["NoSnapshot", "RestoreBlocked", "SnapshotError", "SnapshotRefused"]
+__all__ = ["NoSnapshot", "RestoreBlocked", "SnapshotDeferred", "SnapshotError",
+           "SnapshotRefused"]

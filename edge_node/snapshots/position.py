@@ -18,10 +18,22 @@ from edge_node.snapshots.records import SyncPosition
 
 
 def read_position(conn: sqlite3.Connection) -> SyncPosition:
+    """The cursor and the chain head of every origin — this site's own included.
+
+    The puller keeps `origin_chains` for other origins only; this site's own
+    chain head is its last acknowledged push.  A site bootstrapping from the
+    snapshot needs it to take this site's next batch after `hub_seq` (without
+    it that batch would wait as a gap forever).
+    """
     row = conn.execute("SELECT cursor, log_id FROM sync_state WHERE one = 1").fetchone()
     cursor, log_id = (0, None) if row is None else (int(row[0]), row[1])
     chains = {UUID(o): (int(n), bytes(h)) for o, n, h in conn.execute(
         "SELECT origin, next_seq, last_hash FROM origin_chains")}
+    site = conn.execute("SELECT site_id FROM site").fetchone()
+    own = conn.execute("SELECT seq_to, batch_hash FROM pushed_batches WHERE hub_seq IS NOT "
+                       "NULL ORDER BY seq_to DESC LIMIT 1").fetchone()
+    if site is not None and own is not None:
+        chains[UUID(site[0])] = (int(own[0]) + 1, bytes(own[1]))
     return SyncPosition(cursor, UUID(log_id) if log_id else None, chains)
 
 
@@ -52,8 +64,8 @@ def last_local_seq(conn: sqlite3.Connection, site_id: UUID) -> int:
 def snapshot_ready(conn: sqlite3.Connection, site_id: UUID) -> str | None:
     """None if a snapshot now would cover exactly the log up to the cursor; else why not.
 
-    Every own change must be acknowledged, and the cursor must have passed the
-    hub sequence of the last acknowledgement — otherwise the snapshot would hold
+    Every own change must be acknowledged, the cursor must have passed the
+    hub sequence of the last acknowledgement, and no batch may be held — otherwise the snapshot would hold
     changes the log before its `hub_seq` does not, and a site bootstrapping from
     it would meet them again in the tail.
     """
@@ -69,6 +81,11 @@ def snapshot_ready(conn: sqlite3.Connection, site_id: UUID) -> str | None:
         return f"the cursor ({cursor}) has not passed this site's last push ({acked_hub_seq})"
     if cursor == 0:
         return "nothing applied from the hub yet"
+    # A held batch is behind the cursor but not in the charts: a snapshot at the cursor
+    # would drop it for every site bootstrapping from it (they pull only after hub_seq).
+    held = int(conn.execute("SELECT count(*) FROM held_batches").fetchone()[0])
+    if held:
+        return f"{held} batches are held (see `chartsync edge held`)"
     return None
 
 

@@ -3,7 +3,8 @@
     async with SyncLoop.open(edge, settings) as sync:   # None if not enrolled
         ...  # sync.statistics() for the status page
 
-Four tasks in one TaskGroup.  Each talks to the hub through `HubClient` and
+Five tasks in one TaskGroup (the fifth, `snapshots.snapshotter`, uploads
+snapshots).  Each talks to the hub through `HubClient` and
 recovers from `HubUnreachable` / transient refusals with tenacity (exponential
 backoff with jitter, capped at `backoff_max_s`); the status logs a failure
 once per change of state.  A hub whose `log_id` differs from the stored one
@@ -25,6 +26,7 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
 
 from edge_node.node import Edge, connect
+from edge_node.snapshots.snapshotter import run_snapshotter
 from edge_node.store.schema import db_path
 from edge_node.sync.context import SyncContext
 from edge_node.sync.errors import HubRefused, HubUnreachable
@@ -79,7 +81,10 @@ class SyncLoop:
                 tasks = [tg.create_task(loop._forever("push", loop.pusher.run)),
                          tg.create_task(loop._forever("pull", loop._pull_session)),
                          tg.create_task(loop._forever("mailbox", loop._mailbox)),
-                         tg.create_task(loop._forever("heartbeat", loop._heartbeat))]
+                         tg.create_task(loop._forever("heartbeat", loop._heartbeat)),
+                         # Snapshots (issue #5): periodic upload, owned by edge_node.snapshots.
+                         tg.create_task(loop._forever("snapshot",
+                                                      lambda: run_snapshotter(ctx)))]
                 try:
                     yield loop
                 finally:

@@ -12,6 +12,9 @@ Options (defaults in brackets), in the `[sync]` part of the edge's settings:
     guard_share         share of the practice's records one site may delete or
                         rewrite within an hour before its pushes are held [0.2]
     guard_min_records   ... but never fewer than this many [50]
+    snapshot_every_changes  applied changes (history rows) since the last uploaded snapshot
+                        before this site uploads a new one (`snapshots.snapshotter`) [5000]
+    snapshot_check_s    how often the snapshotter looks at that count [30]
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class SyncSettings:
     control_poll_s: float = 1.0
     guard_share: float = 0.2
     guard_min_records: int = 50
+    snapshot_every_changes: int = 5000
+    snapshot_check_s: float = 30.0
 
 
 def parse_sync_settings(raw: Mapping[str, Any]) -> SyncSettings:
