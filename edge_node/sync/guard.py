@@ -88,16 +88,22 @@ def held_summary(conn: sqlite3.Connection, site: str, now_ms: int,
 
 
 async def _compensate(ctx: Any, released_to: int) -> None:
-    """Restore each record the held changes destroyed to its content before the window."""
+    """Restore each record the held changes destroyed to its last version before them."""
     since = ctx.now_ms() - WINDOW_MS
     site = str(ctx.site_id)
 
     def before(conn: sqlite3.Connection) -> list[tuple[str, str, bytes | None]]:
         out = []
-        for rtype, rid in {(t, i) for _, t, i in _destructive(conn, site, since, released_to)}:
-            row = conn.execute("SELECT json FROM history WHERE type = ? AND id = ? AND "
-                               "recorded_ms < ? ORDER BY version DESC LIMIT 1",
-                               (rtype, rid, since)).fetchone()
+        held: dict[tuple[str, str], set[int]] = {}
+        for seq, rtype, rid in _destructive(conn, site, since, released_to):
+            held.setdefault((rtype, rid), set()).add(seq)
+        for (rtype, rid), seqs in held.items():
+            # The newest version that is not one of the held changes (a record created
+            # within the hour has no version before the window, yet must come back).
+            row = next((r for r in conn.execute(
+                "SELECT json, origin, seq FROM history WHERE type = ? AND id = ? "
+                "ORDER BY version DESC", (rtype, rid))
+                if not (r[1] == site and int(r[2]) in seqs)), None)
             out.append((rtype, rid, bytes(row[0]) if row and row[0] else None))
         return out
 
