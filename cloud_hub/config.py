@@ -13,6 +13,15 @@ Options (key: default — effect):
     max_snapshot_bytes: 268435456 — largest snapshot upload
     enrollment_ttl_s: 86400 — lifetime of an enrollment token
     pool_size: 10 — PostgreSQL connections per hub process
+    retention_batches: 0 — keep at least this many latest batches per practice; older ones
+        are trimmed once a snapshot covers them (0: keep every batch)
+    snapshots_kept: 3 — snapshots kept per practice (older ones are deleted on upload)
+    metrics_token: unset — a bearer token (at least 16 characters) that may scrape /metrics
+        besides the operator credential (example: metrics_token=prom-7f3c9a0e5d2b4c1a)
+    offline_after_s: 120 — dashboard: a site silent this long is shown offline (red)
+    lag_alert_s: 300 — dashboard: amber when a site's oldest unapplied batch is this old
+    clock_offset_alert_ms: 2000 — dashboard: amber when a site's reported clock offset
+        (NTP) exceeds this
 """
 
 from __future__ import annotations
@@ -47,6 +56,15 @@ class HubConfig:
     max_snapshot_bytes: int = 256 * 1024 * 1024
     enrollment_ttl_s: int = 24 * 3600
     pool_size: int = 10
+    retention_batches: int = 0
+    snapshots_kept: int = 3
+    metrics_token: str | None = None
+    offline_after_s: int = 120
+    lag_alert_s: int = 300
+    clock_offset_alert_ms: int = 2000
+
+    def __repr__(self) -> str:  # never the metrics token
+        return f"HubConfig(store=<{self.store.split(':', 1)[0]}>, port={self.port})"
 
     @property
     def limits(self) -> Limits:
@@ -67,12 +85,16 @@ _INT_KEYS: Final = {
     "max_json_bytes": (1024, 1 << 24, "65536"), "max_mail_bytes": (1024, 1 << 26, "65536"),
     "max_snapshot_bytes": (1024, 1 << 34, "268435456"),
     "enrollment_ttl_s": (1, 365 * 86400, "86400"), "pool_size": (1, 1000, "10"),
+    "retention_batches": (0, 1 << 40, "100000"), "snapshots_kept": (1, 100, "3"),
+    "offline_after_s": (10, 30 * 86400, "120"), "lag_alert_s": (1, 30 * 86400, "300"),
+    "clock_offset_alert_ms": (1, 86_400_000, "2000"),
 }
+_MIN_METRICS_TOKEN_CHARS: Final = 16
 
 
 def parse_hub_config(raw: Mapping[str, Any]) -> HubConfig:
     """Build a `HubConfig` from `raw` (CLI arguments or a file); raises `ConfigError`. Pure."""
-    unknown = set(raw) - {"store", "host", "tls_cert", "tls_key", *_INT_KEYS}
+    unknown = set(raw) - {"store", "host", "tls_cert", "tls_key", "metrics_token", *_INT_KEYS}
     if unknown:
         raise ConfigError(f"unknown hub option(s): {', '.join(sorted(unknown))}")
     store = raw.get("store")
@@ -94,6 +116,15 @@ def parse_hub_config(raw: Mapping[str, Any]) -> HubConfig:
             raise ConfigError(f"{key}: {raw[key]!r} is not an integer in {low}..{high} "
                               f"(example: {example})")
         values[key] = value
+    metrics_token = raw.get("metrics_token")
+    if metrics_token is not None:
+        if not isinstance(metrics_token, str) or len(metrics_token) < _MIN_METRICS_TOKEN_CHARS \
+                or len(metrics_token) > 200 or not metrics_token.isascii() \
+                or not metrics_token.isprintable() or " " in metrics_token:
+            raise ConfigError(f"metrics_token: give {_MIN_METRICS_TOKEN_CHARS}..200 printable "
+                              "ASCII characters without spaces (example: "
+                              "metrics_token=prom-7f3c9a0e5d2b4c1a)")
+        values["metrics_token"] = metrics_token
     cert, key_file = raw.get("tls_cert"), raw.get("tls_key")
     if (cert is None) != (key_file is None):
         raise ConfigError("tls_cert and tls_key go together: give both or neither "

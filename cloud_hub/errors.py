@@ -8,7 +8,10 @@
     ├── WrongOrigin         a batch naming another practice or site than its pusher (403)
     ├── NotFound            nothing of that id *visible to this caller* (404); the same body
     │                       for "does not exist" and "belongs to another practice"
+    ├── LogTrimmed          the batches after the cursor were trimmed; bootstrap from the
+    │                       latest snapshot (410)
     ├── BadRequest          a request body or query that does not fit the API (400)
+    ├── RangeNotSatisfiable a snapshot `Range` outside its bytes (416)
     ├── UnsupportedMediaType a compressed or mistyped request body (415)
     ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
     ├── StoreUnavailable    the database is unreachable right now; retry (503)
@@ -21,7 +24,7 @@ a retry can help; the API turns them into RFC 9457 problem details.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sync_protocol.errors import ChainBroken
 
@@ -40,6 +43,10 @@ class HubError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def details(self) -> dict[str, Any]:
+        """Extra members of the problem body (stable names clients may read)."""
+        return {}
 
 
 class Unauthorized(HubError):
@@ -117,3 +124,33 @@ class UnsupportedMediaType(HubError):
 
     code = "unsupported_media_type"
     http_status = 415
+
+
+class LogTrimmed(HubError):
+    """A pull or stream from a cursor older than the oldest batch the hub still keeps."""
+
+    code = "log_trimmed"
+    http_status = 410
+
+    def __init__(self, message: str, *, hint: str = "", oldest_kept: int,
+                 snapshot_hub_seq: int | None) -> None:
+        super().__init__(message, hint=hint)
+        self.oldest_kept = oldest_kept
+        self.snapshot_hub_seq = snapshot_hub_seq
+
+    def details(self) -> dict[str, Any]:
+        return {"oldest_kept": self.oldest_kept, "snapshot_hub_seq": self.snapshot_hub_seq}
+
+
+class RangeNotSatisfiable(HubError):
+    """A `Range` header outside the snapshot's bytes."""
+
+    code = "range_not_satisfiable"
+    http_status = 416
+
+    def __init__(self, message: str, *, hint: str = "", size: int) -> None:
+        super().__init__(message, hint=hint)
+        self.size = size
+
+    def details(self) -> dict[str, Any]:
+        return {"size": self.size}

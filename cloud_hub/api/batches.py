@@ -3,23 +3,34 @@
 Push: body is the raw sealed batch (`application/octet-stream`, uncompressed
 transport).  Checks in `cloud_hub.ingest`, then the store assigns the next hub
 sequence in the same transaction; the answer (after commit) is a `PushAck`
-carrying the hub's signed receipt.  Pull: msgpack `PullResponse`
-(`cloud_hub.pull_wire`), long-polling up to `wait_s`.
+carrying the hub's signed receipt.  A site may also relay a batch of another
+registered site of its practice (rebuilding a lost hub, #5); the receipt then
+names the origin site.  Every refused push is counted per site and code (the
+dashboard's error counts).
+
+Pull: msgpack `PullResponse` (`cloud_hub.pull_wire`) with the store's
+`log_id`, long-polling up to `wait_s`.  A cursor older than the oldest batch
+kept (retention) answers 410 `log_trimmed`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 
 from cloud_hub.api import auth
 from cloud_hub.api.body import query_float, query_int, read_body
-from cloud_hub.api.context import hub
+from cloud_hub.api.context import HubContext, hub
 from cloud_hub.api.messages import push_ack_json
-from cloud_hub.ingest import admit_batch
-from cloud_hub.log_keys import BATCH_ID, HUB_SEQ, PRACTICE_ID, SITE_ID
+from cloud_hub.errors import HubError, LogTrimmed, StoreUnavailable
+from cloud_hub.ingest import admit_batch, read_push
+from cloud_hub.log_keys import BATCH_ID, ERROR_CODE, HUB_SEQ, PRACTICE_ID, SITE_ID
 from cloud_hub.pull_wire import MEDIA_TYPE, encode_pull_response
+from cloud_hub.store.base import SiteRecord, StoredBatch
+from sync_protocol.errors import ProtocolError
+from sync_protocol.ids import PracticeId, SiteId
 from sync_protocol.models import PushAck
 from sync_protocol.receipt import sign_receipt
 
@@ -32,20 +43,77 @@ MAX_WAIT_S = 60.0
 async def push(request: web.Request) -> web.Response:
     site = await auth.site(request)
     ctx = hub(request)
+    started = asyncio.get_running_loop().time()
+    try:
+        response = await _push(request, ctx, site)
+    except (HubError, ProtocolError) as exc:
+        if not isinstance(exc, StoreUnavailable):
+            await _count_refusal(ctx, site, exc.code)
+        raise
+    finally:
+        ctx.metrics.push_seconds.observe(asyncio.get_running_loop().time() - started)
+    return response
+
+
+async def _push(request: web.Request, ctx: HubContext, site: SiteRecord) -> web.Response:
     raw = await read_body(request, ctx.config.max_batch_bytes, what="sealed batch")
     now = ctx.now_ms()
-    batch = admit_batch(raw, site, ctx.push_policy, now)
+    sealed = read_push(raw, site, ctx.push_policy)
+    origin_id = SiteId(sealed.header.site_id)
+    origin = site if origin_id == site.site_id else await ctx.store.get_site(
+        site.practice_id, origin_id)
+    batch = admit_batch(sealed, site, origin, ctx.push_policy, now)
     appended = await ctx.store.append_batch(batch, now)
-    if not appended.duplicate:
+    if appended.duplicate:
+        ctx.metrics.pushes.labels("duplicate").inc()
+    else:
         ctx.notifier.publish(site.practice_id, appended.hub_seq)
-    # Re-ack with the same hub_seq: a site that lost our first ack pushes again.
-    receipt = sign_receipt(ctx.signing_key, practice_id=site.practice_id, site_id=site.site_id,
-                           batch_hash=batch.batch_hash, hub_seq=appended.hub_seq)
+        ctx.metrics.pushes.labels("stored").inc()
+        ctx.metrics.batches.inc()
+        ctx.metrics.changes.inc(len(batch.metas))
+    # Re-ack with the same hub_seq: a site that lost our first ack pushes again.  The
+    # receipt names the origin: a relayed batch is the origin's, not the relay's (#5).
+    receipt = sign_receipt(ctx.signing_key, practice_id=site.practice_id,
+                           site_id=batch.site_id, batch_hash=batch.batch_hash,
+                           hub_seq=appended.hub_seq)
     log.debug("batch stored", extra={PRACTICE_ID: str(site.practice_id),
-                                     SITE_ID: str(site.site_id), BATCH_ID: str(batch.batch_id),
+                                     SITE_ID: str(batch.site_id), BATCH_ID: str(batch.batch_id),
                                      HUB_SEQ: appended.hub_seq})
     ack = PushAck(hub_seq=appended.hub_seq, receipt=receipt, duplicate=appended.duplicate)
     return web.json_response(push_ack_json(ack))
+
+
+async def _count_refusal(ctx: HubContext, site: SiteRecord, code: str) -> None:
+    ctx.metrics.pushes.labels("refused").inc()
+    ctx.metrics.rejections.labels(code).inc()
+    try:
+        await ctx.store.count_rejection(site.practice_id, site.site_id, code, ctx.now_ms())
+    except StoreUnavailable:
+        # The refusal itself is the answer; a lost count must not replace it.
+        log.warning("could not count a refused push; the store is unavailable",
+                    extra={PRACTICE_ID: str(site.practice_id), SITE_ID: str(site.site_id),
+                           ERROR_CODE: code})
+
+
+async def check_not_trimmed(ctx: HubContext, practice_id: PracticeId, after: int,
+                            first: StoredBatch | None = None) -> None:
+    """Raise `LogTrimmed` if batches after `after` were trimmed (retention).
+
+    With `first` (the first batch read after `after`), only a gap before it means a trim
+    happened between the check and the read: hub sequences have no other gaps.
+    """
+    if first is not None and first.hub_seq == after + 1:
+        return
+    bounds = await ctx.store.log_bounds(practice_id)
+    if after >= bounds.trimmed_through:
+        return
+    snapshot = await ctx.store.latest_snapshot_info(practice_id)
+    raise LogTrimmed(
+        f"batches 1..{bounds.trimmed_through} of practice {practice_id} were trimmed; the "
+        f"cursor {after} is older than the oldest batch kept ({bounds.oldest_kept})",
+        hint="bootstrap from the latest snapshot (GET /v1/snapshots/latest), then pull "
+        "after its hub sequence", oldest_kept=bounds.oldest_kept,
+        snapshot_hub_seq=snapshot.hub_seq if snapshot else None)
 
 
 async def pull(request: web.Request) -> web.Response:
@@ -54,6 +122,15 @@ async def pull(request: web.Request) -> web.Response:
     after = query_int(request, "after", 0, 0, 1 << 62)
     limit = query_int(request, "limit", 100, 1, MAX_PULL_LIMIT)
     wait_s = query_float(request, "wait_s", 0.0, 0.0, MAX_WAIT_S)
-    batches = await ctx.feed.wait_batches(site.practice_id, after, limit, wait_s)
+    await check_not_trimmed(ctx, site.practice_id, after)
+    gauge = ctx.metrics.subscribers.labels("long_poll")
+    gauge.inc()
+    try:
+        batches = await ctx.feed.wait_batches(site.practice_id, after, limit, wait_s)
+    finally:
+        gauge.dec()
+    if batches:
+        await check_not_trimmed(ctx, site.practice_id, after, batches[0])
     head = await ctx.store.head(site.practice_id)
-    return web.Response(body=encode_pull_response(batches, head), content_type=MEDIA_TYPE)
+    return web.Response(body=encode_pull_response(batches, head, ctx.store.log_id),
+                        content_type=MEDIA_TYPE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nacl.signing
 from aiohttp import web
@@ -11,6 +11,7 @@ from aiohttp import web
 from cloud_hub.config import HubConfig
 from cloud_hub.feed import Feed
 from cloud_hub.ingest import PushPolicy
+from cloud_hub.metrics import HubMetrics
 from cloud_hub.notifier import Notifier
 from cloud_hub.store.base import HubStore
 
@@ -26,6 +27,7 @@ class HubContext:
     signing_key: nacl.signing.SigningKey
     now_ms: Callable[[], int]
     random_bytes: Callable[[int], bytes]
+    metrics: HubMetrics = field(default_factory=HubMetrics)
 
     @property
     def push_policy(self) -> PushPolicy:

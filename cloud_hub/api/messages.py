@@ -102,6 +102,8 @@ class HubKeyOut(BaseModel):
     model_config = _IN
     verify_key: B64
     fingerprint: str
+    log_id: UUID = Field(description="fixed when the hub's store was created; another value "
+                         "than the one an edge remembers means a rebuilt hub")
 
 
 def push_ack_json(ack: PushAck) -> dict[str, Any]:

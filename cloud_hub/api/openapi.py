@@ -72,6 +72,9 @@ def _query(name: str, kind: str, description: str, **extra: Any) -> dict[str, An
 _AUTH_ERR: Final = (401, 403)
 _SITE: Final = "an approved site"
 _OPERATOR: Final = "the operator"
+_SNAPSHOT_HEADERS: Final = {name: {"schema": {"type": kind}} for name, kind in (
+    ("X-Snapshot-Id", "string"), ("X-Snapshot-Hub-Seq", "integer"), ("X-Hub-Seq", "integer"),
+    ("X-Key-Epoch", "integer"), ("X-Site-Id", "string"), ("Content-Length", "integer"))}
 _SITES_LIST: Final = {"type": "object", "properties": {
     "sites": {"type": "array", "items": _ref(SiteOut)}}}
 
@@ -92,7 +95,14 @@ def openapi_document() -> dict[str, Any]:
                               "expected_seq": {"type": "integer",
                                                "description": "on chain_broken"},
                               "expected_prev_hash": {"type": "string",
-                                                     "description": "on chain_broken, hex"}}}
+                                                     "description": "on chain_broken, hex"},
+                              "oldest_kept": {"type": "integer", "description":
+                                              "on log_trimmed: the oldest hub sequence kept"},
+                              "snapshot_hub_seq": {"type": ["integer", "null"], "description":
+                                                   "on log_trimmed: the latest snapshot's "
+                                                   "hub sequence; bootstrap from it"},
+                              "size": {"type": "integer", "description":
+                                       "on range_not_satisfiable: the snapshot's bytes"}}}
     schemas["PushAck"] = {"type": "object", "properties": {
         "hub_seq": {"type": "integer"}, "duplicate": {"type": "boolean"},
         "receipt": {"type": "object", "description": "signed by the hub key over (practice, "
@@ -163,37 +173,56 @@ def openapi_document() -> dict[str, Any]:
         "/v1/batches": {
             "post": _op(
                 "Push one sealed batch. Idempotent: the same bytes again get the same answer. "
-                + _NO_COMPRESSION, {"200": _json({"$ref": "#/components/schemas/PushAck"})},
+                "The batch's origin is the caller, or another registered (approved or later "
+                "revoked) site of its practice: a relay, to rebuild a lost hub from the edges' "
+                "copies; the origin's key, chain and receipt apply. " + _NO_COMPRESSION,
+                {"200": _json({"$ref": "#/components/schemas/PushAck"})},
                 security=_SITE, body={"application/octet-stream": {"schema": _OCTETS}},
                 errors=(400, *_AUTH_ERR, 409, 413, 415, 503)),
             "get": _op(
                 "Pull batches after a hub sequence, long-polling up to wait_s; an answer "
                 "holds at most `limit` batches and 32 MiB of sealed bytes (at least one "
-                "batch); continue from the last hub_seq",
+                "batch); continue from the last hub_seq. A cursor older than the oldest "
+                "batch kept (retention) answers 410 `log_trimmed` with `oldest_kept` and "
+                "`snapshot_hub_seq`: bootstrap from the latest snapshot",
                 {"200": {"description": "msgpack PullResponse: {batches: [{hub_seq, site_id "
-                         "(16 bytes), sealed}], head}",
+                         "(16 bytes), sealed}], head, log_id (16 bytes: fixed when the hub's "
+                         "store was created; a new value means a rebuilt hub)}",
                          "content": {MEDIA_TYPE: {"schema": _OCTETS}}}},
-                security=_SITE, errors=(400, *_AUTH_ERR, 503),
+                security=_SITE, errors=(400, *_AUTH_ERR, 410, 503),
                 params=[_query("after", "integer", "hub sequence cursor", minimum=0),
                         _query("limit", "integer", "most batches", minimum=1, maximum=1000),
                         _query("wait_s", "number", "long-poll", minimum=0, maximum=60)])},
         "/v1/stream": {"get": _op(
-            "WebSocket: one binary frame (msgpack PulledBatch) per new batch, in hub order",
+            "WebSocket: one binary frame per new batch, in hub order: msgpack {hub_seq, "
+            "site_id (16 bytes), sealed, log_id (16 bytes, the store's log id)}. A cursor "
+            "older than the oldest batch kept is refused with 410 `log_trimmed`; a stream "
+            "overtaken by a trim closes with code 4410, a revoked site's with 4403",
             {"101": {"description": "switching to WebSocket"}}, security=_SITE,
             params=[_query("after", "integer", "hub sequence cursor", minimum=0)],
-            errors=(400, *_AUTH_ERR))},
+            errors=(400, *_AUTH_ERR, 410))},
         "/v1/snapshots": {"put": _op(
-            "Upload an encrypted snapshot covering hub sequences 1..hub_seq. "
-            + _NO_COMPRESSION, {"201": _json({"type": "object"})}, security=_SITE,
+            "Upload an encrypted snapshot covering hub sequences 1..hub_seq. The hub keeps "
+            "the latest `snapshots_kept` of the practice, then trims the batch log to "
+            "`retention_batches` (never past the latest snapshot). " + _NO_COMPRESSION,
+            {"201": _json({"type": "object"})}, security=_SITE,
             body={"application/octet-stream": {"schema": _OCTETS}},
             params=[_query("hub_seq", "integer", "last hub sequence covered", minimum=1),
                     _query("key_epoch", "integer", "practice key epoch", minimum=1)],
             errors=(400, *_AUTH_ERR, 413, 415))},
         "/v1/snapshots/latest": {"get": _op(
-            "The latest snapshot; headers X-Hub-Seq, X-Key-Epoch, X-Site-Id",
-            {"200": {"description": "snapshot bytes",
-                     "content": {"application/octet-stream": {"schema": _OCTETS}}}},
-            security=_SITE, errors=(*_AUTH_ERR, 404))},
+            "The latest snapshot; headers X-Snapshot-Id, X-Snapshot-Hub-Seq (= X-Hub-Seq), "
+            "X-Key-Epoch, X-Site-Id, Content-Length. One `Range: bytes=a-b` is honoured "
+            "(206 with Content-Range); compare X-Snapshot-Id before continuing a download",
+            {"200": {"description": "snapshot bytes", "headers": _SNAPSHOT_HEADERS,
+                     "content": {"application/octet-stream": {"schema": _OCTETS}}},
+             "206": {"description": "the requested byte range", "headers": {
+                 **_SNAPSHOT_HEADERS, "Content-Range": {"schema": {"type": "string"}}},
+                 "content": {"application/octet-stream": {"schema": _OCTETS}}}},
+            security=_SITE, errors=(*_AUTH_ERR, 404, 416),
+            params=[{"name": "Range", "in": "header", "required": False,
+                     "description": "bytes=first-last, bytes=first- or bytes=-suffix",
+                     "schema": {"type": "string"}}])},
         "/v1/stats": {"get": _op(
             "Record heads tracked and concurrent edits per site (from headers only)",
             {"200": _json({"type": "object"})}, security=f"{_SITE}, or {_OPERATOR} "

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_TYPE: Final = "application/problem+json"
 _TITLES: Final = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-                  405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
+                  405: "Method not allowed", 409: "Conflict", 410: "Gone",
+                  413: "Payload too large", 416: "Range not satisfiable",
                   415: "Unsupported media type", 500: "Internal error",
                   503: "Service unavailable"}
 
@@ -47,7 +48,7 @@ def problem(status: int, code: str, detail: str, *, hint: str = "", retryable: b
 
 
 def from_error(exc: HubError | ProtocolError) -> web.Response:
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = exc.details() if isinstance(exc, HubError) else {}
     if isinstance(exc, ChainMismatch):
         extra = {"expected_seq": exc.expected_seq,
                  "expected_prev_hash": exc.expected_prev_hash.hex()}

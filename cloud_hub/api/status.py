@@ -24,8 +24,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def hub_key(request: web.Request) -> web.Response:
-    verify_key = bytes(hub(request).signing_key.verify_key)
-    out = HubKeyOut(verify_key=verify_key, fingerprint=hub_fingerprint(verify_key))
+    ctx = hub(request)
+    verify_key = bytes(ctx.signing_key.verify_key)
+    out = HubKeyOut(verify_key=verify_key, fingerprint=hub_fingerprint(verify_key),
+                    log_id=ctx.store.log_id)
     return web.json_response(out.model_dump(mode="json"))
 
 

@@ -1,9 +1,12 @@
 """`GET /v1/stream?after=N`: a WebSocket that sends each new batch of the practice as it lands.
 
-One binary frame per batch (msgpack `PulledBatch`, see `cloud_hub.pull_wire`),
-in hub order, starting after `after`.  The sender wakes on the notifier (this
-process's pushes, and other processes' via LISTEN/NOTIFY); the site's status
-is re-read whenever the registry changes, so a revoked site's stream ends.
+One binary frame per batch (msgpack `PulledBatch` with the store's `log_id`,
+see `cloud_hub.pull_wire`), in hub order, starting after `after`.  A cursor
+older than the oldest batch kept is refused before the upgrade (410
+`log_trimmed`); a stream that falls behind a trim is closed with code 4410.
+The sender wakes on the notifier (this process's pushes, and other processes'
+via LISTEN/NOTIFY); the site's status is re-read whenever the registry
+changes, so a revoked site's stream ends.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import logging
 from aiohttp import WSMsgType, web
 
 from cloud_hub.api import auth
+from cloud_hub.api.batches import check_not_trimmed
 from cloud_hub.api.body import query_int
 from cloud_hub.api.context import HubContext, hub
-from cloud_hub.errors import StoreUnavailable
+from cloud_hub.errors import LogTrimmed, StoreUnavailable
 from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
 from cloud_hub.pull_wire import encode_pulled
 from cloud_hub.store.base import SiteRecord, SiteStatus
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 FRAME_BATCHES = 100
 WAIT_SLICE_S = 25.0
 CLOSE_REVOKED = 4403
+CLOSE_TRIMMED = 4410
 #: Bound on waiting for the store to come back before looking again.
 OUTAGE_RETRY_S = 1.0
 
@@ -35,8 +40,11 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     site = await auth.site(request)
     ctx = hub(request)
     after = query_int(request, "after", 0, 0, 1 << 62)
+    await check_not_trimmed(ctx, site.practice_id, after)
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=1 << 16)
     await ws.prepare(request)
+    gauge = ctx.metrics.subscribers.labels("stream")
+    gauge.inc()
     try:
         async with asyncio.TaskGroup() as tg:
             sender = tg.create_task(_send(ws, ctx, site, after))
@@ -45,6 +53,8 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     except* ConnectionResetError:
         log.info("stream ended", extra={PRACTICE_ID: str(site.practice_id),
                                         SITE_ID: str(site.site_id)})
+    finally:
+        gauge.dec()
     if not ws.closed:
         await ws.close()
     return ws
@@ -70,6 +80,12 @@ async def _send(ws: web.WebSocketResponse, ctx: HubContext, site: SiteRecord,
                     await ws.close(code=CLOSE_REVOKED, message=b"site no longer approved")
                     return
             batches = await ctx.feed.batches_after(practice_id, cursor, FRAME_BATCHES)
+            if batches:
+                await check_not_trimmed(ctx, practice_id, cursor, batches[0])
+        except LogTrimmed:
+            await ws.close(code=CLOSE_TRIMMED, message=b"log trimmed; bootstrap from the "
+                           b"latest snapshot")
+            return
         except StoreUnavailable:
             # The database is away (e.g. restarting): keep the stream open and look again
             # when the LISTEN connection is back (it wakes everyone), or after a bound.
@@ -80,7 +96,7 @@ async def _send(ws: web.WebSocketResponse, ctx: HubContext, site: SiteRecord,
                     await ticket.wait()
             continue
         for batch in batches:
-            await ws.send_bytes(encode_pulled(batch))
+            await ws.send_bytes(encode_pulled(batch, ctx.store.log_id))
             cursor = batch.hub_seq
         if not batches:
             with contextlib.suppress(TimeoutError):

@@ -116,6 +116,59 @@ class SnapshotRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """A stored snapshot without its bytes (`size` is the blob's length)."""
+
+    snapshot_id: UUID
+    hub_seq: HubSeq
+    site_id: SiteId
+    key_epoch: KeyEpoch
+    size: int
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogBounds:
+    """Where a practice's log starts and ends: batches 1..`trimmed_through` are gone."""
+
+    head: int
+    trimmed_through: int
+
+    @property
+    def oldest_kept(self) -> int:
+        return self.trimmed_through + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """A site's latest self-report (`report` is the validated JSON body, as stored)."""
+
+    site_id: SiteId
+    report: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteActivity:
+    """What the hub saw of one site: heartbeat, pushes, refusals (for the dashboard)."""
+
+    site_id: SiteId
+    last_push_ms: int | None
+    heartbeat: Heartbeat | None
+    rejections: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    action_id: UUID
+    practice_id: PracticeId
+    site_id: SiteId | None
+    action: str
+    operator_ref: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SiteStats:
     site_id: SiteId
     batches: int
@@ -129,6 +182,27 @@ class PracticeStats:
     head: int
     tracked_records: int
     sites: tuple[SiteStats, ...]
+
+
+def trim_point(head: int, trimmed_through: int, snapshot_hub_seq: int, keep: int) -> int:
+    """How far a trim may go: keep the latest `keep` batches and all a snapshot does not
+    cover; never un-trim.  `keep` 0 means keep everything.  (Both stores use this rule.)"""
+    if keep <= 0:
+        return trimmed_through
+    return max(trimmed_through, min(head - keep, snapshot_hub_seq))
+
+
+def activities(sites: Sequence[tuple[SiteId, int | None, bytes | None, int | None]],
+               refusals: Sequence[tuple[SiteId, str, int]]) -> list[SiteActivity]:
+    """Rows (site, last push, heartbeat report, heartbeat time) and (site, code, count) as
+    `SiteActivity` values, in the order of `sites`."""
+    by_site: dict[SiteId, dict[str, int]] = {}
+    for site_id, code, count in refusals:
+        by_site.setdefault(site_id, {})[code] = count
+    return [SiteActivity(site_id, last_push,
+                         Heartbeat(site_id, report, received) if report is not None
+                         and received is not None else None, by_site.get(site_id, {}))
+            for site_id, last_push, report, received in sites]
 
 
 #: Default bound on the sealed bytes of one pull answer (a pull must not load gigabytes).
@@ -145,6 +219,8 @@ class HubStore(Protocol):
     """
 
     schema_version: int
+    #: Fixed when the store was created: a rebuilt hub has a different one.
+    log_id: UUID
 
     async def close(self) -> None: ...
 
@@ -212,6 +288,21 @@ class HubStore(Protocol):
         """The practice's latest hub sequence (0 before the first batch)."""
         ...
 
+    async def log_bounds(self, practice_id: PracticeId) -> LogBounds:
+        """Head and how far the log was trimmed (both 0 for an unknown practice)."""
+        ...
+
+    async def trim(self, practice_id: PracticeId, keep_batches: int) -> int:
+        """Delete batches, keeping at least the latest `keep_batches` and every batch after
+        the latest snapshot's hub_seq; return the new `trimmed_through`.  Idempotent;
+        `keep_batches` 0 keeps everything."""
+        ...
+
+    async def received_ms(self, practice_id: PracticeId,
+                          hub_seqs: Sequence[int]) -> dict[int, int]:
+        """When each of the (still stored) batches `hub_seqs` was received."""
+        ...
+
     # --- mailbox, snapshots, stats ----------------------------------------------------------
 
     async def post_mail(self, practice_id: PracticeId, to_site: SiteId, from_site: SiteId,
@@ -223,12 +314,46 @@ class HubStore(Protocol):
                           mail_id: UUID) -> bool: ...
 
     async def put_snapshot(self, practice_id: PracticeId, site_id: SiteId, hub_seq: HubSeq,
-                           key_epoch: KeyEpoch, blob: bytes, now_ms: int) -> None:
+                           key_epoch: KeyEpoch, blob: bytes, now_ms: int, *,
+                           snapshot_id: UUID | None = None, keep: int = 0) -> None:
         """Store a snapshot covering hub sequences 1..hub_seq (replacing one of the same site
-        and hub_seq)."""
+        and hub_seq); with `keep` > 0, delete all but the latest `keep` of the practice."""
         ...
 
     async def latest_snapshot(self, practice_id: PracticeId) -> SnapshotRecord | None: ...
+
+    async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
+        """The latest snapshot's metadata; its bytes are not loaded."""
+        ...
+
+    async def snapshot_chunk(self, practice_id: PracticeId, snapshot_id: UUID, offset: int,
+                             length: int) -> bytes | None:
+        """Bytes [offset, offset+length) of a snapshot; None once it is gone (pruned)."""
+        ...
+
+    async def count_snapshots(self, practice_id: PracticeId) -> int: ...
+
+    # --- dashboard: heartbeats, refusals, operator actions ------------------------------
+
+    async def put_heartbeat(self, practice_id: PracticeId, site_id: SiteId, report: bytes,
+                            now_ms: int) -> None:
+        """Keep `report` as the site's latest heartbeat (replacing the previous one)."""
+        ...
+
+    async def count_rejection(self, practice_id: PracticeId, site_id: SiteId, code: str,
+                              now_ms: int) -> None:
+        """Count one refused push of `site_id` under the wire `code`."""
+        ...
+
+    async def site_activity(self, practice_id: PracticeId) -> list[SiteActivity]:
+        """Per site of the practice: last push, latest heartbeat, refusals by code."""
+        ...
+
+    async def record_operator_action(self, action: OperatorAction) -> None: ...
+
+    async def operator_actions(self, practice_id: PracticeId) -> list[OperatorAction]:
+        """The practice's operator actions, oldest first."""
+        ...
 
     async def practice_stats(self, practice_id: PracticeId) -> PracticeStats: ...
 

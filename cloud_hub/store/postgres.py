@@ -22,16 +22,19 @@ every query filters by it; see README "Hub" for the two statements.
 SCHEMA_VERSION changelog:
     1  practices, sites, enrollment tokens, operators, batches, site chains, practice
        sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
+    2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
+       site_chain.last_push_ms, snapshots.snapshot_id, heartbeats, push_rejections,
+       operator_actions (#5).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
@@ -45,22 +48,28 @@ from cloud_hub.store.base import (
     Appended,
     CommitListener,
     IncomingBatch,
+    LogBounds,
     MailItem,
     NewSite,
+    OperatorAction,
     PracticeRecord,
     PracticeStats,
+    SiteActivity,
     SiteRecord,
     SiteStats,
     SiteStatus,
+    SnapshotInfo,
     SnapshotRecord,
     StoredBatch,
+    activities,
+    trim_point,
 )
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.models import GENESIS_HASH, TOKEN_BYTES
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 CHANNEL: Final = "chartsync_batches"
 #: How often the listener proves its connection is alive when nothing arrives.
 LISTENER_KEEPALIVE_S: Final = 2.0
@@ -112,6 +121,25 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
                created_ms bigint NOT NULL, PRIMARY KEY (practice_id, hub_seq, site_id))""",
         "ALTER TABLE snapshots ALTER COLUMN blob SET STORAGE EXTERNAL",
     ),
+    2: (
+        # The log id itself is inserted by `_migrate` (a value made by the caller).
+        """CREATE TABLE hub_meta (id int PRIMARY KEY CHECK (id = 1), log_id uuid NOT NULL,
+               created_ms bigint NOT NULL)""",
+        "ALTER TABLE practice_seq ADD COLUMN trimmed_through bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE site_chain ADD COLUMN last_push_ms bigint",
+        "ALTER TABLE snapshots ADD COLUMN snapshot_id uuid",
+        "UPDATE snapshots SET snapshot_id = gen_random_uuid()",
+        "ALTER TABLE snapshots ALTER COLUMN snapshot_id SET NOT NULL",
+        """CREATE TABLE heartbeats (practice_id uuid NOT NULL, site_id uuid NOT NULL,
+               report bytea NOT NULL, received_ms bigint NOT NULL,
+               PRIMARY KEY (practice_id, site_id))""",
+        """CREATE TABLE push_rejections (practice_id uuid NOT NULL, site_id uuid NOT NULL,
+               code text NOT NULL, count bigint NOT NULL, last_ms bigint NOT NULL,
+               PRIMARY KEY (practice_id, site_id, code))""",
+        """CREATE TABLE operator_actions (practice_id uuid NOT NULL, action_id uuid NOT NULL,
+               site_id uuid, action text NOT NULL, operator_ref text NOT NULL,
+               at_ms bigint NOT NULL, PRIMARY KEY (practice_id, action_id))""",
+    ),
 }
 
 #: Errors that mean "the database is not reachable right now" (restart, network, shutdown).
@@ -137,11 +165,13 @@ stored AS (
     SELECT $1, seq.last_hub_seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM seq
     RETURNING hub_seq),
 chain AS (
-    INSERT INTO site_chain (practice_id, site_id, next_seq, last_hash, batches, changes)
-    VALUES ($1, $2, $4::bigint + 1, $6, 1, $12)
+    INSERT INTO site_chain (practice_id, site_id, next_seq, last_hash, batches, changes,
+                            last_push_ms)
+    VALUES ($1, $2, $4::bigint + 1, $6, 1, $12, $11)
     ON CONFLICT (practice_id, site_id) DO UPDATE SET next_seq = EXCLUDED.next_seq,
         last_hash = EXCLUDED.last_hash, batches = site_chain.batches + 1,
-        changes = site_chain.changes + EXCLUDED.changes),
+        changes = site_chain.changes + EXCLUDED.changes,
+        last_push_ms = EXCLUDED.last_push_ms),
 stats AS (
     INSERT INTO concurrency_stats (practice_id, site_id, concurrent_edits)
     SELECT $1, $2, $13::bigint WHERE $13::bigint > 0
@@ -213,12 +243,17 @@ class PostgresStore:
     def __init__(self, dsn: str, pool: asyncpg.Pool) -> None:
         self._dsn = dsn
         self._pool = pool
+        self.log_id = UUID(int=0)  # set by `_migrate`
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, dsn: str, *, min_size: int = 2,
-                   max_size: int = 10) -> AsyncIterator[PostgresStore]:
-        """Connect, create or migrate the schema; raises `SchemaTooNew`/`StoreUnavailable`."""
+    async def open(cls, dsn: str, *, min_size: int = 2, max_size: int = 10,
+                   new_log_id: UUID | None = None,
+                   now_ms: int = 0) -> AsyncIterator[PostgresStore]:
+        """Connect, create or migrate the schema; raises `SchemaTooNew`/`StoreUnavailable`.
+
+        A store without a log id gets `new_log_id` (a random one if None), once.
+        """
         async with _translated():
             pool = await asyncpg.create_pool(dsn, min_size=min(min_size, max_size),
                                              max_size=max_size,
@@ -226,7 +261,7 @@ class PostgresStore:
                                                  "plan_cache_mode": "force_custom_plan"})
         try:
             store = cls(dsn, pool)
-            await store._migrate()
+            await store._migrate(new_log_id or uuid4(), now_ms)
             yield store
         finally:
             await pool.close()
@@ -234,7 +269,7 @@ class PostgresStore:
     async def close(self) -> None:
         await self._pool.close()
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, new_log_id: UUID, now_ms: int) -> None:
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_meta "
@@ -252,6 +287,9 @@ class PostgresStore:
                     "INSERT INTO schema_meta (id, version) VALUES (1, $1) ON CONFLICT (id) "
                     "DO UPDATE SET version = EXCLUDED.version", version)
                 log.info("hub schema migrated", extra={"schema_version": version})
+            await conn.execute("INSERT INTO hub_meta VALUES (1, $1, $2) ON CONFLICT (id) "
+                               "DO NOTHING", new_log_id, now_ms)
+            self.log_id = await conn.fetchval("SELECT log_id FROM hub_meta WHERE id = 1")
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
         async with _translated():
@@ -282,7 +320,8 @@ class PostgresStore:
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
             await conn.execute("INSERT INTO practices VALUES ($1, $2, $3)",
                                practice_id, name, now_ms)
-            await conn.execute("INSERT INTO practice_seq VALUES ($1, 0)", practice_id)
+            await conn.execute("INSERT INTO practice_seq (practice_id, last_hub_seq) "
+                             "VALUES ($1, 0)", practice_id)
 
     async def list_practices(self) -> list[PracticeRecord]:
         rows = await self._fetch("SELECT practice_id, name, created_ms FROM practices "
@@ -444,12 +483,21 @@ class PostgresStore:
         return status != "DELETE 0"
 
     async def put_snapshot(self, practice_id: PracticeId, site_id: SiteId, hub_seq: HubSeq,
-                           key_epoch: KeyEpoch, blob: bytes, now_ms: int) -> None:
-        await self._execute(
-            "INSERT INTO snapshots VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT "
-            "(practice_id, hub_seq, site_id) DO UPDATE SET key_epoch = EXCLUDED.key_epoch, "
-            "blob = EXCLUDED.blob, created_ms = EXCLUDED.created_ms",
-            practice_id, hub_seq, site_id, key_epoch, blob, now_ms)
+                           key_epoch: KeyEpoch, blob: bytes, now_ms: int, *,
+                           snapshot_id: UUID | None = None, keep: int = 0) -> None:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO snapshots (practice_id, hub_seq, site_id, key_epoch, blob, "
+                "created_ms, snapshot_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT "
+                "(practice_id, hub_seq, site_id) DO UPDATE SET key_epoch = EXCLUDED.key_epoch, "
+                "blob = EXCLUDED.blob, created_ms = EXCLUDED.created_ms, "
+                "snapshot_id = EXCLUDED.snapshot_id",
+                practice_id, hub_seq, site_id, key_epoch, blob, now_ms, snapshot_id or uuid4())
+            if keep > 0:
+                await conn.execute(
+                    "DELETE FROM snapshots WHERE practice_id = $1 AND (hub_seq, site_id) NOT IN "
+                    "(SELECT hub_seq, site_id FROM snapshots WHERE practice_id = $1 "
+                    "ORDER BY hub_seq DESC, created_ms DESC LIMIT $2)", practice_id, keep)
 
     async def latest_snapshot(self, practice_id: PracticeId) -> SnapshotRecord | None:
         row = await self._fetchrow("SELECT hub_seq, site_id, key_epoch, blob, created_ms FROM "
@@ -459,6 +507,97 @@ class PostgresStore:
             return None
         return SnapshotRecord(HubSeq(row[0]), SiteId(row[1]), KeyEpoch(row[2]), bytes(row[3]),
                               row[4])
+
+    async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
+        # octet_length reads the size from the TOAST pointer: the blob is not loaded.
+        row = await self._fetchrow(
+            "SELECT snapshot_id, hub_seq, site_id, key_epoch, octet_length(blob), created_ms "
+            "FROM snapshots WHERE practice_id = $1 ORDER BY hub_seq DESC, created_ms DESC "
+            "LIMIT 1", practice_id)
+        if row is None:
+            return None
+        return SnapshotInfo(row[0], HubSeq(row[1]), SiteId(row[2]), KeyEpoch(row[3]),
+                            int(row[4]), row[5])
+
+    async def snapshot_chunk(self, practice_id: PracticeId, snapshot_id: UUID, offset: int,
+                             length: int) -> bytes | None:
+        # EXTERNAL storage (no compression): substring reads only the TOAST chunks it needs.
+        row = await self._fetchrow(
+            "SELECT substring(blob FROM $3::int + 1 FOR $4::int) FROM snapshots "
+            "WHERE practice_id = $1 AND snapshot_id = $2", practice_id, snapshot_id,
+            offset, length)
+        return bytes(row[0]) if row is not None else None
+
+    async def count_snapshots(self, practice_id: PracticeId) -> int:
+        row = await self._fetchrow("SELECT count(*) FROM snapshots WHERE practice_id = $1",
+                                   practice_id)
+        return int(row[0])
+
+    async def log_bounds(self, practice_id: PracticeId) -> LogBounds:
+        row = await self._fetchrow("SELECT last_hub_seq, trimmed_through FROM practice_seq "
+                                   "WHERE practice_id = $1", practice_id)
+        return LogBounds(int(row[0]), int(row[1])) if row else LogBounds(0, 0)
+
+    async def trim(self, practice_id: PracticeId, keep_batches: int) -> int:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT last_hub_seq, trimmed_through FROM practice_seq "
+                                      "WHERE practice_id = $1 FOR UPDATE", practice_id)
+            if row is None:
+                return 0
+            covered = await conn.fetchval("SELECT max(hub_seq) FROM snapshots "
+                                          "WHERE practice_id = $1", practice_id) or 0
+            through = trim_point(int(row[0]), int(row[1]), int(covered), keep_batches)
+            if through > row[1]:
+                await conn.execute("DELETE FROM batches WHERE practice_id = $1 AND "
+                                   "hub_seq <= $2", practice_id, through)
+                await conn.execute("UPDATE practice_seq SET trimmed_through = $2 "
+                                   "WHERE practice_id = $1", practice_id, through)
+            return through
+
+    async def received_ms(self, practice_id: PracticeId,
+                          hub_seqs: Sequence[int]) -> dict[int, int]:
+        rows = await self._fetch("SELECT hub_seq, received_ms FROM batches WHERE "
+                                 "practice_id = $1 AND hub_seq = ANY($2::bigint[])",
+                                 practice_id, list(hub_seqs))
+        return {int(h): int(r) for h, r in rows}
+
+    async def put_heartbeat(self, practice_id: PracticeId, site_id: SiteId, report: bytes,
+                            now_ms: int) -> None:
+        await self._execute(
+            "INSERT INTO heartbeats VALUES ($1, $2, $3, $4) ON CONFLICT (practice_id, site_id) "
+            "DO UPDATE SET report = EXCLUDED.report, received_ms = EXCLUDED.received_ms",
+            practice_id, site_id, report, now_ms)
+
+    async def count_rejection(self, practice_id: PracticeId, site_id: SiteId, code: str,
+                              now_ms: int) -> None:
+        await self._execute(
+            "INSERT INTO push_rejections VALUES ($1, $2, $3, 1, $4) ON CONFLICT "
+            "(practice_id, site_id, code) DO UPDATE SET count = push_rejections.count + 1, "
+            "last_ms = EXCLUDED.last_ms", practice_id, site_id, code, now_ms)
+
+    async def site_activity(self, practice_id: PracticeId) -> list[SiteActivity]:
+        sites = await self._fetch(
+            "SELECT s.site_id, c.last_push_ms, h.report, h.received_ms FROM sites s "
+            "LEFT JOIN site_chain c ON c.practice_id = s.practice_id AND c.site_id = s.site_id "
+            "LEFT JOIN heartbeats h ON h.practice_id = s.practice_id AND h.site_id = s.site_id "
+            "WHERE s.practice_id = $1 ORDER BY s.created_ms, s.site_id", practice_id)
+        refused = await self._fetch("SELECT site_id, code, count FROM push_rejections "
+                                    "WHERE practice_id = $1", practice_id)
+        return activities([(SiteId(r[0]), r[1], bytes(r[2]) if r[2] is not None else None,
+                            r[3]) for r in sites],
+                          [(SiteId(r[0]), r[1], int(r[2])) for r in refused])
+
+    async def record_operator_action(self, action: OperatorAction) -> None:
+        await self._execute("INSERT INTO operator_actions VALUES ($1, $2, $3, $4, $5, $6)",
+                            action.practice_id, action.action_id, action.site_id, action.action,
+                            action.operator_ref, action.at_ms)
+
+    async def operator_actions(self, practice_id: PracticeId) -> list[OperatorAction]:
+        rows = await self._fetch("SELECT action_id, practice_id, site_id, action, operator_ref, "
+                                 "at_ms FROM operator_actions WHERE practice_id = $1 "
+                                 "ORDER BY at_ms, action_id", practice_id)
+        return [OperatorAction(a, PracticeId(p), SiteId(s) if s else None, act, ref, at)
+                for a, p, s, act, ref, at in rows]
 
     async def practice_stats(self, practice_id: PracticeId) -> PracticeStats:
         head = await self.head(practice_id)

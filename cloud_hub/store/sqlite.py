@@ -7,17 +7,20 @@ ordering contract of `base.HubStore`).  Only one hub process may use a file.
 SCHEMA_VERSION changelog:
     1  practices, sites, enrollment tokens, operators, batches, site chains, practice
        sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
+    2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
+       site_chain.last_push_ms, snapshots.snapshot_id, heartbeats, push_rejections,
+       operator_actions (#5).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import aiosqlite
 
@@ -30,20 +33,26 @@ from cloud_hub.store.base import (
     Appended,
     CommitListener,
     IncomingBatch,
+    LogBounds,
     MailItem,
     NewSite,
+    OperatorAction,
     PracticeRecord,
     PracticeStats,
+    SiteActivity,
     SiteRecord,
     SiteStats,
     SiteStatus,
+    SnapshotInfo,
     SnapshotRecord,
     StoredBatch,
+    activities,
+    trim_point,
 )
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.models import GENESIS_HASH
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
@@ -88,6 +97,25 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
                site_id BLOB NOT NULL, key_epoch INTEGER NOT NULL, blob BLOB NOT NULL,
                created_ms INTEGER NOT NULL, PRIMARY KEY (practice_id, hub_seq, site_id))""",
     ),
+    2: (
+        # The log id itself is inserted by `_migrate` (a value made by the caller).
+        """CREATE TABLE hub_meta (id INTEGER PRIMARY KEY CHECK (id = 1), log_id BLOB NOT NULL,
+               created_ms INTEGER NOT NULL)""",
+        "ALTER TABLE practice_seq ADD COLUMN trimmed_through INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE site_chain ADD COLUMN last_push_ms INTEGER",
+        "ALTER TABLE snapshots ADD COLUMN snapshot_id BLOB",
+        "UPDATE snapshots SET snapshot_id = randomblob(16)",
+        "CREATE UNIQUE INDEX snapshots_by_id ON snapshots (practice_id, snapshot_id)",
+        """CREATE TABLE heartbeats (practice_id BLOB NOT NULL, site_id BLOB NOT NULL,
+               report BLOB NOT NULL, received_ms INTEGER NOT NULL,
+               PRIMARY KEY (practice_id, site_id))""",
+        """CREATE TABLE push_rejections (practice_id BLOB NOT NULL, site_id BLOB NOT NULL,
+               code TEXT NOT NULL, count INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+               PRIMARY KEY (practice_id, site_id, code))""",
+        """CREATE TABLE operator_actions (practice_id BLOB NOT NULL, action_id BLOB NOT NULL,
+               site_id BLOB, action TEXT NOT NULL, operator_ref TEXT NOT NULL,
+               at_ms INTEGER NOT NULL, PRIMARY KEY (practice_id, action_id))""",
+    ),
 }
 
 #: Sizes are read without loading the blobs; a blob is loaded only if it is sent.
@@ -128,11 +156,16 @@ class SqliteStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self.log_id = UUID(int=0)  # set by `_migrate`
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path) -> AsyncIterator[SqliteStore]:
-        """Open (creating and migrating) the store at `path`; raises `SchemaTooNew`."""
+    async def open(cls, path: Path, *, new_log_id: UUID | None = None,
+                   now_ms: int = 0) -> AsyncIterator[SqliteStore]:
+        """Open (creating and migrating) the store at `path`; raises `SchemaTooNew`.
+
+        A store without a log id gets `new_log_id` (a random one if None), once.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(str(path), isolation_level=None)
         try:
@@ -140,7 +173,7 @@ class SqliteStore:
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
             store = cls(db)
-            await store._migrate(path)
+            await store._migrate(path, new_log_id or uuid4(), now_ms)
             yield store
         finally:
             await db.close()
@@ -148,7 +181,7 @@ class SqliteStore:
     async def close(self) -> None:
         await self._db.close()
 
-    async def _migrate(self, path: Path) -> None:
+    async def _migrate(self, path: Path, new_log_id: UUID, now_ms: int) -> None:
         await self._db.execute("CREATE TABLE IF NOT EXISTS schema_meta "
                                "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
         async with self._db.execute("SELECT version FROM schema_meta") as cur:
@@ -167,6 +200,12 @@ class SqliteStore:
                                    "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
                                    (version,))
             await self._db.execute("COMMIT")
+        await self._db.execute("INSERT INTO hub_meta VALUES (1, ?, ?) ON CONFLICT (id) "
+                               "DO NOTHING", (new_log_id.bytes, now_ms))
+        async with self._db.execute("SELECT log_id FROM hub_meta WHERE id = 1") as cur:
+            meta = await cur.fetchone()
+        assert meta is not None
+        self.log_id = UUID(bytes=bytes(meta[0]))
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -211,7 +250,8 @@ class SqliteStore:
         async with self._tx() as db:
             await db.execute("INSERT INTO practices VALUES (?, ?, ?)",
                              (practice_id.bytes, name, now_ms))
-            await db.execute("INSERT INTO practice_seq VALUES (?, 0)", (practice_id.bytes,))
+            await db.execute("INSERT INTO practice_seq (practice_id, last_hub_seq) "
+                             "VALUES (?, 0)", (practice_id.bytes,))
 
     async def list_practices(self) -> list[PracticeRecord]:
         rows = await self._all("SELECT practice_id, name, created_ms FROM practices "
@@ -302,11 +342,11 @@ class SqliteStore:
                  batch.batch_hash, batch.prev_hash, batch.key_epoch, batch.max_hlc,
                  batch.sealed, now_ms))
             await db.execute(
-                "INSERT INTO site_chain VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT "
+                "INSERT INTO site_chain VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT "
                 "(practice_id, site_id) DO UPDATE SET next_seq = excluded.next_seq, "
                 "last_hash = excluded.last_hash, batches = batches + 1, "
-                "changes = changes + excluded.changes",
-                (p, s, batch.seq_to + 1, batch.batch_hash, len(batch.metas)))
+                "changes = changes + excluded.changes, last_push_ms = excluded.last_push_ms",
+                (p, s, batch.seq_to + 1, batch.batch_hash, len(batch.metas), now_ms))
             await self._track_heads(db, batch)
         return Appended(hub_seq, duplicate=False)
 
@@ -364,10 +404,20 @@ class SqliteStore:
             return cur.rowcount > 0
 
     async def put_snapshot(self, practice_id: PracticeId, site_id: SiteId, hub_seq: HubSeq,
-                           key_epoch: KeyEpoch, blob: bytes, now_ms: int) -> None:
+                           key_epoch: KeyEpoch, blob: bytes, now_ms: int, *,
+                           snapshot_id: UUID | None = None, keep: int = 0) -> None:
+        p = practice_id.bytes
         async with self._tx() as db:
-            await db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
-                             (practice_id.bytes, hub_seq, site_id.bytes, key_epoch, blob, now_ms))
+            await db.execute("INSERT OR REPLACE INTO snapshots (practice_id, hub_seq, site_id, "
+                             "key_epoch, blob, created_ms, snapshot_id) VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?)",
+                             (p, hub_seq, site_id.bytes, key_epoch, blob, now_ms,
+                              (snapshot_id or uuid4()).bytes))
+            if keep > 0:
+                await db.execute(
+                    "DELETE FROM snapshots WHERE practice_id = ? AND snapshot_id NOT IN "
+                    "(SELECT snapshot_id FROM snapshots WHERE practice_id = ? "
+                    "ORDER BY hub_seq DESC, created_ms DESC LIMIT ?)", (p, p, keep))
 
     async def latest_snapshot(self, practice_id: PracticeId) -> SnapshotRecord | None:
         row = await self._one("SELECT hub_seq, site_id, key_epoch, blob, created_ms FROM "
@@ -377,6 +427,105 @@ class SqliteStore:
             return None
         h, s, e, b, c = row
         return SnapshotRecord(HubSeq(h), SiteId(UUID(bytes=s)), KeyEpoch(e), bytes(b), c)
+
+    async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
+        # length() of a BLOB reads its size from the record header, not the bytes.
+        row = await self._one("SELECT snapshot_id, hub_seq, site_id, key_epoch, length(blob), "
+                              "created_ms FROM snapshots WHERE practice_id = ? ORDER BY "
+                              "hub_seq DESC, created_ms DESC LIMIT 1", (practice_id.bytes,))
+        if row is None:
+            return None
+        i, h, s, e, n, c = row
+        return SnapshotInfo(UUID(bytes=i), HubSeq(h), SiteId(UUID(bytes=s)), KeyEpoch(e),
+                            int(n), c)
+
+    async def snapshot_chunk(self, practice_id: PracticeId, snapshot_id: UUID, offset: int,
+                             length: int) -> bytes | None:
+        row = await self._one("SELECT substr(blob, ?, ?) FROM snapshots WHERE practice_id = ? "
+                              "AND snapshot_id = ?", (offset + 1, length, practice_id.bytes,
+                                                      snapshot_id.bytes))
+        return bytes(row[0]) if row is not None else None
+
+    async def count_snapshots(self, practice_id: PracticeId) -> int:
+        row = await self._one("SELECT count(*) FROM snapshots WHERE practice_id = ?",
+                              (practice_id.bytes,))
+        return int(row[0])
+
+    async def log_bounds(self, practice_id: PracticeId) -> LogBounds:
+        row = await self._one("SELECT last_hub_seq, trimmed_through FROM practice_seq "
+                              "WHERE practice_id = ?", (practice_id.bytes,))
+        return LogBounds(int(row[0]), int(row[1])) if row else LogBounds(0, 0)
+
+    async def trim(self, practice_id: PracticeId, keep_batches: int) -> int:
+        p = practice_id.bytes
+        async with self._tx() as db:
+            async with db.execute("SELECT last_hub_seq, trimmed_through FROM practice_seq "
+                                  "WHERE practice_id = ?", (p,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return 0
+            async with db.execute("SELECT max(hub_seq) FROM snapshots WHERE practice_id = ?",
+                                  (p,)) as cur:
+                covered = (await cur.fetchone() or (0,))[0] or 0
+            through = trim_point(int(row[0]), int(row[1]), int(covered), keep_batches)
+            if through > row[1]:
+                await db.execute("DELETE FROM batches WHERE practice_id = ? AND hub_seq <= ?",
+                                 (p, through))
+                await db.execute("UPDATE practice_seq SET trimmed_through = ? "
+                                 "WHERE practice_id = ?", (through, p))
+            return through
+
+    async def received_ms(self, practice_id: PracticeId,
+                          hub_seqs: Sequence[int]) -> dict[int, int]:
+        wanted = list(hub_seqs)[:500]  # SQLite's bound-variable limit; callers ask for few
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = await self._all(f"SELECT hub_seq, received_ms FROM batches WHERE practice_id = ? "
+                               f"AND hub_seq IN ({marks})", (practice_id.bytes, *wanted))
+        return {int(h): int(r) for h, r in rows}
+
+    async def put_heartbeat(self, practice_id: PracticeId, site_id: SiteId, report: bytes,
+                            now_ms: int) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT OR REPLACE INTO heartbeats VALUES (?, ?, ?, ?)",
+                             (practice_id.bytes, site_id.bytes, report, now_ms))
+
+    async def count_rejection(self, practice_id: PracticeId, site_id: SiteId, code: str,
+                              now_ms: int) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO push_rejections VALUES (?, ?, ?, 1, ?) ON CONFLICT "
+                "(practice_id, site_id, code) DO UPDATE SET count = count + 1, "
+                "last_ms = excluded.last_ms", (practice_id.bytes, site_id.bytes, code, now_ms))
+
+    async def site_activity(self, practice_id: PracticeId) -> list[SiteActivity]:
+        p = practice_id.bytes
+        sites = await self._all(
+            "SELECT s.site_id, c.last_push_ms, h.report, h.received_ms FROM sites s "
+            "LEFT JOIN site_chain c ON c.practice_id = s.practice_id AND c.site_id = s.site_id "
+            "LEFT JOIN heartbeats h ON h.practice_id = s.practice_id AND h.site_id = s.site_id "
+            "WHERE s.practice_id = ? ORDER BY s.created_ms, s.site_id", (p,))
+        refused = await self._all("SELECT site_id, code, count FROM push_rejections "
+                                  "WHERE practice_id = ?", (p,))
+        return activities([(SiteId(UUID(bytes=r[0])), r[1],
+                            bytes(r[2]) if r[2] is not None else None, r[3]) for r in sites],
+                          [(SiteId(UUID(bytes=r[0])), r[1], int(r[2])) for r in refused])
+
+    async def record_operator_action(self, action: OperatorAction) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT INTO operator_actions VALUES (?, ?, ?, ?, ?, ?)",
+                             (action.practice_id.bytes, action.action_id.bytes,
+                              action.site_id.bytes if action.site_id else None, action.action,
+                              action.operator_ref, action.at_ms))
+
+    async def operator_actions(self, practice_id: PracticeId) -> list[OperatorAction]:
+        rows = await self._all("SELECT action_id, practice_id, site_id, action, operator_ref, "
+                               "at_ms FROM operator_actions WHERE practice_id = ? "
+                               "ORDER BY at_ms, action_id", (practice_id.bytes,))
+        return [OperatorAction(UUID(bytes=a), PracticeId(UUID(bytes=p)),
+                               SiteId(UUID(bytes=s)) if s else None, act, ref, at)
+                for a, p, s, act, ref, at in rows]
 
     async def practice_stats(self, practice_id: PracticeId) -> PracticeStats:
         p = practice_id.bytes

@@ -151,7 +151,7 @@ async def test_replays(harness: Harness) -> None:
     assert body["expected_seq"] == 4
 
 
-async def test_wrong_practice_and_wrong_site(harness: Harness) -> None:
+async def test_wrong_practice_unknown_origin_and_forged_relay(harness: Harness) -> None:
     clinic, a, b = await setup(harness)
     other = new_clinic()
     foreign = seal_batch(practice_id=other.practice_id, site_id=a.site.site_id,
@@ -159,9 +159,25 @@ async def test_wrong_practice_and_wrong_site(harness: Harness) -> None:
                          changes=clinic.changes(a.site, 1), prev_hash=a.site.prev_hash,
                          batch_id=uuid.uuid4())
     await refused(harness, clinic, 403, "wrong_origin", lambda: harness.push(a, foreign))
-    # b's batch pushed with a's credential.
+    # A batch of a site the practice never registered, relayed by a.
+    stranger = clinic.new_site()
     await refused(harness, clinic, 403, "wrong_origin",
-                  lambda: harness.push(a, clinic.seal(b.site, 1, advance=False)))
+                  lambda: harness.push(a, clinic.seal(stranger, 1, advance=False)))
+    # A pending site was never approved: nobody may relay for it.
+    c = await harness.enroll(clinic, await harness.token(clinic.practice_id, a.headers))
+    await refused(harness, clinic, 403, "wrong_origin",
+                  lambda: harness.push(a, clinic.seal(c.site, 1, advance=False)))
+    relayed = clinic.seal(b.site, 1)  # b's next batch, kept by a (it pulled it)
+    # b's batch relayed by a but signed with another key: a forgery, refused.
+    forged = seal_batch(practice_id=clinic.practice_id, site_id=b.site.site_id,
+                        site_keys=SiteKeyPair.generate(nacl.utils.random(64)),
+                        key=clinic.keyring.current, changes=clinic.changes(b.site, 1),
+                        prev_hash=b.site.prev_hash, batch_id=uuid.uuid4())
+    await refused(harness, clinic, 401, "bad_signature", lambda: harness.push(a, forged))
+    # b's own batch relayed by a is accepted (rebuilding a hub, #5): the receipt names b.
+    resp = await harness.push(a, relayed)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["receipt"]["site_id"] == str(b.site.site_id)
 
 
 async def test_revoked_and_pending_sites(harness: Harness) -> None:

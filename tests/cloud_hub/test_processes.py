@@ -15,6 +15,7 @@ import pytest
 
 from cloud_hub.pull_wire import decode_pull_response, decode_pulled
 from cloud_hub.store.locator import open_store
+from cloud_hub.store.postgres import PostgresStore
 from tests.cloud_hub.harness import Clock, Harness, add_operator
 from tests.cloud_hub.processes import ROOT, HubProcess, hub_process
 
@@ -46,7 +47,7 @@ async def test_batch_pushed_to_one_process_reaches_subscribers_of_another(pg_dsn
 async def test_serve_creates_the_schema_and_refuses_a_newer_one(pg_dsn: str) -> None:
     async with hub_process(pg_dsn) as hub, aiohttp.ClientSession() as session, \
             session.get(f"{hub.url}/healthz") as resp:
-        assert (await resp.json())["schema_version"] == 1
+        assert (await resp.json())["schema_version"] == PostgresStore.schema_version
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute("UPDATE schema_meta SET version = 7")
     await conn.close()
@@ -54,7 +55,7 @@ async def test_serve_creates_the_schema_and_refuses_a_newer_one(pg_dsn: str) -> 
         sys.executable, "-m", "cloud_hub", "serve", "--store", pg_dsn, "--port", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert "schema version 7" in done.stderr and "up to 1" in done.stderr
+    assert "schema version 7" in done.stderr and f"up to {PostgresStore.schema_version}" in done.stderr
 
 
 def test_cli_operator_and_practices(tmp_path: Path) -> None:

@@ -1,0 +1,155 @@
+"""Log id, retention (trim), snapshot generations and ranged snapshot downloads (#5)."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import asyncpg
+import pytest
+
+from cloud_hub.api.context import HUB
+from cloud_hub.config import HubConfig
+from cloud_hub.pull_wire import decode_pull_response, decode_pulled, pulled_log_id
+from cloud_hub.store.base import HubStore, trim_point
+from cloud_hub.store.locator import open_store
+from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
+from tests.cloud_hub.harness import Harness
+from tests.cloud_hub.test_store_contract import NOW, enrolled, push
+
+
+def with_config(harness: Harness, **changes: int) -> None:
+    """Swap the running app's config (a frozen value) for one with `changes`."""
+    ctx = harness.client.app[HUB]
+    values = {k: getattr(ctx.config, k) for k in HubConfig.__dataclass_fields__}
+    object.__setattr__(ctx, "config", HubConfig(**{**values, **changes}))
+
+
+async def test_log_id_is_made_once_and_given_on_upgrade(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        first = store.log_id
+    async with open_store(store_url) as store:
+        assert store.log_id == first != uuid.UUID(int=0)
+    # A store from before the log id (schema 1) has no row: it gets one when opened.
+    if store_url.startswith("sqlite:"):
+        with sqlite3.connect(store_url[len("sqlite:"):]) as db:
+            db.execute("DELETE FROM hub_meta")
+    else:
+        conn = await asyncpg.connect(store_url)
+        await conn.execute("DELETE FROM hub_meta")
+        await conn.close()
+    async with open_store(store_url) as store:
+        assert store.log_id not in (first, uuid.UUID(int=0))
+
+
+async def test_log_id_in_hub_key_pull_and_every_frame(harness: Harness) -> None:
+    clinic, (a, b) = await harness.practice_with_sites()
+    log_id = harness.store.log_id
+    key = await (await harness.client.get("/v1/hub-key")).json()
+    assert key["log_id"] == str(log_id)
+    sealed = clinic.seal(a.site, 1)
+    assert (await harness.push(a, sealed)).status == 200
+    body = await (await harness.client.get("/v1/batches", headers=b.headers)).read()
+    assert pulled_log_id(body) == log_id
+    assert [p.sealed for p in decode_pull_response(body).batches] == [sealed]
+    empty = await (await harness.client.get("/v1/batches", params={"after": 1},
+                                            headers=b.headers)).read()
+    assert pulled_log_id(empty) == log_id
+    async with harness.client.ws_connect("/v1/stream?after=0", headers=b.headers) as ws:
+        frame = await ws.receive_bytes(timeout=10)
+    assert pulled_log_id(frame) == log_id and decode_pulled(frame).sealed == sealed
+
+
+@pytest.mark.parametrize(("head", "trimmed", "snap", "keep", "expected"), [
+    (100, 0, 90, 0, 0),      # unlimited retention: nothing goes
+    (100, 0, 90, 30, 70),    # the latest 30 stay
+    (100, 0, 50, 30, 50),    # never past what the snapshot covers
+    (100, 0, 0, 30, 0),      # no snapshot: nothing goes
+    (100, 80, 90, 30, 80),   # never un-trims
+    (10, 0, 10, 30, 0),      # fewer batches than kept
+])
+def test_trim_point(head: int, trimmed: int, snap: int, keep: int, expected: int) -> None:
+    assert trim_point(head, trimmed, snap, keep) == expected
+
+
+async def test_store_trims_only_what_a_snapshot_covers(hub_store: HubStore) -> None:
+    from tests.cloud_hub.clinic import new_clinic
+    clinic = new_clinic()
+    site = clinic.new_site()
+    await enrolled(hub_store, clinic, site, create=True)
+    pid = PracticeId(clinic.practice_id)
+    for _ in range(10):
+        await push(hub_store, clinic.seal(site, 1))
+    assert await hub_store.trim(pid, 3) == 0  # no snapshot yet
+    await hub_store.put_snapshot(pid, SiteId(site.site_id), HubSeq(4), KeyEpoch(1), b"s4", NOW)
+    assert await hub_store.trim(pid, 3) == 4
+    assert [b.hub_seq for b in await hub_store.batches_after(pid, 0, 100)] == list(
+        range(5, 11))
+    await hub_store.put_snapshot(pid, SiteId(site.site_id), HubSeq(9), KeyEpoch(1), b"s9", NOW)
+    assert await hub_store.trim(pid, 3) == 7  # the latest 3 stay
+    assert await hub_store.trim(pid, 3) == 7  # idempotent
+    bounds = await hub_store.log_bounds(pid)
+    assert (bounds.head, bounds.trimmed_through, bounds.oldest_kept) == (10, 7, 8)
+    # The chain continues after a trim.
+    assert (await push(hub_store, clinic.seal(site, 1))).hub_seq == 11
+    assert await hub_store.received_ms(pid, [1, 8, 11]) == {8: NOW, 11: NOW}
+
+
+async def test_snapshot_generations_are_bounded(hub_store: HubStore) -> None:
+    pid, site = PracticeId(uuid.uuid4()), SiteId(uuid.uuid4())
+    for seq in range(1, 6):
+        await hub_store.put_snapshot(pid, site, HubSeq(seq), KeyEpoch(1), b"x" * seq,
+                                     NOW + seq, keep=3)
+    assert await hub_store.count_snapshots(pid) == 3
+    info = await hub_store.latest_snapshot_info(pid)
+    assert info is not None and (info.hub_seq, info.size) == (5, 5)
+    assert await hub_store.snapshot_chunk(pid, info.snapshot_id, 1, 3) == b"xxx"
+    assert await hub_store.snapshot_chunk(pid, uuid.uuid4(), 0, 3) is None
+
+
+async def test_pull_below_the_trim_answers_410_with_where_to_start(harness: Harness) -> None:
+    with_config(harness, retention_batches=2)
+    clinic, (a, b) = await harness.practice_with_sites()
+    for _ in range(6):
+        assert (await harness.push(a, clinic.seal(a.site, 1))).status == 200
+    resp = await harness.client.put("/v1/snapshots", params={"hub_seq": 5, "key_epoch": 1},
+                                    data=b"snapshot-at-5", headers=a.headers)
+    assert resp.status == 201
+    resp = await harness.client.get("/v1/batches", params={"after": 2}, headers=b.headers)
+    assert resp.status == 410 and resp.content_type == "application/problem+json"
+    body = await resp.json()
+    assert body["code"] == "log_trimmed"
+    assert (body["oldest_kept"], body["snapshot_hub_seq"]) == (5, 5)
+    assert "bootstrap from the latest snapshot" in body["hint"]
+    resp = await harness.client.get("/v1/stream", params={"after": 0}, headers=b.headers)
+    assert resp.status == 410 and (await resp.json())["code"] == "log_trimmed"
+    # From the snapshot's position on, everything is there.
+    ok = await harness.client.get("/v1/batches", params={"after": 4}, headers=b.headers)
+    assert [p.hub_seq for p in decode_pull_response(await ok.read()).batches] == [5, 6]
+
+
+async def test_snapshot_download_honours_range(harness: Harness) -> None:
+    clinic, (a, b) = await harness.practice_with_sites()
+    assert (await harness.push(a, clinic.seal(a.site, 1))).status == 200
+    blob = bytes(range(256)) * 20_000  # 5 MB: several store chunks
+    put = await harness.client.put("/v1/snapshots", params={"hub_seq": 1, "key_epoch": 1},
+                                   data=blob, headers=a.headers)
+    snapshot_id = (await put.json())["snapshot_id"]
+    whole = await harness.client.get("/v1/snapshots/latest", headers=b.headers)
+    assert whole.status == 200 and await whole.read() == blob
+    assert whole.headers["X-Snapshot-Id"] == snapshot_id
+    assert whole.headers["X-Snapshot-Hub-Seq"] == "1"
+    assert int(whole.headers["Content-Length"]) == len(blob)
+    part = await harness.client.get("/v1/snapshots/latest", headers={
+        **b.headers, "Range": "bytes=1048570-2097160"})
+    assert part.status == 206 and await part.read() == blob[1048570:2097161]
+    assert part.headers["Content-Range"] == f"bytes 1048570-2097160/{len(blob)}"
+    tail = await harness.client.get("/v1/snapshots/latest", headers={
+        **b.headers, "Range": f"bytes={len(blob) - 10}-"})
+    assert tail.status == 206 and await tail.read() == blob[-10:]
+    suffix = await harness.client.get("/v1/snapshots/latest", headers={
+        **b.headers, "Range": "bytes=-4"})
+    assert await suffix.read() == blob[-4:]
+    beyond = await harness.client.get("/v1/snapshots/latest", headers={
+        **b.headers, "Range": f"bytes={len(blob)}-"})
+    assert beyond.status == 416 and (await beyond.json())["size"] == len(blob)
