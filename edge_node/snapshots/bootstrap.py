@@ -6,16 +6,17 @@
 Files, all in `DIR/.restore/` (removed once installed):
 
     snapshot.partial   the download in progress
+    snapshot.id        the hub's id of the snapshot being downloaded (`X-Snapshot-Id`)
     snapshot.css       a complete download (fsynced, renamed): a rerun stages from it
                        without downloading again
     staging.sqlite3    the records staged so far (see `staging`)
 
 Resuming: a killed restore reruns the same command.  A complete download is
 reused and staging resumes after its last committed batch.  A partial
-download starts again: the hub's `GET /v1/snapshots/latest` answers whole
-bodies only (no HTTP Range); with Range the partial file could be continued
-instead (`_download` already appends on a 206 answer).  Records staged from a
-previous attempt are kept as long as the hub still serves the same snapshot.
+download continues with `Range: bytes=N-` when the hub answers 206 for the
+same `X-Snapshot-Id`; any other answer (200, another snapshot — a newer one
+replaced it —, 416) starts the file over.  Records staged from a previous
+attempt are kept as long as they are of the same snapshot (`Staging`).
 
 A snapshot that fails verification raises `SnapshotRefused`; its download and
 staging file are deleted so the next attempt starts clean, and the data
@@ -34,11 +35,13 @@ from edge_node.snapshots.errors import SnapshotError, SnapshotRefused
 from edge_node.snapshots.install import install_file, restore_pending
 from edge_node.snapshots.progress import BootstrapProgress
 from edge_node.snapshots.staging import Staged, Staging
+from edge_node.sync.errors import HubRefused
 from edge_node.sync.hub_client import HubClient
 from sync_protocol.keys import Keyring, SiteDirectory
 
 RESTORE_DIR: Final = ".restore"
 PARTIAL: Final = "snapshot.partial"
+SNAPSHOT_ID: Final = "snapshot.id"
 COMPLETE: Final = "snapshot.css"
 
 
@@ -55,23 +58,68 @@ async def download_latest(client: HubClient, restore_dir: Path,
                           progress: BootstrapProgress) -> Path | None:
     """The latest snapshot as a complete local file (reused if already downloaded).
 
-    None if the hub has none.  Raises `HubUnreachable` / `HubRefused` from the
-    client, `SnapshotError` for a local disk fault.
+    None if the hub has none.  Continues a partial download of the same
+    snapshot (HTTP Range).  Raises `HubUnreachable` / `HubRefused` from the
+    client, `SnapshotRefused` for a short body, `SnapshotError` for a disk fault.
     """
     complete = restore_dir / COMPLETE
     size = await asyncio.to_thread(_prepare, restore_dir, complete)
     if size is not None:
         progress.download(size, size)
         return complete
-    partial = restore_dir / PARTIAL
-    async with client.get_latest_snapshot() as download:
+    partial, id_file = restore_dir / PARTIAL, restore_dir / SNAPSHOT_ID
+    have, have_id = await asyncio.to_thread(_partial_state, partial, id_file)
+    try:
+        done = await _download(client, partial, id_file, have if have_id else 0, have_id,
+                               progress)
+    except HubRefused as exc:
+        if exc.status != 416:
+            raise
+        # The partial file is not a prefix the hub can continue: start over.
+        done = await _download(client, partial, id_file, 0, None, progress)
+    if done is None:
+        return None
+    await asyncio.to_thread(_complete, partial, id_file, complete, restore_dir)
+    return complete
+
+
+def _partial_state(partial: Path, id_file: Path) -> tuple[int, str | None]:
+    try:
+        return partial.stat().st_size, id_file.read_text(encoding="ascii").strip() or None
+    except OSError:
+        return 0, None
+
+
+def _complete(partial: Path, id_file: Path, complete: Path, restore_dir: Path) -> None:
+    os.replace(partial, complete)
+    id_file.unlink(missing_ok=True)
+    _fsync_dir(restore_dir)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+async def _download(client: HubClient, partial: Path, id_file: Path, offset: int,
+                    have_id: str | None, progress: BootstrapProgress) -> int | None:
+    """Write (or continue) `partial`; return its final size, None if the hub has no snapshot."""
+    async with client.get_latest_snapshot(offset=offset) as download:
         if download is None:
             return None
-        total = download.size
-        done = 0
+        same = (download.offset == offset and offset > 0 and download.snapshot_id is not None
+                and str(download.snapshot_id) == have_id)
+        start = offset if same else 0
+        total = download.total if same else download.size
+        done = start
         try:
-            # The hub answers 200 with the whole body: start the partial file over.
-            with partial.open("wb") as out:
+            # Appending only to a prefix of the same snapshot; anything else starts over.
+            with partial.open("ab" if same else "wb") as out:
+                if not same:
+                    id_file.write_text(str(download.snapshot_id or ""), encoding="ascii")
                 async for chunk in download.chunks(1 << 20):
                     out.write(chunk)
                     done += len(chunk)
@@ -84,8 +132,7 @@ async def download_latest(client: HubClient, restore_dir: Path,
     if total is not None and done != total:
         raise SnapshotRefused(f"snapshot download ended at {done} of {total} bytes",
                               hint="run the restore again; it downloads the rest")
-    os.replace(partial, complete)
-    return complete
+    return done
 
 
 async def fetch_and_stage(client: HubClient, restore_dir: Path, keyring: Keyring,

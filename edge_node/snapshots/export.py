@@ -27,6 +27,7 @@ from uuid import UUID
 
 from edge_node.snapshots.errors import SnapshotError
 from edge_node.snapshots.records import (
+    BATCH,
     CONFLICT,
     HISTORY,
     RESOURCE,
@@ -83,8 +84,22 @@ def read_meta(conn: sqlite3.Connection, practice_id: UUID, site_id: UUID,
         return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
     hlc = conn.execute("SELECT max(hlc) FROM history").fetchone()[0] or 0
+    batches = conn.execute(f"SELECT count(*) FROM ({_BATCHES})",
+                           _batch_params(site_id, position)).fetchone()[0]
     return SnapshotMeta(practice_id, site_id, position, int(hlc), count("resources"),
-                        count("history"), count("conflicts"))
+                        count("history"), count("conflicts"), int(batches))
+
+
+# The sealed log up to the snapshot's hub_seq: what this site received, and its own
+# acknowledged pushes (the puller keeps no received copy of those).
+_BATCHES: Final = (
+    "SELECT hub_seq, origin, seq_from, seq_to, sealed FROM received_batches "
+    "WHERE hub_seq <= ? UNION ALL SELECT hub_seq, ?, seq_from, seq_to, sealed "
+    "FROM pushed_batches WHERE hub_seq IS NOT NULL AND hub_seq <= ?")
+
+
+def _batch_params(site_id: UUID, position: SyncPosition) -> tuple[object, ...]:
+    return (position.hub_seq, str(site_id), position.hub_seq)
 
 
 def _rows(conn: sqlite3.Connection, kind: str, sql: str) -> Iterator[list[Any]]:
@@ -103,6 +118,11 @@ def iter_records(conn: sqlite3.Connection, meta: SnapshotMeta) -> Iterator[list[
                      "hlc, recorded_ms, deleted, json FROM history ORDER BY hid")
     yield from _rows(conn, CONFLICT, "SELECT type, id, register, heads, shown_origin, "
                      "shown_seq FROM conflicts ORDER BY type, id, register")
+    cur = conn.execute(_BATCHES + " ORDER BY hub_seq", _batch_params(meta.site_id,
+                                                                     meta.position))
+    while batch := cur.fetchmany(16):  # sealed batches are up to a few MiB each
+        for row in batch:
+            yield [BATCH, *row]
 
 
 def _fsync(path: Path) -> None:

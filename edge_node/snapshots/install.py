@@ -4,7 +4,8 @@ Practice data — `resources`, `history`, `search_tokens`, `conflicts`,
 `origin_chains` and the cursor — comes from the snapshot; everything else is
 the site's own and is kept: its identity and keys (`site`), accounts, audit
 chain, outbox and pushed batches, hub enrollment (`sync_state`), held and
-dead-lettered batches, received batches.  Tables are listed from the schema
+dead-lettered batches.  `received_batches` is merged: the snapshot's sealed
+log joins the site's own copies (see `records`).  Tables are listed from the schema
 itself, so a table a later migration adds is kept as site data unless it is
 named in `PRACTICE_TABLES`.
 
@@ -37,6 +38,8 @@ from edge_node.store.writer import write_rows
 from sync_protocol.models import Change
 
 PRACTICE_TABLES: Final = ("resources", "history", "search_tokens", "conflicts", "origin_chains")
+#: Kept from both sides: the snapshot's sealed log and the site's own copies.
+MERGED_TABLES: Final = ("received_batches",)
 _BOOKKEEPING: Final = "restore_state"
 
 
@@ -44,7 +47,8 @@ def _site_tables(conn: sqlite3.Connection, schema: str) -> list[str]:
     names = [r[0] for r in conn.execute(
         f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' "
         "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    return [n for n in names if n not in PRACTICE_TABLES and n != _BOOKKEEPING]
+    return [n for n in names
+            if n not in PRACTICE_TABLES and n not in MERGED_TABLES and n != _BOOKKEEPING]
 
 
 def _fsync(path: Path) -> None:
@@ -70,6 +74,8 @@ def install_file(data_dir: Path, staging: Path, meta: SnapshotMeta) -> None:
             for table in _site_tables(conn, "live"):
                 conn.execute(f"DELETE FROM main.{table}")
                 conn.execute(f"INSERT INTO main.{table} SELECT * FROM live.{table}")
+            for table in MERGED_TABLES:
+                conn.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM live.{table}")
             write_position(conn, meta.position)
             conn.execute("COMMIT")
             conn.execute("DETACH DATABASE live")
@@ -156,6 +162,8 @@ def swap_into(conn: sqlite3.Connection, staging: Path, meta: SnapshotMeta) -> No
                 conn.execute(f"DELETE FROM main.{table}")
                 if table != "origin_chains":
                     conn.execute(f"INSERT INTO main.{table} SELECT * FROM st.{table}")
+            for table in MERGED_TABLES:
+                conn.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM st.{table}")
             write_position(conn, meta.position)
             conn.execute("COMMIT")
         except BaseException:

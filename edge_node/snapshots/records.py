@@ -7,6 +7,7 @@ Record shapes (msgpack arrays; FORMAT names this layout):
     ["history", hid, type, id, version, origin, seq, user, device, hlc, recorded_ms,
      deleted, json]
     ["conflict", type, id, register, heads, shown_origin, shown_seq]
+    ["batch", hub_seq, origin, seq_from, seq_to, sealed]                      FORMAT 2
 
 `state` is `conflict.canonical_state` bytes; `json` the served JSON (with this
 site's `meta.versionId` / `lastUpdated`), so a restored site serves exactly
@@ -15,11 +16,19 @@ are derived from `json` when staging.  `chains` is the applied position of
 every origin, `{origin: (next_seq, last_hash)}`, so the restored site's puller
 knows which batches after `hub_seq` it already holds.
 
+`batch` records (FORMAT 2) are the sealed log up to `hub_seq` exactly as the
+hub served it: every received batch and the writer's own acknowledged ones.
+A restored site keeps them in `received_batches`, so it can help rebuild a
+lost hub (`sync.loop` relays them) like any site that pulled the whole log.
+Cost: the snapshot grows by the sealed log's size (already compressed;
+staging them is a plain blob insert, ~1% of the restore time).  FORMAT 1
+snapshots (no batch records) are still read.
+
 Left out on purpose: the audit log (site-local: who read what at the writer
 site, not practice data; the restored site starts its own chain), the outbox
 (the writer's own changes are in the log up to `hub_seq` — a snapshot is only
 made when the outbox is fully acknowledged and pulled back), users, site
-identity and keys, received sealed batches (the hub has the log).
+identity and keys.
 """
 
 from __future__ import annotations
@@ -31,12 +40,14 @@ from uuid import UUID
 
 from edge_node.snapshots.errors import SnapshotRefused
 
-FORMAT: Final = 1
+FORMAT: Final = 2
+READABLE_FORMATS: Final = frozenset({1, 2})
 META: Final = "meta"
 RESOURCE: Final = "resource"
 HISTORY: Final = "history"
 CONFLICT: Final = "conflict"
-_ARITY: Final = {RESOURCE: 9, HISTORY: 13, CONFLICT: 7}
+BATCH: Final = "batch"
+_ARITY: Final = {RESOURCE: 9, HISTORY: 13, CONFLICT: 7, BATCH: 6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +71,12 @@ class SnapshotMeta:
     resources: int
     history: int
     conflicts: int
+    batches: int = 0
 
     @property
     def records(self) -> int:
         """Records in the snapshot, this one included."""
-        return 1 + self.resources + self.history + self.conflicts
+        return 1 + self.resources + self.history + self.conflicts + self.batches
 
     def to_record(self) -> list[Any]:
         pos = self.position
@@ -73,7 +85,7 @@ class SnapshotMeta:
             "log_id": pos.log_id.bytes if pos.log_id else None, "hub_seq": pos.hub_seq,
             "chains": [[o.bytes, n, h] for o, (n, h) in sorted(pos.chains.items())],
             "hlc": self.hlc, "counts": {RESOURCE: self.resources, HISTORY: self.history,
-                                        CONFLICT: self.conflicts}}]
+                                        CONFLICT: self.conflicts, BATCH: self.batches}}]
 
     @classmethod
     def from_record(cls, record: Any, *, label: str) -> SnapshotMeta:
@@ -83,7 +95,7 @@ class SnapshotMeta:
                                   hint="the snapshot was not written by a chartsync edge")
         raw = record[1]
         try:
-            if raw["format"] != FORMAT:
+            if raw["format"] not in READABLE_FORMATS:
                 raise SnapshotRefused(
                     f"{label}: record format {raw['format']}, this build reads {FORMAT}",
                     hint="upgrade this chartsync to the version of the site that wrote it")
@@ -94,7 +106,7 @@ class SnapshotMeta:
                        SyncPosition(int(raw["hub_seq"]),
                                     UUID(bytes=bytes(log_id)) if log_id else None, chains),
                        int(raw["hlc"]), int(counts[RESOURCE]), int(counts[HISTORY]),
-                       int(counts[CONFLICT]))
+                       int(counts[CONFLICT]), int(counts.get(BATCH, 0)))
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotRefused(f"{label}: malformed meta record ({type(exc).__name__})",
                                   hint="the snapshot was not written by a chartsync edge"
@@ -111,5 +123,5 @@ def check_row(record: Any, *, label: str) -> tuple[str, list[Any]]:
                           "the latest one again")
 
 
-__all__ = ["CONFLICT", "FORMAT", "HISTORY", "META", "RESOURCE", "SnapshotMeta", "SyncPosition",
+__all__ = ["BATCH", "CONFLICT", "FORMAT", "HISTORY", "META", "RESOURCE", "SnapshotMeta", "SyncPosition",
            "check_row"]

@@ -30,6 +30,7 @@ import orjson
 from edge_node.fhir.search_index import index_tokens
 from edge_node.snapshots.errors import SnapshotError, SnapshotRefused
 from edge_node.snapshots.records import (
+    BATCH,
     CONFLICT,
     HISTORY,
     RESOURCE,
@@ -44,6 +45,8 @@ from sync_protocol.snapshot import SnapshotHeader, SnapshotOpener
 STAGING_NAME: Final = "staging.sqlite3"
 READ_BYTES: Final = 1 << 20
 BATCH_RECORDS: Final = 20_000
+#: ... or fewer, once the sealed batches pending reach this many bytes.
+BATCH_BYTES: Final = 64 << 20
 
 #: (bytes of the snapshot file read, its size, records staged, records in all)
 Progress = Callable[[int, int, int, int], None]
@@ -61,6 +64,8 @@ _INSERT: Final = {
              "recorded_ms, deleted, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     CONFLICT: "INSERT INTO conflicts (type, id, register, heads, shown_origin, shown_seq) "
               "VALUES (?, ?, ?, ?, ?, ?)",
+    BATCH: "INSERT OR IGNORE INTO received_batches (hub_seq, origin, seq_from, seq_to, sealed) "
+           "VALUES (?, ?, ?, ?, ?)",
 }
 _TOKENS: Final = "INSERT INTO search_tokens (type, param, value, id) VALUES (?, ?, ?, ?)"
 
@@ -141,9 +146,10 @@ class Staging:
         resumed_from = 0
         index = 0
         meta: SnapshotMeta | None = None
-        pending: dict[str, list[Any]] = {RESOURCE: [], HISTORY: [], CONFLICT: []}
+        pending: dict[str, list[Any]] = {RESOURCE: [], HISTORY: [], CONFLICT: [], BATCH: []}
         tokens: list[tuple[str, str, str, str]] = []
         read = 0
+        pending_bytes = 0
         try:
             with snapshot.open("rb") as src:
                 while chunk := src.read(READ_BYTES):
@@ -163,7 +169,10 @@ class Staging:
                         pending[kind].append(row[1:])
                         if kind == RESOURCE and row[7] is not None:
                             tokens.extend(_tokens(row))
-                        if index - done >= batch_records:
+                        elif kind == BATCH:
+                            pending_bytes += len(row[5])
+                        if index - done >= batch_records or pending_bytes >= BATCH_BYTES:
+                            pending_bytes = 0
                             assert conn is not None and meta is not None
                             done = _flush(conn, pending, tokens, index)
                             if on_progress is not None:

@@ -28,7 +28,8 @@ site and user of each change) but NO outbox row, plus the caller's bookkeeping
 statements (cursor, per-origin chain, received copy) — all in the group's one
 transaction, all or nothing.  Once the practice key is known the writer also
 keeps the state digest (`sync_protocol.digest`) of every record in step, in the
-same transaction (`sync_state.digest`).
+same transaction (`sync_state.digest`).  `Writer.exclusive(fn)` runs whole-database
+work (a re-bootstrap's table swap) alone between two groups.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import msgpack
 import orjson
@@ -66,6 +67,7 @@ from sync_protocol.wire import encode_changes
 log = logging.getLogger(__name__)
 
 Action = Literal["create", "update", "delete"]
+T = TypeVar("T")
 Result = Applied | EdgeError
 
 _LOAD: Final = (
@@ -126,6 +128,8 @@ class _Request:
     remote: tuple[Change, ...] = ()
     statements: tuple[Statement, ...] = ()
     digest_key: bytes | None = None
+    #: Whole-database work run alone between groups (`Writer.exclusive`, issue #5).
+    exclusive: Callable[[sqlite3.Connection], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,26 @@ class Writer:
         assert self.digest is not None
         return self.digest
 
+    async def exclusive(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` on the write connection between two groups; return its result.
+
+        Nothing else writes meanwhile (re-bootstrap swaps the practice tables this
+        way, issue #5).  `fn` owns its transactions; its exceptions propagate to
+        the caller and the writer carries on.  Afterwards the state digest is
+        dropped (`fn` may have changed any row): call `start_digest` again.
+        """
+        out: list[T] = []
+        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
+        self._idle.clear()
+        self._queue.put_nowait(_Request((), False, None, future, (), "exclusive",
+                                        exclusive=lambda conn: out.append(fn(conn))))
+        await future
+        return out[0]
+
+    def observe_hlc(self, hlc: int) -> None:
+        """Let the site's clock absorb `hlc` (a snapshot's newest change, issue #5)."""
+        self._hlc = _observed(self._hlc, hlc, 0)
+
     def audit(self, records: Sequence[AuditRecord]) -> None:
         """Queue audit rows of reads; committed with the next group, nobody waits."""
         if records:
@@ -233,6 +257,11 @@ class Writer:
                 await self._queue.get(), None)
             if first is None:
                 break
+            if first.exclusive is not None:
+                await self._run_exclusive(first)
+                if self._queue.empty():
+                    self._idle.set()
+                continue
             if first.digest_key is not None:
                 await self._init_digest(first)
                 if self._queue.empty():
@@ -245,7 +274,7 @@ class Writer:
                 if nxt is None:
                     stopping = True
                     break
-                if nxt.digest_key is not None:
+                if nxt.digest_key is not None or nxt.exclusive is not None:
                     deferred = nxt  # a digest start runs between groups, in queue order
                     break
                 group.append(nxt)
@@ -254,6 +283,17 @@ class Writer:
             if self._queue.empty() and deferred is None:
                 self._idle.set()
         self._idle.set()
+
+    async def _run_exclusive(self, request: _Request) -> None:
+        assert request.exclusive is not None and request.future is not None
+        try:
+            await self._conn.call(request.exclusive)
+        except Exception as exc:  # the caller's failure, handed to the caller
+            self.digest = None
+            request.future.set_exception(exc)
+            return
+        self.digest = None
+        request.future.set_result([])
 
     async def _init_digest(self, request: _Request) -> None:
         assert request.digest_key is not None

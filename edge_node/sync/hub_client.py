@@ -185,6 +185,12 @@ class SnapshotDownload:
     site_id: UUID
     size: int | None
     _response: aiohttp.ClientResponse
+    #: Snapshot downloads that resume (issue #5): the hub's id of this snapshot
+    #: (`X-Snapshot-Id`), where this body starts in it (206 answer to a Range) and
+    #: the whole snapshot's size.
+    snapshot_id: UUID | None = None
+    offset: int = 0
+    total: int | None = None
 
     async def chunks(self, chunk_bytes: int = 1 << 16) -> AsyncIterator[bytes]:
         try:
@@ -289,8 +295,9 @@ class HubClient:
     async def _request(self, method: str, path: str, *, credential: str | None = None,
                        json: Any = None, data: Any = None, params: Mapping[str, Any] | None
                        = None, content_type: str | None = None,
-                       timeout_s: float | None = None) -> AsyncIterator[aiohttp.ClientResponse]:
-        headers = self._headers(credential)
+                       timeout_s: float | None = None, extra_headers: Mapping[str, str] |
+                       None = None) -> AsyncIterator[aiohttp.ClientResponse]:
+        headers = self._headers(credential) | dict(extra_headers or {})
         if content_type:
             headers["Content-Type"] = content_type
         total = timeout_s if timeout_s is not None else self.settings.request_timeout_s
@@ -428,14 +435,28 @@ class HubClient:
                          params={"hub_seq": str(hub_seq), "key_epoch": str(key_epoch)})
 
     @asynccontextmanager
-    async def get_latest_snapshot(self) -> AsyncIterator[SnapshotDownload | None]:
-        """The latest snapshot (None if the practice has none), body streamed."""
+    async def get_latest_snapshot(self, *, offset: int = 0
+                                  ) -> AsyncIterator[SnapshotDownload | None]:
+        """The latest snapshot (None if the practice has none), body streamed.
+
+        With `offset`, asks for the bytes from there on (HTTP Range); a hub that
+        answers the whole body instead says so with `offset` 0 in the result.
+        """
+        ranged = {"Range": f"bytes={offset}-"} if offset else None
         try:
-            async with self._request("GET", "/v1/snapshots/latest", timeout_s=3600) as resp:
+            async with self._request("GET", "/v1/snapshots/latest", timeout_s=3600,
+                                     extra_headers=ranged) as resp:
+                start, total = 0, resp.content_length
+                found = resp.headers.get("Content-Range", "")
+                if resp.status == 206 and found.startswith("bytes "):
+                    span, _, whole = found[6:].partition("/")
+                    start, total = int(span.partition("-")[0]), int(whole)
+                snapshot_id = resp.headers.get("X-Snapshot-Id")
                 yield SnapshotDownload(int(resp.headers["X-Hub-Seq"]),
                                        int(resp.headers["X-Key-Epoch"]),
                                        UUID(resp.headers["X-Site-Id"]), resp.content_length,
-                                       resp)
+                                       resp, UUID(snapshot_id) if snapshot_id else None,
+                                       start, total)
         except HubRefused as exc:
             if exc.status != 404:
                 raise

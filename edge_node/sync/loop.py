@@ -10,7 +10,10 @@ backoff with jitter, capped at `backoff_max_s`); the status logs a failure
 once per change of state.  A hub whose `log_id` differs from the stored one
 was rebuilt: the cursor goes back to 0 (applies are idempotent per origin
 chain), every own batch is marked unacknowledged (pushed again from seq 1)
-and every received batch is relayed in the order it was received.
+and every received batch is relayed in the order it was received.  A hub
+that trimmed the log past the cursor (`410 log_trimmed`) makes the site
+re-bootstrap from the latest snapshot, its own queued changes merged on top
+(`snapshots.rebootstrap`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any
 from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
 
 from edge_node.node import Edge, connect
+from edge_node.snapshots.errors import SnapshotError
+from edge_node.snapshots.rebootstrap import rebootstrap
 from edge_node.snapshots.snapshotter import run_snapshotter
 from edge_node.store.schema import db_path
 from edge_node.sync.context import SyncContext
@@ -41,6 +46,9 @@ from sync_protocol.key_delivery import open_keys_for_site
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 
 log = logging.getLogger(__name__)
+
+#: The hub's answer when the log after our cursor was trimmed (retention, issue #5).
+LOG_TRIMMED = "log_trimmed"
 
 
 def _transient(exc: BaseException) -> bool:
@@ -123,6 +131,14 @@ class SyncLoop:
     # --- pull ----------------------------------------------------------------------
 
     async def _pull_session(self) -> None:
+        try:
+            await self._pull_log()
+        except HubRefused as exc:
+            if exc.hub_code != LOG_TRIMMED:
+                raise
+            await self._rebootstrap()  # then `_forever` starts the next session
+
+    async def _pull_log(self) -> None:
         ctx = self.ctx
         await self._keys_ready()
         hub_key = await ctx.hub.hub_key()
@@ -186,6 +202,28 @@ class SyncLoop:
                 if exc.transient:
                     raise
                 log.info("relay of a received batch refused (%s)", exc.hub_code)
+
+    # --- re-bootstrap (issue #5; the work is edge_node.snapshots.rebootstrap) -------
+
+    async def _rebootstrap(self) -> None:
+        """The hub trimmed the log past our cursor: take its snapshot, own changes on top."""
+        ctx = self.ctx
+        assert ctx.keyring is not None
+        writer = ctx.edge.writer
+        try:
+            staged = await rebootstrap(ctx.data_dir, ctx.hub, keyring=ctx.keyring,
+                                       directory=ctx.directory, site_id=ctx.site_id,
+                                       run_exclusive=writer.exclusive, now_ms=ctx.now_ms())
+        except SnapshotError as exc:
+            ctx.status.failed(exc.code, exc.message, ctx.now_ms(), offline=False)
+            log.warning("the hub trimmed the log this site needs and re-bootstrap failed: "
+                        "%s; %s", exc.message, exc.hint)
+            await asyncio.sleep(ctx.settings.backoff_max_s)
+            return
+        writer.observe_hlc(staged.meta.hlc)
+        await writer.start_digest(ctx.keyring.digest_key)
+        ctx.cursor = staged.meta.position.hub_seq
+        ctx.push_due.set()
 
     # --- mailbox: keys and approval ------------------------------------------------
 

@@ -57,7 +57,7 @@ async def write_charts(site: Running, tag: str, n: int) -> None:
     await site.write("Observation", f"{tag}o1", None, action="delete")
 
 
-def _rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+def rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(data_dir / "edge.sqlite3")
     try:
         return list(conn.execute(sql))
@@ -67,24 +67,24 @@ def _rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def site_view(data_dir: Path) -> dict[str, Any]:
     states = [state_from_canonical(bytes(r[0]))
-              for r in _rows(data_dir, "SELECT state FROM resources")]
+              for r in rows(data_dir, "SELECT state FROM resources")]
     return {
         "states": canonical_dump(states),
-        "history": sorted(_rows(data_dir, "SELECT type, id, origin, seq, user, device, hlc, "
+        "history": sorted(rows(data_dir, "SELECT type, id, origin, seq, user, device, hlc, "
                                 "deleted FROM history")),
-        "conflicts": sorted(_rows(data_dir, "SELECT type, id, register, heads, shown_origin, "
+        "conflicts": sorted(rows(data_dir, "SELECT type, id, register, heads, shown_origin, "
                                   "shown_seq FROM conflicts")),
     }
 
 
 def applied(data_dir: Path) -> int:
     """History rows (changes applied) on a site."""
-    return int(_rows(data_dir, "SELECT count(*) FROM history")[0][0])
+    return int(rows(data_dir, "SELECT count(*) FROM history")[0][0])
 
 
 def acked(data_dir: Path) -> bool:
     """Every own change acknowledged by the hub."""
-    return bool(_rows(data_dir, "SELECT (SELECT coalesce(max(seq), 0) FROM outbox) <= "
+    return bool(rows(data_dir, "SELECT (SELECT coalesce(max(seq), 0) FROM outbox) <= "
                       "(SELECT coalesce(max(seq_to), 0) FROM pushed_batches "
                       "WHERE hub_seq IS NOT NULL)")[0][0])
 

@@ -68,3 +68,46 @@ async def test_rebootstrap_keeps_and_merges_local_pending_changes(tmp_path: Path
         assert report.ok, report.problems
     finally:
         check.close()
+
+
+async def test_rebootstrap_swaps_inside_a_running_writer_and_writes_go_on(tmp_path: Path) -> None:
+    """The serve path: `Writer.exclusive` runs the swap alone; digest and HLC follow."""
+    practice = new_practice()
+    source = tmp_path / "a"
+    site_a = await build_site(source, practice)
+    result = export_snapshot(source, tmp_path / "out", keyring=practice.keyring, site=site_a,
+                             practice_id=practice.practice_id, position_of=read_position,
+                             snapshot_id=uuid.uuid4())
+    b = tmp_path / "b"
+    enroll_locally(b, practice)
+    staged = Staging.at(b / ".rebootstrap").stage_file(result.path, practice.keyring,
+                                                       directory_of(site_a))
+    async with Edge.open(EdgeConfig(b), clock=wall_ms, entropy=os.urandom) as edge:
+        writer = edge.writer
+        await writer.start_digest(practice.keyring.digest_key)
+        pending = writer.submit([WriteOp("update", "Patient", "mine",
+                                         {**patient(mrn="M1"), "id": "mine"})],
+                                actor=ACTOR, atomic=False)
+        merged = await writer.exclusive(
+            lambda conn: replace_practice_data(conn, staged, edge.site.site_id, wall_ms()))
+        assert not isinstance((await pending)[0], Exception)
+        writer.observe_hlc(staged.meta.hlc)
+        digest = await writer.start_digest(practice.keyring.digest_key)
+        [after] = await writer.submit([WriteOp("update", "Patient", "later",
+                                               {**patient(mrn="M2"), "id": "later"})],
+                                      actor=ACTOR, atomic=False)
+        assert not isinstance(after, Exception)
+        await writer.wait_idle()
+        assert merged in (0, 1)  # the queued write landed before or after the swap
+        assert digest.count >= staged.meta.resources
+    conn = open_sync(b)
+    try:
+        ids = {r[0] for r in conn.execute("SELECT id FROM resources WHERE type = 'Patient'")}
+        assert {"mine", "later", "p0000"} <= ids
+        hlcs = conn.execute("SELECT hlc FROM history WHERE id = 'later'").fetchone()
+        assert hlcs[0] > staged.meta.hlc
+        assert read_position(conn).hub_seq == staged.meta.position.hub_seq
+        report = check_store(conn)
+        assert report.ok, report.problems
+    finally:
+        conn.close()

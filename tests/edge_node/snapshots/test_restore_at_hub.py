@@ -17,6 +17,7 @@ from edge_node.cli.restore import restore
 from edge_node.sync.enroll import invite
 from tests.edge_node.snapshots.at_hub import (
     SNAP,
+    rows,
     approve_when_pending,
     converged,
     offline_conflicts,
@@ -65,6 +66,9 @@ async def test_a_lost_site_is_restored_identical_to_the_others(tmp_path: Path) -
             assert done.result() == 0
             restored = site_view(new_dir)
             assert restored["history"], "the snapshot brought history before any pull"
+            # The sealed log up to the snapshot came along: this site can help rebuild a hub.
+            kept = {r[0] for r in rows(new_dir, "SELECT hub_seq FROM received_batches")}
+            assert covered >= 1 and set(range(1, covered + 1)) <= kept
             async with running(new_dir, SNAP) as r:
                 await a.write("Patient", "after", {"name": [{"family": "After"}]})
                 await r.write("Patient", "mine", {"name": [{"family": "Mine"}]})
