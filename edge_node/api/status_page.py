@@ -19,7 +19,8 @@ PAGE: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'">
+ content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline';
+ connect-src 'self'">
 <title>chartsync — sync status</title>
 <style>
 body{font:16px/1.5 system-ui,sans-serif;margin:2em auto;max-width:40em;padding:0 1em;color:#222}
@@ -44,10 +45,12 @@ function render(st){
   if(!s){out.innerHTML='<p class="big">Local only</p><p>This site is not connected to a hub.'+
     ' '+esc(st.outbox_depth)+' changes recorded here.</p>';return;}
   const head = s.state==="online" ? '<span class="ok">Online</span>' :
-    s.state==="offline" ? '<span class="bad">Offline</span>' : '<span class="warn">Starting</span>';
+    s.state==="offline" ? '<span class="bad">Offline</span>' :
+    '<span class="warn">Starting</span>';
   lines.push('<p class="big">'+head+(s.since?' since '+esc(when(s.since)):'')+'</p>');
   const n = s.outbox_depth;
-  lines.push('<p>'+(n===0?'All changes sent.':esc(n)+(n===1?' change':' changes')+' waiting to be sent'+
+  lines.push('<p>'+(n===0?'All changes sent.':
+    esc(n)+(n===1?' change':' changes')+' waiting to be sent'+
     (s.oldest_unpushed_s?' (oldest '+esc(ago(s.oldest_unpushed_s))+')':'')+'.')+'</p>');
   lines.push('<p>Last sent: '+esc(when(s.last_push))+'<br>Last received: '+esc(when(s.last_pull))+
     '<br>Behind the hub: '+(s.lag_batches?esc(s.lag_batches)+' batches':'up to date')+'</p>');
@@ -56,10 +59,11 @@ function render(st){
     'held back</span> — an administrator must approve or discard them.');
   for(const h of s.held){
     if(h.reason==="gap") items.push('Waiting for missing changes: '+esc(h.detail));
-    else if(h.reason==="upgrade") items.push('<span class="bad">Upgrade needed</span>: '+esc(h.detail));
+    else if(h.reason==="upgrade")
+      items.push('<span class="bad">Upgrade needed</span>: '+esc(h.detail));
     else items.push('Changes from another site held ('+esc(h.reason)+'): '+esc(h.detail));}
   for(const d of s.dead_letters) items.push('<span class="bad">The hub refused changes '+
-    esc(d.seq_from)+'–'+esc(d.seq_to)+'</span>: '+esc(d.message));
+    esc(d.seq_from)+' to '+esc(d.seq_to)+'</span>: '+esc(d.message));
   if(s.enrollment!=="approved") items.push('This site waits for approval by another site.');
   if(s.last_error && s.state!=="online") items.push('Last error: '+esc(s.last_error));
   if(items.length) lines.push('<ul>'+items.map(i=>'<li>'+i+'</li>').join('')+'</ul>');

@@ -107,7 +107,8 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
         conn.execute("COMMIT")
     finally:
         conn.close()
-    kit_path, words = None, []
+    kit_path: Path | None = None
+    words: list[str] = []
     if keyring is not None:
         if shares is not None:
             text, words = create_shared_recovery_kit(keyring, threshold=shares[0],

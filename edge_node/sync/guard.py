@@ -3,7 +3,7 @@
 Before sealing, the pusher counts the distinct records this site deleted, or
 rewrote (updated a resource that existed before the window), within the last
 hour, after the last admin release.  Above `max(guard_min_records,
-guard_share × records of the practice)` the outbox is held from the first
+guard_share * records of the practice)` the outbox is held from the first
 such change: nothing of it is sealed, so nothing spreads.  The status page
 says "N destructive changes held — an admin must approve or discard".
 
@@ -70,14 +70,18 @@ async def guard_check(ctx: Any) -> int | None:
     if len(records) <= limit:
         if ctx.guard_holding:
             log.info("blast-radius guard released")
-        ctx.guard_holding = 0
+            ctx.guard_holding = 0
+            ctx.status.notify()
         return None
     if not ctx.guard_holding:
         log.warning("blast-radius guard: %d records deleted or rewritten within an hour; "
                     "pushes held — an admin must run `chartsync edge held approve` or "
                     "`discard`", len(records))
-    ctx.guard_holding = len(changes)
-    return changes[0][0]
+    if ctx.guard_holding != len(changes):
+        ctx.guard_holding = len(changes)
+        ctx.status.notify()
+    first: int = changes[0][0]
+    return first
 
 
 def held_summary(conn: sqlite3.Connection, site: str, now_ms: int,

@@ -30,7 +30,11 @@ from edge_node.sync.errors import HubRefused
 from sync_protocol.batch import SealedBatch, batch_hash, open_batch, read_sealed
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import (
-    MalformedInput, ProtocolError, UnknownKeyEpoch, UnknownSite, UnsupportedVersion,
+    MalformedInput,
+    ProtocolError,
+    UnknownKeyEpoch,
+    UnknownSite,
+    UnsupportedVersion,
     UpgradeRequired,
 )
 from sync_protocol.framing import DEFAULT_LIMITS, split_sealed
@@ -103,8 +107,9 @@ class Puller:
             next_seq, last_hash = await ctx.read(lambda c: _chain(c, origin))
             copy = (_COPY, (hub_seq, origin, header.seq_from, header.seq_to, raw))
             if header.seq_to < next_seq:  # applied before (a duplicate, or a relay)
-                stmts = [copy, (_UNHOLD, (origin, header.seq_from))]
-                await ctx.execute(*stmts, *([] if held else [(_CURSOR, (hub_seq,))]),
+                dup: list[tuple[str, tuple[Any, ...]]] = [
+                    copy, (_UNHOLD, (origin, header.seq_from))]
+                await ctx.execute(*dup, *([] if held else [(_CURSOR, (hub_seq,))]),
                                   label="duplicate")
                 return False
             if header.seq_from > next_seq:
@@ -200,4 +205,4 @@ async def refresh_registry(ctx: SyncContext) -> None:
             ctx.directory.add(site.public_keys)
 
 
-__all__ = ["MalformedInput", "Puller", "UUID", "refresh_registry"]
+__all__ = ["UUID", "MalformedInput", "Puller", "refresh_registry"]

@@ -90,7 +90,8 @@ class Pusher:
                                "ORDER BY seq_from DESC LIMIT 1").fetchone()
             last, prev = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
             upto = hold_from - 1 if hold_from is not None else 1 << 62
-            rows, size = [], 0
+            rows: list[tuple[int, bytes]] = []
+            size = 0
             for seq, raw in conn.execute("SELECT seq, change FROM outbox WHERE seq > ? AND "
                                          "seq <= ? ORDER BY seq LIMIT ?", (last, upto, limit)):
                 if rows and size + len(raw) > max_bytes:
@@ -99,7 +100,7 @@ class Pusher:
                 size += len(raw)
             return last, prev, rows
 
-        last, prev, rows = await ctx.read(read)
+        _, prev, rows = await ctx.read(read)
         if not rows:
             return None
         changes: list[Change] = []

@@ -115,5 +115,11 @@ def require_sync_state(conn: sqlite3.Connection, data_dir: Path) -> SyncState:
     return state
 
 
-__all__ = ["SyncState", "load_sync_state", "require_sync_state", "save_enrollment",
-           "save_keyring", "keyring_row"]
+__all__ = [
+    "SyncState",
+    "keyring_row",
+    "load_sync_state",
+    "require_sync_state",
+    "save_enrollment",
+    "save_keyring",
+]

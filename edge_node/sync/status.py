@@ -7,6 +7,7 @@ failure changes, never once per retry (STYLE.md rule 12).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, replace
 
@@ -28,11 +29,30 @@ class SyncStatistics:
 
 class SyncStatus:
     def __init__(self, enrolled_status: str, have_keys: bool) -> None:
-        self._s = SyncStatistics(None, None, None, None, 0, None, None, enrolled_status,
-                                 have_keys)
+        self.__s = SyncStatistics(None, None, None, None, 0, None, None, enrolled_status,
+                                  have_keys)
+        self._changed = asyncio.Event()
+
+    @property
+    def _s(self) -> SyncStatistics:
+        return self.__s
+
+    @_s.setter
+    def _s(self, value: SyncStatistics) -> None:
+        self.__s = value
+        self.notify()
 
     def snapshot(self) -> SyncStatistics:
         return self._s
+
+    def notify(self) -> None:
+        """Wake every `wait_changed` (the loop made progress or its state changed)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_changed(self) -> None:
+        """Until the next push ack, pulled batch, hold, key arrival or failure."""
+        await self._changed.wait()
 
     def online(self, now_ms: int) -> None:
         if self._s.online is not True:

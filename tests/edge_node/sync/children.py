@@ -50,7 +50,7 @@ class Child:
         self.first_line = b""
 
     async def start(self) -> None:
-        log = open(self.cwd / f"child-{os.getpid()}-{id(self)}.log", "ab")  # noqa: SIM115
+        log = open(self.cwd / f"child-{os.getpid()}-{id(self)}.log", "ab")  # noqa: SIM115, ASYNC230
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", self.code, *self.args, cwd=self.cwd,

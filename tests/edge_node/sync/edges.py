@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -110,8 +111,12 @@ async def running(data_dir: Path, settings: SyncSettings = FAST) -> AsyncIterato
     async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge, \
             SyncLoop.open(edge, settings) as sync:
         assert sync is not None
-        yield Running(edge, sync, data_dir)
-        await edge.writer.wait_idle()
+        LOOPS.add(sync)
+        try:
+            yield Running(edge, sync, data_dir)
+            await edge.writer.wait_idle()
+        finally:
+            LOOPS.discard(sync)
 
 
 @asynccontextmanager
@@ -122,13 +127,31 @@ async def unsynced(data_dir: Path) -> AsyncIterator[Running]:
         await edge.writer.wait_idle()
 
 
-async def wait_for(cond: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S,
+#: The sync loops of the edges running in this test (`running` adds and removes them);
+#: `wait_for` wakes on their progress instead of on a timer.
+LOOPS: weakref.WeakSet[SyncLoop] = weakref.WeakSet()
+#: Only for conditions no loop here can signal (a child process's database).
+CHILD_RECHECK_S = 0.1
+
+
+async def wait_for(cond: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S,
                    ) -> None:
-    """Wait until `cond()` holds, checking whenever the loop has run a little."""
-    async with asyncio.timeout(deadline_s):
-        while not cond():
-            await asyncio.sleep(0.02)  # yield to the loop; not a wait for time (deadline above)
-    del what
+    """Wait until `cond()` holds, re-checking after each step of a running sync loop
+    (push acknowledged, batch pulled or held, keys, failure); fails at the deadline."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            while not cond():
+                loops = list(LOOPS)
+                if not loops:  # e.g. a child process's database: nothing to wait on here
+                    await asyncio.sleep(CHILD_RECHECK_S)
+                    continue
+                async with asyncio.TaskGroup() as tg:
+                    waits = [tg.create_task(x.ctx.status.wait_changed()) for x in loops]
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    for w in waits:
+                        w.cancel()
+    except TimeoutError:
+        raise AssertionError(f"timed out after {deadline_s} s waiting for: {what}") from None
 
 
 def patient(name: str, birth: str = "1970-01-01") -> dict[str, Any]:

@@ -14,10 +14,20 @@ from pathlib import Path
 from edge_node.store.writer import WriteOp
 from edge_node.sync.settings import SyncSettings
 from tests.edge_node.sync.children import (
-    FAST_OPTIONS, edge_child, free_port, hub_child, started,
+    FAST_OPTIONS,
+    edge_child,
+    free_port,
+    hub_child,
+    started,
 )
 from tests.edge_node.sync.edges import (
-    ACTOR, FAST, patient, practice, running, unsynced, wait_for,
+    ACTOR,
+    FAST,
+    patient,
+    practice,
+    running,
+    unsynced,
+    wait_for,
 )
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
