@@ -22,12 +22,11 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
 import nacl.utils
 
+from bench.pg import admin, with_db
 from bench.workload import changes_for_site
 from cloud_hub.credentials import credential_hash, new_operator_token
 from cloud_hub.pull_wire import decode_pull_response
@@ -43,18 +42,6 @@ BATCHES_PER_SITE = 25
 SUBSCRIBERS = 500
 FANOUT_ROUNDS = 20
 START_DEADLINE_S = 30.0
-
-
-def _with_db(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path="/" + name))
-
-
-async def _admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _start_hub(dsn: str, port: int) -> asyncio.subprocess.Process:
@@ -207,8 +194,8 @@ def _seal_small(practice_id: uuid.UUID, key: PracticeKey, site: _Site, n: int,
 async def run_hub_bench(pg_dsn: str) -> dict[str, float]:
     """Push, pull and fan-out figures against a real hub process on PostgreSQL."""
     name = f"chartsync_bench_{uuid.uuid4().hex[:12]}"
-    await _admin(pg_dsn, f'CREATE DATABASE "{name}"')
-    store_dsn = _with_db(pg_dsn, name)
+    await admin(pg_dsn, f'CREATE DATABASE "{name}"')
+    store_dsn = with_db(pg_dsn, name)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = await _start_hub(store_dsn, port)
@@ -241,7 +228,7 @@ async def run_hub_bench(pg_dsn: str) -> dict[str, float]:
     finally:
         proc.terminate()
         await proc.wait()
-        await _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 #: Metrics and targets for the `make bench` table: (metric, target, higher is better).

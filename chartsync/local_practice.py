@@ -139,6 +139,12 @@ class Site:
         finally:
             conn.close()
 
+    def unpushed(self) -> int:
+        """Changes written here that the hub has not acknowledged yet."""
+        [(n,)] = self.query("SELECT count(*) FROM outbox WHERE seq > coalesce((SELECT "
+                            "max(seq_to) FROM pushed_batches WHERE receipt IS NOT NULL), 0)")
+        return int(n)
+
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         conn = self.db()
         try:
@@ -168,12 +174,13 @@ class LocalPractice:
         states = [s.states() for s in self.sites.values()]
         if any(st != states[0] for st in states[1:]):
             return False
-        for site in self.sites.values():
-            if site.query("SELECT count(*) FROM outbox WHERE seq > coalesce((SELECT "
-                          "max(seq_to) FROM pushed_batches WHERE receipt IS NOT NULL), 0)"
-                          ) != [(0,)]:
-                return False
-        return True
+        return all(site.unpushed() == 0 for site in self.sites.values())
+
+    def converged_push(self, name: str) -> Callable[[], Awaitable[bool]]:
+        """A check: site `name` has pushed everything it wrote."""
+        async def pushed() -> bool:
+            return self.sites[name].unpushed() == 0
+        return pushed
 
     async def wait(self, check: Callable[[], Awaitable[bool]], deadline_s: float,
                    what: str) -> float:
