@@ -9,7 +9,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cloud_hub.api import batches, mailbox, practices, sites, snapshots, status, stream
+from cloud_hub.api import (
+    batches,
+    dashboard,
+    heartbeat,
+    mailbox,
+    metrics,
+    practices,
+    sites,
+    snapshots,
+    status,
+    stream,
+)
 from cloud_hub.api.context import HUB, HubContext
 from cloud_hub.api.openapi import openapi_document
 from cloud_hub.api.problem import problem_middleware
@@ -51,6 +62,7 @@ def build_app(ctx: HubContext) -> web.Application:
     app.router.add_post("/v1/practices/{pid}/enrollment-tokens",
                         practices.create_enrollment_token)
     app.router.add_post("/v1/practices/{pid}/sites/{sid}/revoke", sites.operator_revoke)
+    app.router.add_post("/v1/practices/{pid}/sites/{sid}/approve", sites.operator_approve)
     app.router.add_post("/v1/enroll", practices.enroll)
     app.router.add_get("/v1/me", sites.me)
     app.router.add_get("/v1/sites", sites.list_sites)
@@ -65,4 +77,8 @@ def build_app(ctx: HubContext) -> web.Application:
     app.router.add_put("/v1/snapshots", snapshots.put_snapshot)
     app.router.add_get("/v1/snapshots/latest", snapshots.latest_snapshot)
     app.router.add_get("/v1/stats", status.stats)
+    app.router.add_post("/v1/heartbeat", heartbeat.heartbeat)
+    app.router.add_get("/v1/dashboard", dashboard.dashboard_json)
+    app.router.add_get("/dashboard", dashboard.dashboard_page)
+    app.router.add_get("/metrics", metrics.metrics)
     return app

@@ -20,7 +20,13 @@ from sync_protocol.ids import PracticeId
 
 @dataclass(frozen=True, slots=True)
 class OperatorCaller:
-    """The hub's operator: administers practices; never reads batches."""
+    """The hub's operator: administers practices; never reads batches.
+
+    `ref` names which operator credential acted (the first 8 bytes of its stored
+    hash, hex) for the audit of operator actions; it reveals nothing of the secret.
+    """
+
+    ref: str = ""
 
 
 Caller = OperatorCaller | SiteRecord
@@ -37,7 +43,7 @@ async def caller(request: web.Request) -> Caller:
         raise Unauthorized("missing or malformed credential", hint=_UNAUTHORIZED_HINT)
     store = hub(request).store
     if parsed.kind == "operator" and await store.operator_exists(parsed.hash):
-        return OperatorCaller()
+        return OperatorCaller(parsed.hash[:8].hex())
     if parsed.kind == "site" and parsed.practice_id and parsed.site_id:
         site = await store.get_site(parsed.practice_id, parsed.site_id)
         if site is not None and same_hash(site.credential_hash, parsed.hash):

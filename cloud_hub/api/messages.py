@@ -12,7 +12,14 @@ import binascii
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 
 from sync_protocol.models import PushAck
 
@@ -123,3 +130,43 @@ def push_ack_from_json(raw: dict[str, Any]) -> PushAck:
         "receipt": {"practice_id": r["practice_id"], "site_id": r["site_id"],
                     "batch_hash": bytes.fromhex(r["batch_hash"]), "hub_seq": r["hub_seq"],
                     "signature": bytes.fromhex(r["signature"])}})
+
+
+#: Bounds of a heartbeat (a site reports counts, ids and codes — never chart data).
+MAX_GAPS = 100
+MAX_ERROR_CHARS = 500
+_COUNT = Annotated[int, Field(ge=0, le=1 << 40)]
+_SHORT = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+
+
+class GapIn(BaseModel):
+    """Batches of `origin` the site is missing: sequence numbers missing_from..missing_to."""
+
+    model_config = _IN
+    origin: UUID
+    missing_from: Annotated[int, Field(ge=1, le=1 << 62)]
+    missing_to: Annotated[int, Field(ge=1, le=1 << 62)]
+
+
+class HeartbeatIn(BaseModel):
+    """What a site reports every few seconds (`POST /v1/heartbeat`); the hub keeps the latest.
+
+    `cursor` is the hub sequence the site has applied; `state_digest` the keyed digest
+    of its charts at that cursor (hex; null before it holds the practice key), so
+    sites at one cursor with nothing waiting can be compared without decrypting.
+    """
+
+    model_config = _IN
+    cursor: _COUNT
+    outbox_depth: _COUNT
+    oldest_unpushed_age_s: Annotated[float, Field(ge=0, le=1e10)] | None = None
+    software_version: _SHORT
+    protocol_version: Annotated[str, StringConstraints(pattern=r"^\d{1,4}\.\d{1,4}$")]
+    state_digest: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None
+    held_batches: _COUNT = 0
+    dead_letters: _COUNT = 0
+    gaps: Annotated[list[GapIn], Field(max_length=MAX_GAPS)] = []
+    upgrade_needed: Annotated[str, StringConstraints(max_length=200)] | None = None
+    last_error: Annotated[str, StringConstraints(max_length=MAX_ERROR_CHARS)] | None = None
+    clock_offset_ms: Annotated[int, Field(ge=-(1 << 40), le=1 << 40)] | None = None
+    guard_held: bool = False

@@ -17,11 +17,13 @@ from cloud_hub.api.messages import (
     EnrollmentTokenOut,
     EnrollRequest,
     EnrollResponse,
+    HeartbeatIn,
     HubKeyOut,
     MailOut,
     PracticeOut,
     SiteOut,
 )
+from cloud_hub.dashboard import DashboardOut
 from cloud_hub.pull_wire import MEDIA_TYPE
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 
@@ -86,6 +88,12 @@ def openapi_document() -> dict[str, Any]:
                                          EnrollmentTokenOut, EnrollResponse, SiteOut, MailOut,
                                          HubKeyOut)}
     schemas["EnrollRequest"] = EnrollRequest.model_json_schema(mode="validation")
+    for model in (HeartbeatIn, DashboardOut):
+        schema = model.model_json_schema(mode="validation" if model is HeartbeatIn
+                                         else "serialization",
+                                         ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
     schemas["Problem"] = {"type": "object", "required": ["type", "title", "status", "code"],
                           "properties": {
                               "type": {"type": "string"}, "title": {"type": "string"},
@@ -136,8 +144,14 @@ def openapi_document() -> dict[str, Any]:
             body={"application/json": {"schema": _ref(CreateEnrollmentToken)}},
             errors=(400, *_AUTH_ERR, 404, 413, 415))},
         "/v1/practices/{pid}/sites/{sid}/revoke": {"post": _op(
-            "Revoke a site (operator)", {"200": _json(_ref(SiteOut))}, security=_OPERATOR,
+            "Revoke a site (operator; audited)", {"200": _json(_ref(SiteOut))},
+            security=_OPERATOR,
             params=[pid, sid], errors=(*_AUTH_ERR, 404))},
+        "/v1/practices/{pid}/sites/{sid}/approve": {"post": _op(
+            "Approve a pending site (operator; disaster recovery when no approved site of the "
+            "practice is left). Audited with the operator credential's ref",
+            {"200": _json(_ref(SiteOut))}, security=_OPERATOR, params=[pid, sid],
+            errors=(*_AUTH_ERR, 404))},
         "/v1/enroll": {"post": _op(
             "Register a site with an enrollment token and its public keys; the practice's "
             "first site is approved by the token, later ones are pending until an approved "
@@ -229,6 +243,33 @@ def openapi_document() -> dict[str, Any]:
             "with ?practice_id=", params=[_query("practice_id", "string", "operator only",
                                                  format="uuid")],
             errors=(400, *_AUTH_ERR, 404))},
+        "/v1/heartbeat": {"post": _op(
+            "Report the calling site's sync state (cursor, outbox, digest, held batches, "
+            "dead letters, gaps, versions, clock offset); the hub keeps the latest per site "
+            "for the dashboard and metrics. Every field is bounded",
+            {"204": {"description": "kept"}}, security=_SITE,
+            body={"application/json": {"schema": _ref(HeartbeatIn)}},
+            errors=(400, *_AUTH_ERR, 413, 415))},
+        "/v1/dashboard": {"get": _op(
+            "Operator dashboard data: per practice and site a state (red/amber/green/grey), "
+            "plain reasons, last seen, cursor, lag in batches and seconds, outbox, "
+            "concurrent edits, refused pushes by code, versions, flags, and digest "
+            "agreement among sites at one cursor with nothing waiting",
+            {"200": _json(_ref(DashboardOut))}, security=_OPERATOR,
+            params=[_query("practice_id", "string", "only this practice", format="uuid")],
+            errors=(*_AUTH_ERR, 404))},
+        "/dashboard": {"get": _op(
+            "The dashboard page (self-contained HTML; asks for the operator token, kept in "
+            "sessionStorage, and reads /v1/dashboard every few seconds)",
+            {"200": {"description": "HTML page",
+                     "content": {"text/html": {"schema": {"type": "string"}}}}})},
+        "/metrics": {"get": _op(
+            "Prometheus metrics (text format): pushes and refusals by code, batches and "
+            "changes accepted, push latency, subscribers, per-practice head and per-site "
+            "lag (labels: ids only)",
+            {"200": {"description": "Prometheus text exposition",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            security=f"{_OPERATOR}, or the hub's metrics_token", errors=_AUTH_ERR)},
     }
     return {
         "openapi": "3.1.0",

@@ -1,4 +1,10 @@
-"""The practice's site registry: list, approve, revoke; and a site's own status."""
+"""The practice's site registry: list, approve, revoke; and a site's own status.
+
+The operator may approve (disaster recovery: every site of the practice was
+lost, and a restored site holding the keys from the recovery kit has no approved
+site to approve it) and revoke; each operator action is kept in the store's
+`operator_actions` with the acting credential's ref, and logged with the ids.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +19,10 @@ from cloud_hub.api.context import hub
 from cloud_hub.api.messages import SiteOut
 from cloud_hub.errors import Forbidden, not_found
 from cloud_hub.ingest import public_keys
-from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
+from cloud_hub.log_keys import ACTION_ID, OPERATOR_REF, PRACTICE_ID, SITE_ID
 from cloud_hub.notifier import REGISTRY_CHANGED
-from cloud_hub.store.base import SiteRecord, SiteStatus
-from sync_protocol.ids import PracticeId, SiteId
+from cloud_hub.store.base import OperatorAction, SiteRecord, SiteStatus
+from sync_protocol.ids import PracticeId, SiteId, uuid7
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +86,47 @@ async def revoke(request: web.Request) -> web.Response:
                              None)
 
 
-async def operator_revoke(request: web.Request) -> web.Response:
-    await auth.operator(request)
+def _practice_id(request: web.Request) -> PracticeId:
     try:
-        practice_id = PracticeId(UUID(request.match_info["pid"]))
+        return PracticeId(UUID(request.match_info["pid"]))
     except ValueError:
         raise not_found("site") from None
-    return await _set_status(request, practice_id, _site_id(request), SiteStatus.REVOKED, None)
+
+
+async def _audit(request: web.Request, who: auth.OperatorCaller, practice_id: PracticeId,
+                 site_id: SiteId, action: str) -> None:
+    ctx = hub(request)
+    now = ctx.now_ms()
+    record = OperatorAction(uuid7(now, ctx.random_bytes(10)), practice_id, site_id, action,
+                            who.ref, now)
+    await ctx.store.record_operator_action(record)
+    log.warning("operator %s a site", action, extra={
+        PRACTICE_ID: str(practice_id), SITE_ID: str(site_id), OPERATOR_REF: who.ref,
+        ACTION_ID: str(record.action_id)})
+
+
+async def operator_revoke(request: web.Request) -> web.Response:
+    who = await auth.operator(request)
+    practice_id, target = _practice_id(request), _site_id(request)
+    response = await _set_status(request, practice_id, target, SiteStatus.REVOKED, None)
+    await _audit(request, who, practice_id, target, "revoked")
+    return response
+
+
+async def operator_approve(request: web.Request) -> web.Response:
+    """The operator approves a pending site: disaster recovery when no approved site is left.
+
+    The operator cannot compare fingerprints for the practice; the restored site proves
+    itself by holding the practice key (recovery kit), which the hub never sees.
+    """
+    who = await auth.operator(request)
+    practice_id, target = _practice_id(request), _site_id(request)
+    existing = await hub(request).store.get_site(practice_id, target)
+    if existing is None:
+        raise not_found("site")
+    if existing.status is SiteStatus.REVOKED:
+        raise Forbidden(f"site {target} was revoked and cannot be approved again",
+                        hint="enroll the machine again with a new token")
+    response = await _set_status(request, practice_id, target, SiteStatus.APPROVED, None)
+    await _audit(request, who, practice_id, target, "approved")
+    return response

@@ -13,10 +13,11 @@ from typing import Any
 from cloud_hub.api.context import HUB
 from cloud_hub.pull_wire import decode_pull_response, decode_pulled
 from sync_protocol.batch import seal_batch
+from sync_protocol.ids import PracticeId
 from tests.cloud_hub.harness import Harness
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/v1/hub-key"),
-          ("POST", "/v1/enroll")}
+          ("POST", "/v1/enroll"), ("GET", "/dashboard")}  # the page holds no data
 
 
 async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness) -> None:
@@ -53,6 +54,12 @@ async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness)
     await same_as_absent("POST", "/v1/practices/{pid}/sites/{sid}/revoke",
                          f"/v1/practices/{pid_b}/sites/{sid_b}/revoke",
                          f"/v1/practices/{nobody}/sites/{nobody}/revoke", 403)
+    await same_as_absent("POST", "/v1/practices/{pid}/sites/{sid}/approve",
+                         f"/v1/practices/{pid_b}/sites/{sid_b}/approve",
+                         f"/v1/practices/{nobody}/sites/{nobody}/approve", 403)
+    await same_as_absent("GET", "/v1/dashboard", f"/v1/dashboard?practice_id={pid_b}",
+                         f"/v1/dashboard?practice_id={nobody}", 403)
+    await same_as_absent("GET", "/metrics", "/metrics", "/metrics", 403)
     await same_as_absent("POST", "/v1/sites/{sid}/approve", f"/v1/sites/{sid_b}/approve",
                          f"/v1/sites/{nobody}/approve", 404)
     await same_as_absent("POST", "/v1/sites/{sid}/revoke", f"/v1/sites/{sid_b}/revoke",
@@ -99,6 +106,16 @@ async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness)
     assert stats["practice_id"] == str(clinic_a.practice_id)
     assert {s["site_id"] for s in stats["sites"]} == {str(a1.site.site_id),
                                                       str(a2.site.site_id)}
+
+    # A heartbeat is always the caller's own: nothing of it lands in B.
+    covered.add(("POST", "/v1/heartbeat"))
+    resp = await harness.client.post("/v1/heartbeat", headers=h, json={
+        "cursor": 1, "outbox_depth": 0, "software_version": "x", "protocol_version": "1.0",
+        "state_digest": None})
+    assert resp.status == 204
+    b_activity = await harness.store.site_activity(PracticeId(pid_b))
+    assert {a.site_id for a in b_activity} == {b1.site.site_id, sid_b}
+    assert all(a.heartbeat is None for a in b_activity)
 
     # Writing into B: a batch naming B's practice, pushed with A's credential.
     covered.add(("POST", "/v1/batches"))

@@ -80,7 +80,25 @@ async def test_answered_statuses_are_documented(harness: Harness) -> None:
         ("get", "/healthz", {}),
         ("post", f"/v1/practices/{clinic.practice_id}/sites/{b.site.site_id}/revoke",
          {"headers": harness.op_headers}),
+        ("post", f"/v1/practices/{clinic.practice_id}/sites/{b.site.site_id}/approve",
+         {"headers": harness.op_headers}),
+        ("post", f"/v1/practices/{clinic.practice_id}/sites/{b.site.site_id}/approve",
+         {"headers": a.headers}),
         ("post", f"/v1/sites/{b.site.site_id}/revoke", {"headers": a.headers}),
+        ("post", "/v1/heartbeat", {"json": {"cursor": 1}, "headers": a.headers}),
+        ("post", "/v1/heartbeat", {"json": {
+            "cursor": 1, "outbox_depth": 0, "software_version": "0.5", "protocol_version": "1.0",
+            "state_digest": "0" * 64}, "headers": a.headers}),
+        ("get", "/v1/dashboard", {"headers": harness.op_headers}),
+        ("get", "/v1/dashboard", {"params": {"practice_id": str(b.site.site_id)},
+                                  "headers": harness.op_headers}),
+        ("get", "/v1/dashboard", {"headers": a.headers}),
+        ("get", "/dashboard", {}),
+        ("get", "/metrics", {"headers": harness.op_headers}),
+        ("get", "/metrics", {}),
+        ("get", "/v1/batches", {"params": {"after": 0}, "headers": a.headers}),
+        ("get", "/v1/snapshots/latest", {"headers": {**a.headers, "Range": "bytes=0-0"}}),
+        ("get", "/v1/snapshots/latest", {"headers": {**a.headers, "Range": "bytes=99-"}}),
     ]
     for method, path, kw in calls:
         resp = await harness.client.request(method, path, **kw)  # type: ignore[arg-type]

@@ -55,7 +55,8 @@ async def test_serve_creates_the_schema_and_refuses_a_newer_one(pg_dsn: str) -> 
         sys.executable, "-m", "cloud_hub", "serve", "--store", pg_dsn, "--port", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert "schema version 7" in done.stderr and f"up to {PostgresStore.schema_version}" in done.stderr
+    assert "schema version 7" in done.stderr
+    assert f"up to {PostgresStore.schema_version}" in done.stderr
 
 
 def test_cli_operator_and_practices(tmp_path: Path) -> None:
