@@ -1,10 +1,10 @@
-"""`chartsync hub ...`: serve, operator create, practice create / list (one module each)."""
+"""`chartsync hub ...`: serve, operator create, practice create / list, trim (one module each)."""
 
 from __future__ import annotations
 
 import argparse
 
-from cloud_hub.cli import operator, practice, serve
+from cloud_hub.cli import operator, practice, serve, trim
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -13,10 +13,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                            description="Run and administer the chartsync cloud hub.",
                            epilog="examples:\n  chartsync hub serve --store sqlite:hub.db\n"
                            "  chartsync hub operator create --store sqlite:hub.db\n"
-                           "  chartsync hub practice create 'Sato Clinic' --store sqlite:hub.db\n",
+                           "  chartsync hub practice create 'Sato Clinic' --store sqlite:hub.db\n"
+                           "  chartsync hub trim --store sqlite:hub.db --keep 100000\n",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     hub_sub = group.add_subparsers(dest="hub_command", metavar="HUB_COMMAND")
     hub_sub.required = True
     serve.add_command(hub_sub)
     operator.add_command(hub_sub)
     practice.add_command(hub_sub)
+    trim.add_command(hub_sub)

@@ -42,6 +42,13 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     parser.add_argument("--tls-key", help="PEM private key (with --tls-cert)")
     parser.add_argument("--max-drift-ms", type=int, help="allowed clock lead of a batch")
     parser.add_argument("--max-batch-bytes", type=int, help="largest sealed batch")
+    parser.add_argument("--retention-batches", type=int,
+                        help="keep at least N latest batches per practice; older ones are "
+                        "trimmed once a snapshot covers them (default 0: keep all)")
+    parser.add_argument("--snapshots-kept", type=int, help="snapshots kept per practice "
+                        "(default 3)")
+    parser.add_argument("--metrics-token", help="a bearer token that may scrape /metrics "
+                        "(besides the operator credential); prefer the config file")
     parser.set_defaults(handler=run)
 
 
@@ -51,7 +58,7 @@ def raw_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.config is not None:
         raw.update(tomllib.loads(args.config.read_text(encoding="utf-8")).get("hub", {}))
     for key in ("store", "host", "port", "tls_cert", "tls_key", "max_drift_ms",
-                "max_batch_bytes"):
+                "max_batch_bytes", "retention_batches", "snapshots_kept", "metrics_token"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     return raw

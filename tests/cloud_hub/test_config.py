@@ -38,3 +38,19 @@ def test_refusals_name_the_key_and_an_example(raw: dict[str, object], names: str
     assert names in str(err.value)
     if names not in ("colour",):
         assert "example" in str(err.value)
+
+
+def test_retention_dashboard_and_metrics_options() -> None:
+    config = parse_hub_config({"store": "sqlite:h.db"})
+    assert (config.retention_batches, config.snapshots_kept, config.metrics_token) == (0, 3, None)
+    tuned = parse_hub_config({"store": "sqlite:h.db", "retention_batches": "100000",
+                              "snapshots_kept": 5, "metrics_token": "prom-0123456789abcdef",
+                              "offline_after_s": 60})
+    assert (tuned.retention_batches, tuned.snapshots_kept, tuned.offline_after_s) == (
+        100000, 5, 60)
+    assert "prom-" not in repr(tuned)
+    for bad in ({"metrics_token": "short"}, {"metrics_token": "has a space in it!"},
+                {"snapshots_kept": 0}, {"retention_batches": -1}):
+        with pytest.raises(ConfigError) as err:
+            parse_hub_config({"store": "sqlite:h.db", **bad})
+        assert next(iter(bad)) in str(err.value) and "example" in str(err.value)

@@ -153,3 +153,32 @@ async def test_snapshot_download_honours_range(harness: Harness) -> None:
     beyond = await harness.client.get("/v1/snapshots/latest", headers={
         **b.headers, "Range": f"bytes={len(blob)}-"})
     assert beyond.status == 416 and (await beyond.json())["size"] == len(blob)
+
+
+async def test_trim_command(store_url: str) -> None:
+    import asyncio
+    import json
+    import sys
+
+    from tests.cloud_hub.clinic import new_clinic
+    clinic = new_clinic()
+    site = clinic.new_site()
+    pid = PracticeId(clinic.practice_id)
+    async with open_store(store_url) as store:
+        await enrolled(store, clinic, site, create=True)
+        for _ in range(6):
+            await push(store, clinic.seal(site, 1))
+        await store.put_snapshot(pid, SiteId(site.site_id), HubSeq(5), KeyEpoch(1), b"s", NOW)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cloud_hub", "trim", "--store", store_url, "--keep", "2",
+        "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    assert json.loads(out) == [{"practice_id": str(pid), "trimmed_through": 4, "head": 6}]
+    async with open_store(store_url) as store:
+        assert (await store.log_bounds(pid)).oldest_kept == 5
+    usage = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cloud_hub", "trim", "--store", store_url, "--keep", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(usage.communicate(), 60)
+    assert usage.returncode == 2 and b"--keep" in err
