@@ -69,6 +69,9 @@ async def test_a_lost_site_is_restored_identical_to_the_others(tmp_path: Path) -
             # The sealed log up to the snapshot came along: this site can help rebuild a hub.
             kept = {r[0] for r in rows(new_dir, "SELECT hub_seq FROM received_batches")}
             assert covered >= 1 and set(range(1, covered + 1)) <= kept
+            # Indexes deferred during staging were all built again.
+            indexes = "SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name"
+            assert rows(new_dir, indexes) == rows(dirs[0], indexes)
             async with running(new_dir, SNAP) as r:
                 await a.write("Patient", "after", {"name": [{"family": "After"}]})
                 await r.write("Patient", "mine", {"name": [{"family": "Mine"}]})
