@@ -17,11 +17,16 @@ import argparse
 import asyncio
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import nacl.utils
+
+from cloud_hub.config import parse_hub_config
+from cloud_hub.server import serve
 from conflict import canonical_dump
 from conflict.decode import state_from_canonical
 from edge_node.config import EdgeConfig
@@ -31,7 +36,7 @@ from edge_node.sync.enroll import approve
 from edge_node.sync.hub_client import HubClient, HubSettings, SiteInfo
 from tests.edge_node.resources import allergy, observation
 from tests.edge_node.sync.edges import ACTOR, FAST, Running, patient, wait_for
-from tests.edge_node.sync.hubs import wall_ms
+from tests.edge_node.sync.hubs import START_DEADLINE_S, LocalHub, wall_ms
 
 #: Snapshots every few changes, looked at often (the production default is 5,000 / 30 s).
 SNAP = replace(FAST, snapshot_every_changes=10, snapshot_check_s=0.1)
@@ -140,3 +145,24 @@ def restore_args(data_dir: Path, hub_url: str, kit: Path, *, token: str | None,
                               passphrase_file=passphrase_file, share=list(shares),
                               hub_ca=None, insecure_http=True, name=name, admin="admin",
                               approval_timeout_s=60.0, json=True)
+
+
+@asynccontextmanager
+async def hub_with(store_path: Path, **options: object) -> AsyncIterator[LocalHub]:
+    """`tests.edge_node.sync.hubs.local_hub` with extra hub options (e.g. retention)."""
+    config = parse_hub_config({"store": f"sqlite:{store_path}", "port": 0,
+                               "host": "127.0.0.1", **options})
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_ready(url: str, fingerprint: str) -> None:
+        ready.set_result(url)
+
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(serve(config, now_ms=wall_ms, random_bytes=nacl.utils.random,
+                                    on_ready=on_ready))
+        try:
+            async with asyncio.timeout(START_DEADLINE_S):
+                url = await asyncio.shield(ready)
+            yield LocalHub(url, int(url.rsplit(":", 1)[1]), store_path)
+        finally:
+            task.cancel()
