@@ -131,6 +131,7 @@ async def test_operator_approves_a_restored_site_and_it_is_audited(harness: Harn
     # Every approved site is lost: revoke the last one, as the operator would.
     url = f"/v1/practices/{pid}/sites/{a.site.site_id}/revoke"
     assert (await harness.client.post(url, headers=harness.op_headers)).status == 200
+    harness.clock.now += 1000
     approve = f"/v1/practices/{pid}/sites/{restored.site.site_id}/approve"
     assert (await harness.client.post(approve, headers=restored.headers)).status == 403
     resp = await harness.client.post(approve, headers=harness.op_headers)
