@@ -34,7 +34,7 @@ from typing import Final
 from edge_node.snapshots.errors import SnapshotError, SnapshotRefused
 from edge_node.snapshots.install import install_file, restore_pending
 from edge_node.snapshots.progress import BootstrapProgress
-from edge_node.snapshots.staging import Staged, Staging
+from edge_node.snapshots.staging import BATCH_RECORDS, Staged, Staging
 from edge_node.sync.errors import HubRefused
 from edge_node.sync.hub_client import HubClient
 from sync_protocol.keys import Keyring, SiteDirectory
@@ -117,14 +117,14 @@ async def _download(client: HubClient, partial: Path, id_file: Path, offset: int
         done = start
         try:
             # Appending only to a prefix of the same snapshot; anything else starts over.
-            with partial.open("ab" if same else "wb") as out:
+            # Unbuffered: a killed process keeps every byte it received for the resume.
+            with partial.open("ab" if same else "wb", buffering=0) as out:
                 if not same:
                     id_file.write_text(str(download.snapshot_id or ""), encoding="ascii")
                 async for chunk in download.chunks(1 << 20):
                     out.write(chunk)
                     done += len(chunk)
                     progress.download(done, total)
-                out.flush()
                 os.fsync(out.fileno())
         except OSError as exc:
             raise SnapshotError(f"writing the snapshot download to {partial} failed: {exc}",
@@ -136,8 +136,8 @@ async def _download(client: HubClient, partial: Path, id_file: Path, offset: int
 
 
 async def fetch_and_stage(client: HubClient, restore_dir: Path, keyring: Keyring,
-                          directory: SiteDirectory, progress: BootstrapProgress
-                          ) -> Staged | None:
+                          directory: SiteDirectory, progress: BootstrapProgress, *,
+                          batch_records: int = BATCH_RECORDS) -> Staged | None:
     """Download (or reuse) the latest snapshot and stage it verified; None if the hub has none."""
     path = await download_latest(client, restore_dir, progress)
     if path is None:
@@ -145,7 +145,7 @@ async def fetch_and_stage(client: HubClient, restore_dir: Path, keyring: Keyring
     staging = Staging.at(restore_dir)
     try:
         return await asyncio.to_thread(staging.stage_file, path, keyring, directory,
-                                       progress.stage)
+                                       progress.stage, batch_records=batch_records)
     except SnapshotRefused:
         staging.discard()
         path.unlink(missing_ok=True)
@@ -157,7 +157,8 @@ def finish_restore(restore_dir: Path) -> None:
 
 
 async def restore_into(data_dir: Path, client: HubClient, keyring: Keyring,
-                       directory: SiteDirectory, progress: BootstrapProgress) -> Staged | None:
+                       directory: SiteDirectory, progress: BootstrapProgress, *,
+                       batch_records: int = BATCH_RECORDS) -> Staged | None:
     """Bootstrap the (enrolled, empty) data directory from the latest snapshot.
 
     Returns what was installed, or None if the practice has no snapshot yet
@@ -169,7 +170,7 @@ async def restore_into(data_dir: Path, client: HubClient, keyring: Keyring,
         finish_restore(restore_dir_of(data_dir))
         return None
     staged = await fetch_and_stage(client, restore_dir_of(data_dir), keyring, directory,
-                                   progress)
+                                   progress, batch_records=batch_records)
     if staged is None:
         return None
     await asyncio.to_thread(install_file, data_dir, staged.path, staged.meta)

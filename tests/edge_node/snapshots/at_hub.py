@@ -144,7 +144,8 @@ def restore_args(data_dir: Path, hub_url: str, kit: Path, *, token: str | None,
     return argparse.Namespace(data=data_dir, hub=hub_url, token=token, recovery_kit=kit,
                               passphrase_file=passphrase_file, share=list(shares),
                               hub_ca=None, insecure_http=True, name=name, admin="admin",
-                              approval_timeout_s=60.0, json=True)
+                              approval_timeout_s=60.0, json=True,
+                              stage_batch_records=20_000)
 
 
 @asynccontextmanager

@@ -96,7 +96,8 @@ async def enrollment_token(hub_url: str, operator: str, practice_id: UUID) -> st
 
 async def start_restore(data_dir: Path, hub_url: str, kit: Path, *, token: str | None,
                         passphrase_file: Path | None = None, shares: Sequence[Path] = (),
-                        name: str = "restored") -> asyncio.subprocess.Process:
+                        name: str = "restored", batch_records: int | None = None
+                        ) -> asyncio.subprocess.Process:
     """`python -m chartsync edge restore ... --json` as a child process (stdout piped)."""
     args = ["-m", "chartsync", "edge", "restore", "--data", str(data_dir), "--hub", hub_url,
             "--recovery-kit", str(kit), "--name", name, "--insecure-http", "--json",
@@ -107,6 +108,8 @@ async def start_restore(data_dir: Path, hub_url: str, kit: Path, *, token: str |
         args += ["--passphrase-file", str(passphrase_file)]
     for share in shares:
         args += ["--share", str(share)]
+    if batch_records is not None:
+        args += ["--stage-batch-records", str(batch_records)]
     return await asyncio.create_subprocess_exec(
         sys.executable, *args, cwd=REPO, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
