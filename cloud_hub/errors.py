@@ -11,6 +11,7 @@
     ├── LogTrimmed          the batches after the cursor were trimmed; bootstrap from the
     │                       latest snapshot (410)
     ├── BadRequest          a request body or query that does not fit the API (400)
+    ├── AlreadyExists       a practice or site id given by the caller is taken (409)
     ├── RangeNotSatisfiable a snapshot `Range` outside its bytes (416)
     ├── UnsupportedMediaType a compressed or mistyped request body (415)
     ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
@@ -154,3 +155,10 @@ class RangeNotSatisfiable(HubError):
 
     def details(self) -> dict[str, Any]:
         return {"size": self.size}
+
+
+class AlreadyExists(HubError):
+    """A practice or site id the caller chose (rebuilding a hub) is already registered."""
+
+    code = "already_exists"
+    http_status = 409

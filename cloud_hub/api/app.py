@@ -59,6 +59,7 @@ def build_app(ctx: HubContext) -> web.Application:
     app.router.add_post("/v1/practices", practices.create_practice)
     app.router.add_get("/v1/practices", practices.list_practices)
     app.router.add_get("/v1/practices/{pid}/sites", practices.practice_sites)
+    app.router.add_post("/v1/practices/{pid}/sites", practices.register_former_site)
     app.router.add_post("/v1/practices/{pid}/enrollment-tokens",
                         practices.create_enrollment_token)
     app.router.add_post("/v1/practices/{pid}/sites/{sid}/revoke", sites.operator_revoke)

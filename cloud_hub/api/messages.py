@@ -42,8 +42,11 @@ _IN = ConfigDict(frozen=True, extra="forbid")
 
 
 class CreatePractice(BaseModel):
+    """`practice_id` only when rebuilding a lost hub: the practice keeps its old id."""
+
     model_config = _IN
     name: Name
+    practice_id: UUID | None = None
 
 
 class PracticeOut(BaseModel):
@@ -66,8 +69,22 @@ class EnrollmentTokenOut(BaseModel):
 
 
 class EnrollRequest(BaseModel):
+    """`site_id` only when a site re-enrolls on a rebuilt hub under its old id and keys."""
+
     model_config = _IN
     token: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
+    verify_key: Key32
+    box_key: Key32
+    site_id: UUID | None = None
+
+
+class FormerSite(BaseModel):
+    """A site of the practice that is gone, registered on a rebuilt hub (revoked) so that
+    the batches it signed, relayed by the surviving sites, verify against its key."""
+
+    model_config = _IN
+    site_id: UUID
     name: Name
     verify_key: Key32
     box_key: Key32

@@ -17,6 +17,7 @@ from cloud_hub.api.messages import (
     EnrollmentTokenOut,
     EnrollRequest,
     EnrollResponse,
+    FormerSite,
     HeartbeatIn,
     HubKeyOut,
     MailOut,
@@ -88,6 +89,7 @@ def openapi_document() -> dict[str, Any]:
                                          EnrollmentTokenOut, EnrollResponse, SiteOut, MailOut,
                                          HubKeyOut)}
     schemas["EnrollRequest"] = EnrollRequest.model_json_schema(mode="validation")
+    schemas["FormerSite"] = FormerSite.model_json_schema(mode="validation")
     for model in (HeartbeatIn, DashboardOut):
         schema = model.model_json_schema(mode="validation" if model is HeartbeatIn
                                          else "serialization",
@@ -128,15 +130,23 @@ def openapi_document() -> dict[str, Any]:
         "/v1/hub-key": {"get": _op("The hub's Ed25519 public key (receipts verify with it)",
                                    {"200": _json(_ref(HubKeyOut))})},
         "/v1/practices": {
-            "post": _op("Create a practice", {"201": _json(_ref(PracticeOut))},
-                        security=_OPERATOR, errors=(400, *_AUTH_ERR, 413, 415),
+            "post": _op("Create a practice (`practice_id` only when rebuilding a lost hub)",
+                        {"201": _json(_ref(PracticeOut))},
+                        security=_OPERATOR, errors=(400, *_AUTH_ERR, 409, 413, 415),
                         body={"application/json": {"schema": _ref(CreatePractice)}}),
             "get": _op("List practices", {"200": _json({"type": "object", "properties": {
                 "practices": {"type": "array", "items": _ref(PracticeOut)}}})},
                 security=_OPERATOR, errors=_AUTH_ERR)},
-        "/v1/practices/{pid}/sites": {"get": _op(
-            "The operator's view of a practice's sites", {"200": _json(_SITES_LIST)},
-            security=_OPERATOR, params=[pid], errors=(*_AUTH_ERR, 404))},
+        "/v1/practices/{pid}/sites": {
+            "get": _op("The operator's view of a practice's sites", {"200": _json(_SITES_LIST)},
+                       security=_OPERATOR, params=[pid], errors=(*_AUTH_ERR, 404)),
+            "post": _op(
+                "Rebuilding a lost hub: register a gone site of the practice with its old id "
+                "and keys, revoked (it never syncs; its key verifies its batches relayed by "
+                "the surviving sites). Audited", {"201": _json(_ref(SiteOut))},
+                security=_OPERATOR, params=[pid],
+                body={"application/json": {"schema": _ref(FormerSite)}},
+                errors=(400, *_AUTH_ERR, 404, 409, 413, 415))},
         "/v1/practices/{pid}/enrollment-tokens": {"post": _op(
             "Issue a one-time, expiring enrollment token (shown once)",
             {"201": _json(_ref(EnrollmentTokenOut))},
@@ -155,9 +165,10 @@ def openapi_document() -> dict[str, Any]:
         "/v1/enroll": {"post": _op(
             "Register a site with an enrollment token and its public keys; the practice's "
             "first site is approved by the token, later ones are pending until an approved "
-            "site approves them", {"201": _json(_ref(EnrollResponse))},
+            "site approves them. `site_id` only for a site re-enrolling on a rebuilt hub "
+            "under its old id", {"201": _json(_ref(EnrollResponse))},
             body={"application/json": {"schema": _ref(EnrollRequest)}},
-            errors=(400, 401, 413, 415))},
+            errors=(400, 401, 409, 413, 415))},
         "/v1/me": {"get": _op("The calling site's own registry entry (pending sites too)",
                               {"200": _json(_ref(SiteOut))}, security="any site",
                               errors=_AUTH_ERR)},

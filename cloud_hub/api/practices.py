@@ -16,16 +16,17 @@ from cloud_hub.api.messages import (
     EnrollmentTokenOut,
     EnrollRequest,
     EnrollResponse,
+    FormerSite,
     PracticeOut,
 )
-from cloud_hub.api.sites import site_out
+from cloud_hub.api.sites import audit, site_out
 from cloud_hub.credentials import (
     credential_hash,
     new_enrollment_token,
     new_site_credential,
     parse_token,
 )
-from cloud_hub.errors import EnrollmentRefused, not_found
+from cloud_hub.errors import AlreadyExists, EnrollmentRefused, not_found
 from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
 from cloud_hub.store.base import HubStore, NewSite
 from sync_protocol.ids import PracticeId, SiteId, uuid7
@@ -47,7 +48,13 @@ async def create_practice(request: web.Request) -> web.Response:
     ctx = hub(request)
     body = await read_json(request, CreatePractice, ctx.config.max_json_bytes)
     now = ctx.now_ms()
-    practice_id = PracticeId(uuid7(now, ctx.random_bytes(10)))
+    if body.practice_id is not None:  # rebuilding a lost hub: the practice keeps its id
+        practice_id = PracticeId(body.practice_id)
+        if await ctx.store.practice_exists(practice_id):
+            raise AlreadyExists(f"practice {practice_id} exists on this hub",
+                                hint="omit practice_id to create a new practice")
+    else:
+        practice_id = PracticeId(uuid7(now, ctx.random_bytes(10)))
     await ctx.store.create_practice(practice_id, body.name, now)
     log.info("practice created", extra={PRACTICE_ID: str(practice_id)})
     out = PracticeOut(practice_id=practice_id, name=body.name, created_ms=now)
@@ -71,6 +78,26 @@ async def practice_sites(request: web.Request) -> web.Response:
         raise not_found("practice")
     sites = await store.list_sites(practice_id)
     return web.json_response({"sites": [site_out(s) for s in sites]})
+
+
+async def register_former_site(request: web.Request) -> web.Response:
+    """The operator registers a gone site (revoked) with its old id and keys, so that its
+    batches relayed by the surviving sites verify on a rebuilt hub (#5).  Audited."""
+    who = await auth.operator(request)
+    practice_id = PracticeId(path_uuid(request, "pid", "practice"))
+    ctx = hub(request)
+    if not await ctx.store.practice_exists(practice_id):
+        raise not_found("practice")
+    body = await read_json(request, FormerSite, ctx.config.max_json_bytes)
+    now = ctx.now_ms()
+    # A credential nobody holds: a former site never calls the hub.
+    unusable = credential_hash(new_site_credential(practice_id, SiteId(body.site_id),
+                                                   ctx.random_bytes(32)))
+    record = await ctx.store.register_former_site(
+        practice_id, NewSite(SiteId(body.site_id), body.name, body.verify_key, body.box_key,
+                             unusable), now)
+    await audit(request, who, practice_id, record.site_id, "registered_former_site")
+    return web.json_response(site_out(record), status=201)
 
 
 async def create_enrollment_token(request: web.Request) -> web.Response:
@@ -105,7 +132,13 @@ async def enroll(request: web.Request) -> web.Response:
                                 hint="copy the whole token, starting with cse_")
     now = ctx.now_ms()
     practice_id = parsed.practice_id
-    site_id = SiteId(uuid7(now, ctx.random_bytes(10)))
+    if body.site_id is not None:  # a site re-enrolling on a rebuilt hub keeps its id
+        site_id = SiteId(body.site_id)
+        if await ctx.store.get_site(practice_id, site_id) is not None:
+            raise AlreadyExists(f"site {site_id} is already registered in this practice",
+                                hint="omit site_id to enroll as a new site")
+    else:
+        site_id = SiteId(uuid7(now, ctx.random_bytes(10)))
     credential = new_site_credential(practice_id, site_id, ctx.random_bytes(32))
     record = await ctx.store.enroll_site(
         practice_id, parsed.hash,

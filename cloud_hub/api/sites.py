@@ -93,8 +93,9 @@ def _practice_id(request: web.Request) -> PracticeId:
         raise not_found("site") from None
 
 
-async def _audit(request: web.Request, who: auth.OperatorCaller, practice_id: PracticeId,
+async def audit(request: web.Request, who: auth.OperatorCaller, practice_id: PracticeId,
                  site_id: SiteId, action: str) -> None:
+    """Record an operator action (store and log, with ids and the credential's ref)."""
     ctx = hub(request)
     now = ctx.now_ms()
     record = OperatorAction(uuid7(now, ctx.random_bytes(10)), practice_id, site_id, action,
@@ -109,7 +110,7 @@ async def operator_revoke(request: web.Request) -> web.Response:
     who = await auth.operator(request)
     practice_id, target = _practice_id(request), _site_id(request)
     response = await _set_status(request, practice_id, target, SiteStatus.REVOKED, None)
-    await _audit(request, who, practice_id, target, "revoked")
+    await audit(request, who, practice_id, target, "revoked")
     return response
 
 
@@ -128,5 +129,5 @@ async def operator_approve(request: web.Request) -> web.Response:
         raise Forbidden(f"site {target} was revoked and cannot be approved again",
                         hint="enroll the machine again with a new token")
     response = await _set_status(request, practice_id, target, SiteStatus.APPROVED, None)
-    await _audit(request, who, practice_id, target, "approved")
+    await audit(request, who, practice_id, target, "approved")
     return response

@@ -254,6 +254,15 @@ class HubStore(Protocol):
         """
         ...
 
+    async def register_former_site(self, practice_id: PracticeId, site: NewSite,
+                                   now_ms: int) -> SiteRecord:
+        """Register a revoked site with its old id and keys (rebuilding a hub, #5).
+
+        It can never sync; its key verifies its batches when other sites relay them.
+        Raises `AlreadyExists` if the practice has a site with that id.
+        """
+        ...
+
     # --- sites --------------------------------------------------------------------------------
 
     async def get_site(self, practice_id: PracticeId, site_id: SiteId) -> SiteRecord | None: ...

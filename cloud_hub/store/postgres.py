@@ -41,7 +41,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from cloud_hub.chain import check_continues
 from cloud_hub.enrollment import check_token_row
-from cloud_hub.errors import ChainMismatch, SchemaTooNew, StoreUnavailable
+from cloud_hub.errors import AlreadyExists, ChainMismatch, SchemaTooNew, StoreUnavailable
 from cloud_hub.heads import DOT_BYTES, advance_heads
 from cloud_hub.store.base import (
     MAX_PULL_BYTES,
@@ -362,6 +362,23 @@ class PostgresStore:
                                practice_id, site.site_id, GENESIS_HASH)
         return SiteRecord(practice_id, site.site_id, site.name, site.verify_key, site.box_key,
                           site.credential_hash, status, None, now_ms)
+
+    async def register_former_site(self, practice_id: PracticeId, site: NewSite,
+                                   now_ms: int) -> SiteRecord:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                f"INSERT INTO sites ({_SITE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, "
+                "'revoked', NULL, $7) ON CONFLICT (practice_id, site_id) DO NOTHING "
+                "RETURNING 1", practice_id, site.site_id, site.name, site.verify_key,
+                site.box_key, site.credential_hash, now_ms)
+            if inserted is None:
+                raise AlreadyExists(f"practice {practice_id} already has site {site.site_id}",
+                                    hint="list the practice's sites; register each once")
+            await conn.execute("INSERT INTO site_chain (practice_id, site_id, next_seq, "
+                               "last_hash) VALUES ($1, $2, 1, $3) ON CONFLICT DO NOTHING",
+                               practice_id, site.site_id, GENESIS_HASH)
+        return SiteRecord(practice_id, site.site_id, site.name, site.verify_key, site.box_key,
+                          site.credential_hash, SiteStatus.REVOKED, None, now_ms)
 
     async def get_site(self, practice_id: PracticeId, site_id: SiteId) -> SiteRecord | None:
         row = await self._fetchrow(f"SELECT {_SITE_COLUMNS} FROM sites WHERE practice_id = $1 "

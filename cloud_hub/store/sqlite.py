@@ -26,7 +26,7 @@ import aiosqlite
 
 from cloud_hub.chain import check_continues
 from cloud_hub.enrollment import check_token_row
-from cloud_hub.errors import SchemaTooNew, StoreUnavailable
+from cloud_hub.errors import AlreadyExists, SchemaTooNew, StoreUnavailable
 from cloud_hub.heads import advance_heads
 from cloud_hub.store.base import (
     MAX_PULL_BYTES,
@@ -292,6 +292,25 @@ class SqliteStore:
                              " VALUES (?, ?, 1, ?)", (p, site.site_id.bytes, GENESIS_HASH))
         return SiteRecord(practice_id, site.site_id, site.name, site.verify_key, site.box_key,
                           site.credential_hash, status, None, now_ms)
+
+    async def register_former_site(self, practice_id: PracticeId, site: NewSite,
+                                   now_ms: int) -> SiteRecord:
+        p = practice_id.bytes
+        async with self._tx() as db:
+            async with db.execute(
+                    f"INSERT INTO sites ({_SITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'revoked', "
+                    "NULL, ?) ON CONFLICT (practice_id, site_id) DO NOTHING",
+                    (p, site.site_id.bytes, site.name, site.verify_key, site.box_key,
+                     site.credential_hash, now_ms)) as cur:
+                inserted = cur.rowcount > 0
+            if not inserted:
+                raise AlreadyExists(f"practice {practice_id} already has site {site.site_id}",
+                                    hint="list the practice's sites; register each once")
+            await db.execute("INSERT OR IGNORE INTO site_chain (practice_id, site_id, next_seq, "
+                             "last_hash) VALUES (?, ?, 1, ?)", (p, site.site_id.bytes,
+                                                                GENESIS_HASH))
+        return SiteRecord(practice_id, site.site_id, site.name, site.verify_key, site.box_key,
+                          site.credential_hash, SiteStatus.REVOKED, None, now_ms)
 
     async def get_site(self, practice_id: PracticeId, site_id: SiteId) -> SiteRecord | None:
         row = await self._one(f"SELECT {_SITE_COLUMNS} FROM sites "

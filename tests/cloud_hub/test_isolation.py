@@ -54,6 +54,8 @@ async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness)
     await same_as_absent("POST", "/v1/practices/{pid}/sites/{sid}/revoke",
                          f"/v1/practices/{pid_b}/sites/{sid_b}/revoke",
                          f"/v1/practices/{nobody}/sites/{nobody}/revoke", 403)
+    await same_as_absent("POST", "/v1/practices/{pid}/sites", f"/v1/practices/{pid_b}/sites",
+                         f"/v1/practices/{nobody}/sites", 403, json={})
     await same_as_absent("POST", "/v1/practices/{pid}/sites/{sid}/approve",
                          f"/v1/practices/{pid_b}/sites/{sid_b}/approve",
                          f"/v1/practices/{nobody}/sites/{nobody}/approve", 403)

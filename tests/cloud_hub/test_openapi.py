@@ -89,6 +89,13 @@ async def test_answered_statuses_are_documented(harness: Harness) -> None:
         ("post", "/v1/heartbeat", {"json": {
             "cursor": 1, "outbox_depth": 0, "software_version": "0.5", "protocol_version": "1.0",
             "state_digest": "0" * 64}, "headers": a.headers}),
+        ("post", f"/v1/practices/{clinic.practice_id}/sites", {"json": {
+            "site_id": str(b.site.site_id), "name": "b", "verify_key": "A" * 43 + "=",
+            "box_key": "A" * 43 + "="}, "headers": harness.op_headers}),
+        ("post", f"/v1/practices/{clinic.practice_id}/sites", {"json": {},
+                                                               "headers": harness.op_headers}),
+        ("post", "/v1/practices", {"json": {"name": "x", "practice_id": str(clinic.practice_id)},
+                                   "headers": harness.op_headers}),
         ("get", "/v1/dashboard", {"headers": harness.op_headers}),
         ("get", "/v1/dashboard", {"params": {"practice_id": str(b.site.site_id)},
                                   "headers": harness.op_headers}),

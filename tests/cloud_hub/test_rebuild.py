@@ -9,6 +9,7 @@ each origin's chain intact, and receipts naming the origin.
 
 from __future__ import annotations
 
+import base64
 import random
 import uuid
 from uuid import UUID
@@ -103,3 +104,56 @@ async def test_a_relay_cannot_skip_ahead_in_an_origin_chain(harness: Harness) ->
     again = await harness.push(b, first)  # the origin itself, later: the same answer
     assert (await again.json())["duplicate"] is True
     assert (await again.json())["hub_seq"] == 1
+
+
+async def enroll_as(harness: Harness, clinic: Clinic, site: Site, token: str) -> Member:
+    """Re-enroll `site` on the rebuilt hub under its old id and keys."""
+    pub = site.keys.public(site.site_id)
+    resp = await harness.client.post("/v1/enroll", json={
+        "token": token, "name": "survivor", "site_id": str(site.site_id),
+        "verify_key": base64.b64encode(pub.verify_key).decode(),
+        "box_key": base64.b64encode(pub.box_key).decode()})
+    assert resp.status == 201, await resp.text()
+    body = await resp.json()
+    assert body["site_id"] == str(site.site_id)
+    return Member(site, body["credential"], body["status"])
+
+
+async def test_the_whole_rebuild_through_the_api(harness: Harness) -> None:
+    rnd = random.Random(9)
+    clinic = new_clinic()
+    a, b, c = clinic.new_site(), clinic.new_site(), clinic.new_site()
+    log = old_log(clinic, [a, b, c], rnd, 12)
+    op = harness.op_headers
+    pid = clinic.practice_id
+    resp = await harness.client.post("/v1/practices", headers=op, json={
+        "name": "Sato Clinic", "practice_id": str(pid)})
+    assert resp.status == 201 and (await resp.json())["practice_id"] == str(pid)
+    again = await harness.client.post("/v1/practices", headers=op, json={
+        "name": "Sato Clinic", "practice_id": str(pid)})
+    assert again.status == 409 and (await again.json())["code"] == "already_exists"
+    ma = await enroll_as(harness, clinic, a, await harness.token(pid, op))
+    mb = await enroll_as(harness, clinic, b, await harness.token(pid, ma.headers))
+    assert (ma.status, mb.status) == ("approved", "pending")
+    dup = await harness.client.post("/v1/enroll", json={
+        "token": await harness.token(pid, op), "name": "x", "site_id": str(a.site_id),
+        "verify_key": base64.b64encode(bytes(32)).decode(),
+        "box_key": base64.b64encode(bytes(32)).decode()})
+    assert dup.status == 409
+    assert (await harness.client.post(f"/v1/sites/{b.site_id}/approve",
+                                      headers=ma.headers)).status == 200
+    pub = c.keys.public(c.site_id)
+    former = await harness.client.post(f"/v1/practices/{pid}/sites", headers=op, json={
+        "site_id": str(c.site_id), "name": "old branch",
+        "verify_key": base64.b64encode(pub.verify_key).decode(),
+        "box_key": base64.b64encode(pub.box_key).decode()})
+    assert former.status == 201 and (await former.json())["status"] == "revoked"
+    origin = {raw: UUID(str(read_sealed(raw).header.site_id)) for raw in log}
+    for raw in log:  # a holds the whole log
+        assert (await harness.push(ma, raw)).status == 200
+    for raw in log:  # b pushes its copies too: duplicates, the same answers
+        resp = await harness.push(mb, raw)
+        assert resp.status == 200 and (await resp.json())["duplicate"] is True
+    await assert_full_log(harness, ma, log, origin)
+    actions = await harness.store.operator_actions(PracticeId(pid))
+    assert [x.action for x in actions] == ["registered_former_site"]
