@@ -220,7 +220,10 @@ def site_view(site: SiteRecord, activity: SiteActivity, report: HeartbeatIn | No
                 "from a snapshot)")
         if report is not None:
             _report_reasons(report, add, lag_b, lag_s, limits)
-    if not reasons:
+    if not reasons and cursor is None:
+        add("green", "no_heartbeat", "pushes arrive; no heartbeat yet, so its position is "
+            "unknown")
+    elif not reasons:
         add("green", "ok", "up to date" if not lag_b else
             f"catching up: {lag_b} batches behind")
     state = max((r.level for r in reasons), key=lambda lv: _RANK[lv])

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud_hub.api.context import HUB
 from cloud_hub.dashboard import Thresholds, agreement
 from cloud_hub.store.base import SiteStatus
-from sync_protocol.ids import PracticeId
+from sync_protocol.ids import PracticeId, SiteId
 from tests.cloud_hub.harness import Harness, Member
 from tests.cloud_hub.test_retention import with_config
 
@@ -28,7 +27,8 @@ def report(**changes: Any) -> dict[str, Any]:
 async def beat(harness: Harness, member: Member, **changes: Any) -> int:
     resp = await harness.client.post("/v1/heartbeat", json=report(**changes),
                                      headers=member.headers)
-    return resp.status
+    status: int = resp.status
+    return status
 
 
 async def dashboard(harness: Harness) -> dict[str, Any]:
@@ -145,7 +145,7 @@ async def test_operator_approves_a_restored_site_and_it_is_audited(harness: Harn
         ("revoked", a.site.site_id), ("approved", restored.site.site_id)]
     assert all(len(x.operator_ref) == 16 and x.operator_ref not in harness.operator
                for x in actions)
-    site = await harness.store.get_site(PracticeId(pid), restored.site.site_id)
+    site = await harness.store.get_site(PracticeId(pid), SiteId(restored.site.site_id))
     assert site is not None and site.status is SiteStatus.APPROVED
 
 
@@ -167,12 +167,44 @@ async def test_metrics_need_a_credential_and_carry_ids_only(harness: Harness) ->
     assert f'chartsync_hub_practice_head{{practice="{pid}"}} 1.0' in text
     assert f'chartsync_hub_site_lag_batches{{practice="{pid}",site="{sid}"}} 1.0' in text
     assert "Sato Clinic" not in text and "main" not in text.replace("chartsync", "")
-    with_config(harness, retention_batches=0)  # metrics_token is a string option:
-    ctx = harness.client.app[HUB]
-    object.__setattr__(ctx.config, "metrics_token", "prom-0123456789abcdef")
+    with_config(harness, metrics_token="prom-0123456789abcdef")
     scrape = await harness.client.get("/metrics", headers={
         "Authorization": "Bearer prom-0123456789abcdef"})
     assert scrape.status == 200
     wrong = await harness.client.get("/metrics", headers={
         "Authorization": "Bearer prom-0123456789abcdeX"})
     assert wrong.status == 401
+
+
+def test_reasons_for_each_flag() -> None:
+    from uuid import uuid4
+
+    from cloud_hub.dashboard import PracticeFacts, practice_view
+    from cloud_hub.store.base import Heartbeat, PracticeRecord, SiteActivity, SiteRecord
+
+    now = 10_000_000
+    pid = PracticeId(uuid4())
+    ids = [SiteId(uuid4()) for _ in range(5)]
+    statuses = [SiteStatus.APPROVED, SiteStatus.APPROVED, SiteStatus.PENDING,
+                SiteStatus.REVOKED, SiteStatus.APPROVED]
+    sites = [SiteRecord(pid, sid, f"s{i}", b"v" * 32, b"b" * 32, b"h", st, None, 0)
+             for i, (sid, st) in enumerate(zip(ids, statuses, strict=True))]
+    troubled = report(cursor=5, dead_letters=2, upgrade_needed="protocol 1.1",
+                      clock_offset_ms=-4500, guard_held=True, held_batches=1,
+                      gaps=[{"origin": str(ids[1]), "missing_from": 3, "missing_to": 4}],
+                      last_error="hub refused: chain_broken")
+    import orjson
+    activity = [SiteActivity(ids[0], now, Heartbeat(ids[0], orjson.dumps(troubled), now), {}),
+                SiteActivity(ids[1], now - 5000, None, {"chain_broken": 3})]
+    facts = PracticeFacts(PracticeRecord(pid, "P", 0), 5, 0, sites, activity, {ids[1]: 4}, {})
+    view = practice_view(facts, now, Thresholds())
+    rows = {s.site_id: s for s in view.sites}
+    codes = [r.code for r in rows[ids[0]].reasons]
+    assert codes == ["dead_letters", "gaps", "upgrade", "guard", "held", "clock", "error"]
+    assert rows[ids[0]].state == "red" and "-4.5 s" in rows[ids[0]].reasons[5].text
+    assert (rows[ids[1]].state, rows[ids[1]].reasons[0].code) == ("green", "no_heartbeat")
+    assert rows[ids[1]].concurrent_edits == 4 and rows[ids[1]].rejections == {"chain_broken": 3}
+    assert rows[ids[2]].state == "amber" and rows[ids[2]].reasons[0].code == "pending"
+    assert rows[ids[3]].state == "grey"
+    assert rows[ids[4]].reasons[0].code == "never_seen"
+    assert view.state == "red"

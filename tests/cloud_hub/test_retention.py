@@ -18,7 +18,7 @@ from tests.cloud_hub.harness import Harness
 from tests.cloud_hub.test_store_contract import NOW, enrolled, push
 
 
-def with_config(harness: Harness, **changes: int) -> None:
+def with_config(harness: Harness, **changes: object) -> None:
     """Swap the running app's config (a frozen value) for one with `changes`."""
     ctx = harness.client.app[HUB]
     values = {k: getattr(ctx.config, k) for k in HubConfig.__dataclass_fields__}
