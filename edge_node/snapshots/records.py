@@ -20,9 +20,10 @@ knows which batches after `hub_seq` it already holds.
 hub served it: every received batch and the writer's own acknowledged ones.
 A restored site keeps them in `received_batches`, so it can help rebuild a
 lost hub (`sync.loop` relays them) like any site that pulled the whole log.
-Cost: the snapshot grows by the sealed log's size (already compressed;
-staging them is a plain blob insert, ~1% of the restore time).  FORMAT 1
-snapshots (no batch records) are still read.
+Cost: the snapshot (and its download) grows by the sealed log's size — it is
+already compressed, so roughly the size of the compressed changes; staging
+them is a plain blob insert per batch.  FORMAT 1 snapshots (no batch
+records) are still read.
 
 Left out on purpose: the audit log (site-local: who read what at the writer
 site, not practice data; the restored site starts its own chain), the outbox
