@@ -15,6 +15,7 @@ SCHEMA_VERSION changelog:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -142,6 +143,21 @@ async def _translated() -> AsyncIterator[None]:
                                ) from exc
 
 
+def _read_blob(path: Path, practice_id: PracticeId, snapshot_id: UUID, offset: int,
+               length: int) -> bytes | None:
+    """Bytes [offset, offset+length) of a snapshot through incremental blob I/O."""
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                            uri=True, isolation_level=None)) as db:
+        db.execute("BEGIN")  # one read snapshot: the row cannot go between look and read
+        row = db.execute("SELECT rowid FROM snapshots WHERE practice_id = ? AND "
+                         "snapshot_id = ?", (practice_id.bytes, snapshot_id.bytes)).fetchone()
+        if row is None:
+            return None
+        with db.blobopen("snapshots", "blob", row[0], readonly=True) as blob:
+            blob.seek(min(offset, len(blob)))
+            return blob.read(length)
+
+
 def _site(row: Iterable[Any]) -> SiteRecord:
     p, s, name, vk, bk, ch, status, by, created = row
     return SiteRecord(PracticeId(UUID(bytes=p)), SiteId(UUID(bytes=s)), name, vk, bk, ch,
@@ -153,8 +169,9 @@ class SqliteStore:
 
     schema_version = SCHEMA_VERSION
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
         self._lock = asyncio.Lock()
         self.log_id = UUID(int=0)  # set by `_migrate`
 
@@ -172,7 +189,7 @@ class SqliteStore:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
-            store = cls(db)
+            store = cls(db, path)
             await store._migrate(path, new_log_id or uuid4(), now_ms)
             yield store
         finally:
@@ -460,10 +477,15 @@ class SqliteStore:
 
     async def snapshot_chunk(self, practice_id: PracticeId, snapshot_id: UUID, offset: int,
                              length: int) -> bytes | None:
-        row = await self._one("SELECT substr(blob, ?, ?) FROM snapshots WHERE practice_id = ? "
-                              "AND snapshot_id = ?", (offset + 1, length, practice_id.bytes,
-                                                      snapshot_id.bytes))
-        return bytes(row[0]) if row is not None else None
+        # substr() would load the whole blob for every chunk; incremental blob I/O reads
+        # only the pages asked for.  A short-lived read-only connection in a thread (WAL
+        # lets it read beside the writer) keeps the shared connection free.
+        try:
+            return await asyncio.to_thread(_read_blob, self._path, practice_id, snapshot_id,
+                                           offset, length)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"embedded store unavailable ({type(exc).__name__})",
+                                   hint="check the disk") from exc
 
     async def count_snapshots(self, practice_id: PracticeId) -> int:
         row = await self._one("SELECT count(*) FROM snapshots WHERE practice_id = ?",
