@@ -25,12 +25,29 @@ STATE_FORMAT: Final = 1
 
 
 def _state_array(state: ResourceState) -> list[Any]:
+    # The hot path of every apply (PERFORMANCE.md): `UUID.bytes` is a Python-level
+    # property, so each site's bytes are made once per state (`UUID.int` is a slot);
+    # heads are kept sorted by `merge`/`decode`, but sorting a 1-tuple is skipped.
+    site_bytes: dict[int, bytes] = {}
+
+    def b(site: Any) -> bytes:
+        i = site.int
+        out = site_bytes.get(i)
+        if out is None:
+            out = site_bytes[i] = i.to_bytes(16, "big")
+        return out
+
     registers = []
-    for name in sorted(state.registers):
-        reg = state.registers[name]
-        heads = [[h.dot.site.bytes, h.dot.seq, h.hlc, h.value] for h in sorted(reg.heads)]
-        replaced = [[d.site.bytes, d.seq] for d in sorted(reg.replaced)]
-        registers.append([name, heads, replaced])
+    regs = state.registers
+    for name in sorted(regs):
+        heads, replaced = regs[name]
+        if len(heads) == 1:
+            (site, seq), hlc, value = heads[0]
+            head_rows = [[b(site), seq, hlc, value]]
+        else:
+            head_rows = [[b(h[0][0]), h[0][1], h[1], h[2]] for h in sorted(heads)]
+        registers.append([name, head_rows,
+                          [[b(d[0]), d[1]] for d in sorted(replaced)] if replaced else []])
     return [STATE_FORMAT, state.resource_type, state.resource_id, registers]
 
 

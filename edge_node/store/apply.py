@@ -19,13 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
 
 from conflict import canonical_state, conflicts, materialize, materialize_json, merge
-from conflict.state import ResourceState
+from conflict.state import ResourceState, shown
 from edge_node.fhir.search_index import index_tokens, patient_ref
+from edge_node.fhir.types import PATIENT_ELEMENT
 from sync_protocol.models import Change
 
 Key = tuple[str, str]
@@ -85,18 +87,50 @@ class Rows:
         return bool(self.history)
 
 
+@lru_cache(maxsize=1024)
 def iso_instant(ms: int) -> str:
     """FHIR instant for milliseconds since the epoch (UTC)."""
+    # Cached: a group commit stamps every row with one `now_ms` (pure, so safe).
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")
 
 
 def with_meta(body: bytes, version: int, last_updated_ms: int, *, conflicted: bool) -> bytes:
     """`body` (a JSON object) with a server `meta` as its first member."""
-    meta: dict[str, Any] = {"versionId": str(version), "lastUpdated": iso_instant(last_updated_ms)}
     if conflicted:
-        meta["tag"] = [_CONFLICT_TAG]
-    return b'{"meta":' + orjson.dumps(meta) + b"," + body[1:]
+        meta: dict[str, Any] = {"versionId": str(version),
+                                "lastUpdated": iso_instant(last_updated_ms),
+                                "tag": [_CONFLICT_TAG]}
+        return b'{"meta":' + orjson.dumps(meta) + b"," + body[1:]
+    # Byte-identical to orjson.dumps of the two-member meta: both values are ASCII
+    # digits, '-', ':', '.', 'T' and 'Z', which JSON never escapes.
+    return b'{"meta":{"versionId":"%d","lastUpdated":"%s"},%s' % (
+        version, iso_instant(last_updated_ms).encode("ascii"), body[1:])
+
+
+#: Elements `index_tokens`/`patient_ref` read, per resource type (the rest of a
+#: resource is never parsed on the apply path).
+_INDEXED: Final = {"Patient": ("identifier", "name", "birthDate")}
+
+
+def _indexed_elements(state: ResourceState) -> dict[str, Any]:
+    """The parts of the materialized resource that search tokens are made of.
+
+    Equal, for `index_tokens` and `patient_ref`, to parsing the whole resource:
+    each listed element is its register's shown value (none of them is a choice
+    element), parsed.
+    """
+    rtype = state.resource_type
+    names = _INDEXED.get(rtype)
+    if names is None:
+        element = PATIENT_ELEMENT.get(rtype)
+        names = (element,) if element is not None else ()
+    out: dict[str, Any] = {"resourceType": rtype, "id": state.resource_id}
+    for name in names:
+        head = shown(state, name)
+        if head is not None and head.value is not None:
+            out[name] = orjson.loads(head.value)
+    return out
 
 
 def apply_change(prior: Stored | None, change: Change, now_ms: int, rows: Rows
@@ -114,7 +148,7 @@ def apply_change(prior: Stored | None, change: Change, now_ms: int, rows: Rows
     if body is None:
         json, pref, tokens = None, prior_patient(prior), []
     else:
-        parsed = orjson.loads(body)
+        parsed = _indexed_elements(state)
         json = with_meta(body, version, now_ms, conflicted=bool(records))
         pref = patient_ref(rtype, rid, parsed)
         tokens = [(rtype, p, v, rid) for p, v in index_tokens(rtype, parsed)]
