@@ -125,6 +125,15 @@ class Reader:
         rows = await conn.execute_fetchall(sql, params)
         return list(rows)
 
+    async def origin_chains(self) -> dict[str, tuple[int, bytes]]:
+        """Every origin's chain position: origin → (next seq, last batch hash).
+
+        One small table (a row per site of the practice); read inline by the
+        puller once per group of pulled batches.
+        """
+        rows = await self._quick("SELECT origin, next_seq, last_hash FROM origin_chains", ())
+        return {r[0]: (int(r[1]), bytes(r[2])) for r in rows}
+
     async def current(self, rtype: str, rid: str) -> Current | None:
         rows = await self._quick(
             "SELECT version, deleted, json, last_updated_ms, patient_ref FROM resources "

@@ -36,19 +36,22 @@ from edge_node.store.schema import db_path
 from edge_node.sync.context import SyncContext
 from edge_node.sync.errors import HubRefused, HubUnreachable
 from edge_node.sync.hub_client import HubClient, HubSettings
-from edge_node.sync.puller import Puller, refresh_registry
+from edge_node.sync.puller import MAX_GROUP_BATCHES, MAX_GROUP_BYTES, Puller, refresh_registry
 from edge_node.sync.pusher import Pusher
 from edge_node.sync.settings import SyncSettings
 from edge_node.sync.state import SyncState, keyring_row, load_sync_state
 from edge_node.sync.status import SyncStatus
 from sync_protocol.errors import ProtocolError
 from sync_protocol.key_delivery import open_keys_for_site
+from sync_protocol.models import PulledBatch
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 
 log = logging.getLogger(__name__)
 
 #: The hub's answer when the log after our cursor was trimmed (retention, issue #5).
 LOG_TRIMMED = "log_trimmed"
+#: Received stream frames waiting to be applied (back-pressure on the socket beyond).
+STREAM_QUEUE_BATCHES = 128
 
 
 def _transient(exc: BaseException) -> bool:
@@ -147,11 +150,7 @@ class SyncLoop:
         await self.puller.retry_held()
         ctx.status.online(ctx.now_ms())
         try:
-            async for pulled in ctx.hub.stream(after=ctx.cursor):
-                await self.puller.handle(pulled)
-                if ctx.keys_changed.is_set():
-                    ctx.keys_changed.clear()
-                    await self.puller.retry_held()
+            await self._stream()
         except HubRefused as exc:
             if exc.hub_code == "site_revoked":
                 raise
@@ -161,11 +160,63 @@ class SyncLoop:
             page = await ctx.hub.pull(after=ctx.cursor, wait_s=ctx.settings.long_poll_s)
             await self._check_log_id(page.log_id)
             ctx.status.pulled(ctx.now_ms(), page.head)
-            for pulled in page.batches:
-                await self.puller.handle(pulled)
+            await self.puller.handle_group(page.batches)
             if ctx.keys_changed.is_set():
                 ctx.keys_changed.clear()
                 await self.puller.retry_held()
+
+    async def _stream(self) -> None:
+        """Apply the hub's WebSocket stream until it ends; raises what the stream raised.
+
+        One task receives frames into a bounded queue while this one applies
+        them: the frames that arrive during one group's commit form the next
+        group (`Puller.handle_group`, one transaction each), so a catch-up is not
+        one fsync per batch and a single live batch is applied as soon as it lands.
+        """
+        ctx = self.ctx
+        queue: asyncio.Queue[PulledBatch | HubRefused | HubUnreachable] = \
+            asyncio.Queue(STREAM_QUEUE_BATCHES)
+
+        async def receive() -> None:
+            try:
+                async for pulled in ctx.hub.stream(after=ctx.cursor):
+                    await queue.put(pulled)
+            except (HubRefused, HubUnreachable) as exc:
+                await queue.put(exc)  # after every batch received before it
+
+        failure: BaseException | None = None
+        async with asyncio.TaskGroup() as tg:
+            receiver = tg.create_task(receive())
+            try:
+                failure = await self._apply_queued(queue)
+            except Exception as exc:  # raised below, once the receiver has stopped
+                failure = exc
+            receiver.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _apply_queued(self, queue: asyncio.Queue[PulledBatch | HubRefused |
+                                                       HubUnreachable]) -> BaseException:
+        """Apply queued batches group by group; return the stream's ending error."""
+        ctx = self.ctx
+        while True:
+            item = await queue.get()
+            group: list[PulledBatch] = []
+            size = 0
+            while isinstance(item, PulledBatch):
+                group.append(item)
+                size += len(item.sealed)
+                if len(group) >= MAX_GROUP_BATCHES or size >= MAX_GROUP_BYTES \
+                        or queue.empty():
+                    break
+                item = queue.get_nowait()
+            if group:
+                await self.puller.handle_group(group)
+                if ctx.keys_changed.is_set():
+                    ctx.keys_changed.clear()
+                    await self.puller.retry_held()
+            if not isinstance(item, PulledBatch):
+                return item
 
     async def _keys_ready(self) -> None:
         while self.ctx.keyring is None:
