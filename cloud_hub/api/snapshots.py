@@ -49,7 +49,9 @@ async def put_snapshot(request: web.Request) -> web.Response:
     await ctx.store.put_snapshot(site.practice_id, site.site_id, HubSeq(hub_seq),
                                  KeyEpoch(key_epoch), blob, now, snapshot_id=snapshot_id,
                                  keep=ctx.config.snapshots_kept)
-    trimmed = await ctx.store.trim(site.practice_id, ctx.config.retention_batches)
+    trimmed = 0
+    if ctx.config.retention_batches > 0:  # 0 keeps everything: no need to lock the log
+        trimmed = await ctx.store.trim(site.practice_id, ctx.config.retention_batches)
     log.info("snapshot stored", extra={PRACTICE_ID: str(site.practice_id), HUB_SEQ: hub_seq,
                                        "trimmed_through": trimmed})
     return web.json_response({"hub_seq": hub_seq, "bytes": len(blob),
