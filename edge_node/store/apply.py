@@ -110,7 +110,7 @@ def with_meta(body: bytes, version: int, last_updated_ms: int, *, conflicted: bo
 
 #: Elements `index_tokens`/`patient_ref` read, per resource type (the rest of a
 #: resource is never parsed on the apply path).
-_INDEXED: Final = {"Patient": ("identifier", "name", "birthDate")}
+_INDEXED: Final[dict[str, tuple[str, ...]]] = {"Patient": ("identifier", "name", "birthDate")}
 
 
 def _indexed_elements(state: ResourceState) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def _indexed_elements(state: ResourceState) -> dict[str, Any]:
     element), parsed.
     """
     rtype = state.resource_type
-    names = _INDEXED.get(rtype)
+    names: tuple[str, ...] | None = _INDEXED.get(rtype)
     if names is None:
         element = PATIENT_ELEMENT.get(rtype)
         names = (element,) if element is not None else ()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -54,3 +55,48 @@ class WriteConnection:
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the connection's thread; its exceptions propagate."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._conn)
+
+
+class ReadConnections:
+    """Small bookkeeping reads on long-lived connections, each on a pool thread.
+
+    Opening a connection (WAL and sync pragmas) costs about 0.8 ms of CPU, more
+    than the reads the sync loop makes per batch; these connections are opened
+    once per pool thread and kept.  Autocommit: each statement sees the latest
+    commit and no read transaction is held between calls (checkpoints go on).
+    """
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=threads,
+                                            thread_name_prefix="edge-reads")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[sqlite3.Connection] = []
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path, threads: int = 2) -> AsyncIterator[ReadConnections]:
+        """Connections to `path`, opened lazily per thread; all closed on exit."""
+        pool = cls(path, threads)
+        try:
+            yield pool
+        finally:
+            pool._executor.shutdown(wait=True)
+            for conn in pool._opened:
+                conn.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            configure(conn)
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on a pool thread; its exceptions propagate."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: fn(self._conn()))

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from edge_node.node import Edge, connect
+from edge_node.store.connection import ReadConnections
 from edge_node.store.schema import db_path
 from edge_node.sync.hub_client import HubClient
 from edge_node.sync.settings import SyncSettings
@@ -39,6 +40,8 @@ class SyncContext:
     push_due: asyncio.Event = field(default_factory=asyncio.Event)
     #: The blast-radius guard holds changes (the pusher polls for the admin's decision).
     guard_holding: int = 0
+    #: Long-lived connections for `read` (`SyncLoop.open` sets them).
+    reads: ReadConnections | None = None
 
     @property
     def site_id(self) -> UUID:
@@ -52,7 +55,9 @@ class SyncContext:
         return self.edge.clock()
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on a fresh read connection in a thread (small bookkeeping reads)."""
+        """Run `fn` on a read connection in a thread (small bookkeeping reads)."""
+        if self.reads is not None:
+            return await self.reads.call(fn)
         path = db_path(self.data_dir)
 
         def run() -> T:

@@ -60,13 +60,18 @@ async def guard_check(ctx: Any) -> int | None:
     since = now - WINDOW_MS
     site = str(ctx.site_id)
 
+    floor = ctx.settings.guard_min_records
+
     def count(conn: sqlite3.Connection) -> tuple[list[tuple[int, str, str]], int]:
+        found = _destructive(conn, site, since, released_to)
+        if len({(t, i) for _, t, i in found}) <= floor:
+            return found, 0  # under the floor whatever the total: skip the O(n) count
         total = conn.execute("SELECT count(*) FROM resources").fetchone()[0]
-        return _destructive(conn, site, since, released_to), int(total)
+        return found, int(total)
 
     changes, total = await ctx.read(count)
     records = {(t, i) for _, t, i in changes}
-    limit = max(ctx.settings.guard_min_records, ctx.settings.guard_share * total)
+    limit = max(floor, ctx.settings.guard_share * total)
     if len(records) <= limit:
         if ctx.guard_holding:
             log.info("blast-radius guard released")

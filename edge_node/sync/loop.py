@@ -32,6 +32,7 @@ from edge_node.node import Edge, connect
 from edge_node.snapshots.errors import SnapshotError
 from edge_node.snapshots.rebootstrap import rebootstrap
 from edge_node.snapshots.snapshotter import run_snapshotter
+from edge_node.store.connection import ReadConnections
 from edge_node.store.schema import db_path
 from edge_node.sync.context import SyncContext
 from edge_node.sync.errors import HubRefused, HubUnreachable
@@ -80,10 +81,11 @@ class SyncLoop:
             yield None
             return
         hub_settings = HubSettings(state.hub_url, state.hub_ca, state.insecure_http)
-        async with HubClient.open(hub_settings, credential=state.credential) as hub:
+        async with HubClient.open(hub_settings, credential=state.credential) as hub, \
+                ReadConnections.open(db_path(edge.config.data_dir)) as reads:
             ctx = SyncContext(edge, hub, settings, state,
                               SyncStatus(state.enrolled_status, state.keyring is not None),
-                              state.keyring, cursor=state.cursor)
+                              state.keyring, cursor=state.cursor, reads=reads)
             ctx.push_due = edge.writer.outbox_committed
             if ctx.keyring is not None:
                 await edge.writer.start_digest(ctx.keyring.digest_key)
