@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from edge_node.api import audit_view, bundles, resources, status, status_page
+from edge_node.api import audit_view, bundles, conflicts, resources, status, status_page
 from edge_node.api.auth import USER_KEY, Authenticator
 from edge_node.api.context import ACTION_KEY, EDGE, audit_read, edge_of
 from edge_node.api.responses import error_response
@@ -99,6 +99,8 @@ def build_app(edge: Edge, sync: object | None = None) -> web.Application:
     r.add_get("/fhir/{type}/{id}", resources.read)
     r.add_put("/fhir/{type}/{id}", resources.update)
     r.add_delete("/fhir/{type}/{id}", resources.delete)
+    r.add_get("/fhir/{type}/{id}/$conflicts", conflicts.get_conflicts)
+    r.add_post("/fhir/{type}/{id}/$resolve", conflicts.resolve)
     r.add_get("/fhir/{type}/{id}/_history", resources.history)
     r.add_get("/fhir/{type}/{id}/_history/{vid}", resources.vread)
     r.add_get("/audit", audit_view.get_audit)

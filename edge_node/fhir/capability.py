@@ -30,6 +30,12 @@ def capability_statement(*, now_iso: str, require_if_match: bool) -> dict[str, A
             "conditionalUpdate": False,
             "conditionalDelete": "not-supported",
             "searchParam": params,
+            "operation": [
+                {"name": "conflicts", "definition": "urn:chartsync:operation:conflicts",
+                 "documentation": "GET: every value kept for each element in conflict"},
+                {"name": "resolve", "definition": "urn:chartsync:operation:resolve",
+                 "documentation": "POST the resource as it should read: closes its "
+                                  "conflicts at every site"}],
         })
     resources.append({
         "type": "Provenance",

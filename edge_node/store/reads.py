@@ -26,6 +26,9 @@ from typing import Any, Final
 
 import aiosqlite
 
+from conflict import ResourceState
+from conflict.decode import state_from_canonical
+
 from edge_node.errors import StoreUnavailable
 from edge_node.fhir.search import SearchQuery
 from edge_node.store.users import USER_BY_HASH
@@ -142,6 +145,12 @@ class Reader:
             return None
         r = rows[0]
         return Current(int(r[0]), bool(r[1]), r[2], int(r[3]), r[4])
+
+    async def state(self, rtype: str, rid: str) -> ResourceState | None:
+        """The merged state (every kept value) of one resource, or None."""
+        rows = await self._quick("SELECT state FROM resources WHERE type = ? AND id = ?",
+                                 (rtype, rid))
+        return state_from_canonical(bytes(rows[0][0])) if rows else None
 
     async def version(self, rtype: str, rid: str, version: int) -> Version | None:
         rows = await self._quick(

@@ -112,6 +112,9 @@ class WriteOp:
     resource_id: str
     resource: dict[str, Any] | None
     if_match: int | None = None
+    #: An update that replaces every value of each element it writes, closing open
+    #: conflicts there (`$resolve`); a plain update replaces only the value it read.
+    resolve: bool = False
 
 
 Statement = tuple[str, tuple[Any, ...]]
@@ -491,7 +494,7 @@ class Writer:
                         hint='read it first and send If-Match: W/"<versionId>"')
                 assert op.resource is not None
                 elements, replaces = plan_set(prior.state if prior else None, op.resource,
-                                              resolve=False)
+                                              resolve=op.resolve)
                 kind = ChangeOp.SET
             else:
                 if prior is None:
