@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -50,29 +51,40 @@ def _decision(conn: sqlite3.Connection) -> tuple[str | None, int]:
     return (row[0], int(row[1] or 0)) if row else (None, 0)
 
 
-async def guard_check(ctx: Any) -> int | None:
-    """Return the first outbox seq to hold back, or None; carries out an admin decision."""
-    decision, released_to = await ctx.read(_decision)
-    if decision == "discard":
-        await _compensate(ctx, released_to)
-        decision, released_to = await ctx.read(_decision)
-    now = ctx.now_ms()
-    since = now - WINDOW_MS
-    site = str(ctx.site_id)
+@dataclass(frozen=True, slots=True)
+class GuardScan:
+    """What the guard reads: the admin's decision and the destructive changes it counts."""
 
-    floor = ctx.settings.guard_min_records
+    decision: str | None
+    released_to: int
+    changes: list[tuple[int, str, str]]
+    #: Records of the practice; 0 when the changes are under the floor (not needed).
+    total: int
 
-    def count(conn: sqlite3.Connection) -> tuple[list[tuple[int, str, str]], int]:
-        found = _destructive(conn, site, since, released_to)
-        if len({(t, i) for _, t, i in found}) <= floor:
-            return found, 0  # under the floor whatever the total: skip the O(n) count
-        total = conn.execute("SELECT count(*) FROM resources").fetchone()[0]
-        return found, int(total)
 
-    changes, total = await ctx.read(count)
-    records = {(t, i) for _, t, i in changes}
-    limit = max(floor, ctx.settings.guard_share * total)
-    if len(records) <= limit:
+def guard_scan(conn: sqlite3.Connection, site: str, now_ms: int, floor: int) -> GuardScan:
+    """Read what `hold_from` needs (one thread hop for the pusher, with its other reads)."""
+    decision, released_to = _decision(conn)
+    found = _destructive(conn, site, now_ms - WINDOW_MS, released_to)
+    if len({(t, i) for _, t, i in found}) <= floor:
+        return GuardScan(decision, released_to, found, 0)  # no total can lower the limit
+    total = int(conn.execute("SELECT count(*) FROM resources").fetchone()[0])
+    return GuardScan(decision, released_to, found, total)
+
+
+def hold_from(scan: GuardScan, share: float, floor: int) -> int | None:
+    """The first outbox seq to hold back, or None (pure)."""
+    records = {(t, i) for _, t, i in scan.changes}
+    if len(records) <= max(floor, share * scan.total):
+        return None
+    first: int = scan.changes[0][0]
+    return first
+
+
+def guard_verdict(ctx: Any, scan: GuardScan) -> int | None:
+    """`hold_from` of `scan`, logged and shown on the status page when it changes."""
+    first = hold_from(scan, ctx.settings.guard_share, ctx.settings.guard_min_records)
+    if first is None:
         if ctx.guard_holding:
             log.info("blast-radius guard released")
             ctx.guard_holding = 0
@@ -81,12 +93,26 @@ async def guard_check(ctx: Any) -> int | None:
     if not ctx.guard_holding:
         log.warning("blast-radius guard: %d records deleted or rewritten within an hour; "
                     "pushes held — an admin must run `chartsync edge held approve` or "
-                    "`discard`", len(records))
-    if ctx.guard_holding != len(changes):
-        ctx.guard_holding = len(changes)
+                    "`discard`", len({(t, i) for _, t, i in scan.changes}))
+    if ctx.guard_holding != len(scan.changes):
+        ctx.guard_holding = len(scan.changes)
         ctx.status.notify()
-    first: int = changes[0][0]
     return first
+
+
+async def guard_check(ctx: Any, scan: GuardScan | None = None) -> int | None:
+    """Return the first outbox seq to hold back, or None; carries out an admin decision.
+
+    `scan`: a `guard_scan` the caller already read (else it is read here).
+    """
+    site = str(ctx.site_id)
+    floor = ctx.settings.guard_min_records
+    if scan is None:
+        scan = await ctx.read(lambda c: guard_scan(c, site, ctx.now_ms(), floor))
+    if scan.decision == "discard":
+        await _compensate(ctx, scan.released_to)
+        scan = await ctx.read(lambda c: guard_scan(c, site, ctx.now_ms(), floor))
+    return guard_verdict(ctx, scan)
 
 
 def held_summary(conn: sqlite3.Connection, site: str, now_ms: int,

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 from dataclasses import dataclass
 
 from edge_node.sync.context import SyncContext
 from edge_node.sync.errors import HubRefused, SyncError
-from edge_node.sync.guard import guard_check
+from edge_node.sync.guard import GuardScan, guard_check, guard_scan, guard_verdict, hold_from
 from sync_protocol.batch import batch_hash, seal_batch
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import BadSignature
@@ -35,6 +36,9 @@ from sync_protocol.receipt import verify_receipt
 from sync_protocol.wire import decode_changes
 
 log = logging.getLogger(__name__)
+
+#: Batches of at most this many changes are sealed on the event loop.
+INLINE_SEAL_CHANGES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,35 @@ def _first_unacked(conn: sqlite3.Connection) -> OwnBatch | None:
     return OwnBatch(row[0], row[1], bytes(row[2]), bytes(row[3])) if row else None
 
 
+def _outbox(conn: sqlite3.Connection, hold_from: int | None, limit: int, max_bytes: int
+            ) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """(hash of the last sealed batch, outbox rows to seal next — before `hold_from`)."""
+    row = conn.execute("SELECT seq_to, batch_hash FROM pushed_batches "
+                       "ORDER BY seq_from DESC LIMIT 1").fetchone()
+    last, prev = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
+    upto = hold_from - 1 if hold_from is not None else 1 << 62
+    rows: list[tuple[int, bytes]] = []
+    size = 0
+    for seq, raw in conn.execute("SELECT seq, change FROM outbox WHERE seq > ? AND "
+                                 "seq <= ? ORDER BY seq LIMIT ?", (last, upto, limit)):
+        if rows and size + len(raw) > max_bytes:
+            break
+        rows.append((int(seq), bytes(raw)))
+        size += len(raw)
+    return prev, rows
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What one round of the pusher read (`Pusher._look`)."""
+
+    blocked: bool = False
+    unacked: OwnBatch | None = None
+    scan: GuardScan | None = None
+    #: (previous batch hash, outbox rows); None when the guard must act first.
+    outbox: tuple[bytes, list[tuple[int, bytes]]] | None = None
+
+
 def _blocked(conn: sqlite3.Connection) -> bool:
     row = conn.execute("SELECT count(*) FROM dead_letters WHERE resolved_ms IS NULL").fetchone()
     return bool(row[0])
@@ -64,14 +97,36 @@ class Pusher:
         ctx = self.ctx
         while True:
             ctx.push_due.clear()  # the writer's outbox event: cleared before we look
-            if ctx.keyring is None or await ctx.read(_blocked):
+            if ctx.keyring is None:
                 await self._wait(ctx.settings.control_poll_s)
                 continue
-            batch = await ctx.read(_first_unacked) or await self._seal_next()
+            look = await ctx.read(self._look)
+            if look.blocked:
+                await self._wait(ctx.settings.control_poll_s)
+                continue
+            batch = look.unacked or await self._seal_next(look)
             if batch is None:
                 await self._wait(ctx.settings.control_poll_s if ctx.guard_holding else None)
                 continue
             await self._push(batch)
+
+    def _look(self, conn: sqlite3.Connection) -> _Look:
+        """Everything one round of the loop reads, in one thread hop (each hop costs
+        more than these reads on a busy machine): dead letters, the first
+        unacknowledged batch, else the guard's scan and the outbox it lets through."""
+        if _blocked(conn):
+            return _Look(blocked=True)
+        unacked = _first_unacked(conn)
+        if unacked is not None:
+            return _Look(unacked=unacked)
+        settings = self.ctx.settings
+        scan = guard_scan(conn, str(self.ctx.site_id), self.ctx.now_ms(),
+                          settings.guard_min_records)
+        if scan.decision == "discard":
+            return _Look(scan=scan)  # compensate first (`guard_check`), then read again
+        first = hold_from(scan, settings.guard_share, settings.guard_min_records)
+        return _Look(scan=scan, outbox=_outbox(conn, first, settings.max_batch_changes,
+                                               settings.max_batch_bytes))
 
     async def _wait(self, timeout_s: float | None) -> None:
         """Until the writer commits outbox rows (or someone asks), at most `timeout_s`."""
@@ -79,28 +134,18 @@ class Pusher:
             async with asyncio.timeout(timeout_s):
                 await self.ctx.push_due.wait()
 
-    async def _seal_next(self) -> OwnBatch | None:
+    async def _seal_next(self, look: _Look) -> OwnBatch | None:
         """Seal the next outbox changes after the last sealed batch; None if none wait."""
         ctx = self.ctx
-        limit, max_bytes = ctx.settings.max_batch_changes, ctx.settings.max_batch_bytes
-        hold_from = await guard_check(ctx)
-
-        def read(conn: sqlite3.Connection) -> tuple[int, bytes, list[tuple[int, bytes]]]:
-            row = conn.execute("SELECT seq_to, batch_hash FROM pushed_batches "
-                               "ORDER BY seq_from DESC LIMIT 1").fetchone()
-            last, prev = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
-            upto = hold_from - 1 if hold_from is not None else 1 << 62
-            rows: list[tuple[int, bytes]] = []
-            size = 0
-            for seq, raw in conn.execute("SELECT seq, change FROM outbox WHERE seq > ? AND "
-                                         "seq <= ? ORDER BY seq LIMIT ?", (last, upto, limit)):
-                if rows and size + len(raw) > max_bytes:
-                    break
-                rows.append((int(seq), bytes(raw)))
-                size += len(raw)
-            return last, prev, rows
-
-        _, prev, rows = await ctx.read(read)
+        settings = ctx.settings
+        if look.outbox is not None and look.scan is not None:
+            guard_verdict(ctx, look.scan)
+            outbox = look.outbox
+        else:
+            first = await guard_check(ctx, look.scan)
+            outbox = await ctx.read(lambda c: _outbox(c, first, settings.max_batch_changes,
+                                                      settings.max_batch_bytes))
+        prev, rows = outbox
         if not rows:
             return None
         changes: list[Change] = []
@@ -110,10 +155,13 @@ class Pusher:
         keyring = ctx.keyring
         assert keyring is not None
         now = ctx.now_ms()
-        sealed = await asyncio.to_thread(
+        seal = functools.partial(
             seal_batch, practice_id=ctx.state.practice_id, site_id=ctx.site_id,
             site_keys=ctx.edge.site.keys, key=keyring.current, changes=changes,
             prev_hash=prev, batch_id=uuid7(now, ctx.edge.entropy(10)))
+        # A few changes seal in ~0.1 ms, less than the hop to a thread costs on a busy
+        # machine (live writes); big batches (zstd, signing) go to a thread.
+        sealed = seal() if len(changes) <= INLINE_SEAL_CHANGES else await asyncio.to_thread(seal)
         batch = OwnBatch(changes[0].seq, changes[-1].seq, batch_hash(sealed), sealed)
         await ctx.execute((
             "INSERT INTO pushed_batches (seq_from, seq_to, batch_hash, prev_hash, key_epoch, "
