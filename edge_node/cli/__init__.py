@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-from edge_node.cli import backup, check, init, restore, serve, user
+from edge_node.cli import (
+    approve, backup, check, dead_letters, held, init, invite, restore, revoke, serve, user,
+)
 
 EXAMPLES = """\
 examples:
@@ -24,14 +26,18 @@ examples:
   chartsync edge user add suzuki --role clinician --data /var/lib/chartsync
   chartsync edge backup --data /var/lib/chartsync --to /mnt/usb/edge-2024-04-01.sqlite3
   chartsync edge check --data /var/lib/chartsync
+  chartsync edge init --data DIR --hub https://hub.example.jp --token TOKEN --name Branch
+  chartsync edge invite --data DIR            (on an approved site)
+  chartsync edge approve SITE --fingerprint XXXX-XXXX-XXXX-XXXX-XXXX --data DIR
 
 exit codes: 0 ok, 1 failure, 2 usage error
 """
 
 
 def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add init, serve, user, backup and check to `sub`."""
-    for module in (init, serve, user, backup, check, restore):
+    """Add every `edge` subcommand to `sub`."""
+    for module in (init, serve, user, backup, check, restore, invite, approve, revoke,
+                   dead_letters, held):
         module.add_parser(sub)
 
 
