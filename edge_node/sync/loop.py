@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: The hub's answer when the log after our cursor was trimmed (retention, issue #5).
 LOG_TRIMMED = "log_trimmed"
+#: Least time between two heartbeats (events set `heartbeat_due` much more often).
+HEARTBEAT_MIN_GAP_S = 1.0
 #: Received stream frames waiting to be applied (back-pressure on the socket beyond).
 STREAM_QUEUE_BATCHES = 128
 
@@ -334,10 +336,21 @@ class SyncLoop:
 
     async def _heartbeat(self) -> None:
         ctx = self.ctx
+        loop = asyncio.get_running_loop()
+        gap_s = min(ctx.settings.heartbeat_s, HEARTBEAT_MIN_GAP_S)
+        last = -gap_s
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(ctx.settings.heartbeat_s):
                     await ctx.heartbeat_due.wait()
+            # Events (every push, every pulled group) come far faster than a dashboard
+            # needs: report at most once per HEARTBEAT_MIN_GAP_S; what happens meanwhile
+            # goes in the next report. Each heartbeat costs a read here and a request and
+            # a commit at the hub, on the cores the live path (push -> hub -> stream) uses.
+            wait_s = last + gap_s - loop.time()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            last = loop.time()
             ctx.heartbeat_due.clear()
             if ctx.state.enrolled_status != "approved":
                 continue
