@@ -3,6 +3,11 @@
 Fan-out to many subscribers of one practice would otherwise run one identical
 query per subscriber per batch; concurrent identical reads are coalesced into
 one (`batches_after`), so 500 subscribers at the same cursor cost one query.
+
+A caller joins a read in flight only if no commit was announced since that read
+started: a subscriber woken by a new batch must not get the answer of a read
+that began before the batch was committed, or it would wait again with the
+batch unsent (seen as a stream that stalled until the next push, #5).
 """
 
 from __future__ import annotations
@@ -31,22 +36,24 @@ class Feed:
     def __init__(self, store: HubStore, notifier: Notifier) -> None:
         self._store = store
         self._notifier = notifier
-        self._inflight: dict[_Key, asyncio.Future[list[StoredBatch]]] = {}
+        #: Reads in flight, with `Notifier.published` when each started.
+        self._inflight: dict[_Key, tuple[asyncio.Future[list[StoredBatch]], int]] = {}
 
     async def batches_after(self, practice_id: PracticeId, after: int,
                             limit: int) -> list[StoredBatch]:
         """Like `HubStore.batches_after`, sharing one query among identical concurrent calls."""
         key = (practice_id, after, limit)
         while True:
-            pending = self._inflight.get(key)
-            if pending is None:
-                break
+            entry = self._inflight.get(key)
+            if entry is None or entry[1] != self._notifier.published(practice_id):
+                break  # nothing to join, or a read that may predate an announced commit
             try:
-                return await asyncio.shield(pending)
+                return await asyncio.shield(entry[0])
             except _LeaderGone:
                 continue
         future: asyncio.Future[list[StoredBatch]] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        mine = (future, self._notifier.published(practice_id))
+        self._inflight[key] = mine
         try:
             rows = await self._store.batches_after(practice_id, after, limit)
         except asyncio.CancelledError:
@@ -59,7 +66,8 @@ class Feed:
             future.set_result(rows)
             return rows
         finally:
-            del self._inflight[key]
+            if self._inflight.get(key) is mine:  # a fresher read may have taken the slot
+                del self._inflight[key]
 
     async def wait_batches(self, practice_id: PracticeId, after: int, limit: int,
                            wait_s: float) -> list[StoredBatch]:

@@ -27,13 +27,19 @@ class NotifierStats:
 class Notifier:
     """Per-practice events, replaced on every publish.  Loop-bound; not thread-safe."""
 
-    __slots__ = ("_events", "_publishes", "_registry", "_wake_alls")
+    __slots__ = ("_events", "_per_practice", "_publishes", "_registry", "_wake_alls")
 
     def __init__(self) -> None:
         self._events: dict[PracticeId, asyncio.Event] = {}
         self._registry: dict[PracticeId, int] = {}
+        self._per_practice: dict[PracticeId, int] = {}
         self._publishes = 0
         self._wake_alls = 0
+
+    def published(self, practice_id: PracticeId) -> int:
+        """Grows with every publish for `practice_id` (and every wake-all): a read that
+        started when this had the same value as now has missed no commit announced since."""
+        return self._per_practice.get(practice_id, 0) + self._wake_alls
 
     def ticket(self, practice_id: PracticeId) -> asyncio.Event:
         """The event the next publish for `practice_id` sets."""
@@ -45,6 +51,7 @@ class Notifier:
     def publish(self, practice_id: PracticeId, hub_seq: HubSeq) -> None:
         """Wake every waiter of `practice_id` (idempotent; duplicates only cost a re-check)."""
         self._publishes += 1
+        self._per_practice[practice_id] = self._per_practice.get(practice_id, 0) + 1
         if hub_seq == REGISTRY_CHANGED:
             self._registry[practice_id] = self._registry.get(practice_id, 0) + 1
         event = self._events.pop(practice_id, None)
