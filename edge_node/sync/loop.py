@@ -398,24 +398,35 @@ def sync_counts(conn: sqlite3.Connection) -> dict[str, Any]:
         "SELECT id, seq_from, seq_to, code, message, hint, at_ms FROM dead_letters "
         "WHERE resolved_ms IS NULL ORDER BY id")]
     row = conn.execute("SELECT cursor, digest, digest_count FROM sync_state").fetchone()
+    chains = dict(conn.execute("SELECT origin, next_seq FROM origin_chains"))
     return {"outbox_depth": int(depth), "oldest_unpushed_ms": oldest, "acked_seq": acked,
             "held": held, "dead_letters": dead, "cursor": int(row[0]) if row else 0,
-            "state_digest": row[1] if row else None, "records": row[2] if row else 0}
+            "state_digest": row[1] if row else None, "records": row[2] if row else 0,
+            "chains": chains}
 
 
 async def heartbeat_report(loop: SyncLoop) -> dict[str, Any]:
+    """The body of `POST /v1/heartbeat` (the hub refuses unknown keys; see its OpenAPI)."""
     ctx = loop.ctx
     counts = await ctx.read(sync_counts)
     stats = ctx.status.snapshot()
     upgrades = [h["detail"] for h in counts["held"] if h["reason"] == "upgrade"]
+    gaps = [{"origin": h["origin"], "missing_from": counts["chains"].get(h["origin"], 1),
+             "missing_to": h["seq_from"] - 1}
+            for h in counts["held"]
+            if h["reason"] == "gap" and counts["chains"].get(h["origin"], 1) < h["seq_from"]]
+    oldest = counts["oldest_unpushed_ms"]
     return {"cursor": counts["cursor"], "outbox_depth": counts["outbox_depth"],
+            "oldest_unpushed_age_s": None if oldest is None
+            else max(0.0, (ctx.now_ms() - oldest) / 1000),
             "software_version": SOFTWARE_VERSION,
             "protocol_version": f"{PROTOCOL_VERSION[0]}.{PROTOCOL_VERSION[1]}",
             "state_digest": counts["state_digest"],
-            "held": len(counts["held"]), "dead_letters": len(counts["dead_letters"]),
-            "gaps": sum(1 for h in counts["held"] if h["reason"] == "gap"),
-            "upgrade_needed": upgrades[0] if upgrades else None,
-            "guard_held": ctx.guard_holding, "last_error": stats.last_error}
+            "held_batches": len(counts["held"]), "dead_letters": len(counts["dead_letters"]),
+            "gaps": gaps[:100],
+            "upgrade_needed": upgrades[0][:200] if upgrades else None,
+            "guard_held": bool(ctx.guard_holding),
+            "last_error": stats.last_error[:500] if stats.last_error else None}
 
 
 __all__ = ["SyncLoop", "heartbeat_report", "sync_counts"]
