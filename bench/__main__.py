@@ -74,7 +74,7 @@ SUITES: list[tuple[str, Callable[[], dict[str, float]], list[Target]]] = [
         ("propagation_p50_ms", 15, False), ("propagation_p99_ms", 50, False),
         ("throughput_changes_per_s", 10_000, True), ("catchup_50k_s", 10, False)]),
     ("bootstrap", _optional("bench.bootstrap_bench", "run_bootstrap_bench"), [
-        ("bootstrap_100k_s", 15, False)]),
+        ("bootstrap_s", 15, False), ("bootstrap_resources_per_s", None, True)]),
 ]
 
 
