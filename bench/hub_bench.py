@@ -29,11 +29,11 @@ import nacl.utils
 from bench.pg import admin, with_db
 from bench.workload import changes_for_site
 from cloud_hub.credentials import credential_hash, new_operator_token
-from cloud_hub.pull_wire import decode_pull_response
 from cloud_hub.store.locator import open_store
 from sync_protocol.batch import batch_hash, seal_batch
 from sync_protocol.ids import uuid7
 from sync_protocol.keys import PracticeKey, SiteKeyPair
+from sync_protocol.pull_wire import decode_pull_response
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = 8

@@ -256,6 +256,30 @@ class PushAck(BaseModel):
     receipt: HubReceipt
     duplicate: bool = False
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body of a push answer: ids as UUID strings, hashes and signatures hex."""
+        r = self.receipt
+        return {"hub_seq": self.hub_seq, "duplicate": self.duplicate,
+                "receipt": {"practice_id": str(r.practice_id), "site_id": str(r.site_id),
+                            "batch_hash": r.batch_hash.hex(), "hub_seq": r.hub_seq,
+                            "signature": r.signature.hex()}}
+
+
+def push_ack_from_json(raw: Any) -> PushAck:
+    """Inverse of `PushAck.to_json` (`duplicate` defaults to false); raises `MalformedInput`."""
+    try:
+        r = raw["receipt"]
+        return PushAck(hub_seq=raw["hub_seq"], duplicate=raw.get("duplicate", False),
+                       receipt=HubReceipt(practice_id=UUID(r["practice_id"]),
+                                          site_id=UUID(r["site_id"]),
+                                          batch_hash=bytes.fromhex(r["batch_hash"]),
+                                          hub_seq=r["hub_seq"],
+                                          signature=bytes.fromhex(r["signature"])))
+    except ValidationError as exc:
+        raise MalformedInput(f"invalid push answer: {_first_error(exc)}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedInput(f"invalid push answer: {type(exc).__name__}") from exc
+
 
 class PullRequest(BaseModel):
     """Ask for batches after `after` (a hub sequence), waiting up to `wait_s`."""
@@ -276,12 +300,17 @@ class PulledBatch(BaseModel):
 
 
 class PullResponse(BaseModel):
-    """Batches in hub order; `head` is the hub's latest sequence for the practice."""
+    """Batches in hub order; `head` is the hub's latest sequence for the practice.
+
+    `log_id` names the hub's log (fixed when its store was created; another one
+    means a rebuilt hub); None only from a hub that does not send it.
+    """
 
     model_config = _FROZEN
 
     batches: tuple[PulledBatch, ...]
     head: Annotated[int, Field(ge=0)]
+    log_id: UUID | None = None
 
 
 class ErrorBody(BaseModel):

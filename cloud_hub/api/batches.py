@@ -8,7 +8,7 @@ registered site of its practice (rebuilding a lost hub, #5); the receipt then
 names the origin site.  Every refused push is counted per site and code (the
 dashboard's error counts).
 
-Pull: msgpack `PullResponse` (`cloud_hub.pull_wire`) with the store's
+Pull: msgpack `PullResponse` (`sync_protocol.pull_wire`) with the store's
 `log_id`, long-polling up to `wait_s`.  A cursor older than the oldest batch
 kept (retention) answers 410 `log_trimmed`.
 """
@@ -23,15 +23,14 @@ from aiohttp import web
 from cloud_hub.api import auth
 from cloud_hub.api.body import query_float, query_int, read_body
 from cloud_hub.api.context import HubContext, hub
-from cloud_hub.api.messages import push_ack_json
 from cloud_hub.errors import HubError, LogTrimmed, StoreUnavailable
 from cloud_hub.ingest import admit_batch, read_push
 from cloud_hub.log_keys import BATCH_ID, ERROR_CODE, HUB_SEQ, PRACTICE_ID, SITE_ID
-from cloud_hub.pull_wire import MEDIA_TYPE, encode_pull_response
 from cloud_hub.store.base import SiteRecord, StoredBatch
 from sync_protocol.errors import ProtocolError
 from sync_protocol.ids import PracticeId, SiteId
 from sync_protocol.models import PushAck
+from sync_protocol.pull_wire import MEDIA_TYPE, encode_pull_response
 from sync_protocol.receipt import sign_receipt
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ async def _push(request: web.Request, ctx: HubContext, site: SiteRecord) -> web.
                                      SITE_ID: str(batch.site_id), BATCH_ID: str(batch.batch_id),
                                      HUB_SEQ: appended.hub_seq})
     ack = PushAck(hub_seq=appended.hub_seq, receipt=receipt, duplicate=appended.duplicate)
-    return web.json_response(push_ack_json(ack))
+    return web.json_response(ack.to_json())
 
 
 async def _count_refusal(ctx: HubContext, site: SiteRecord, code: str) -> None:
@@ -132,5 +131,5 @@ async def pull(request: web.Request) -> web.Response:
     if batches:
         await check_not_trimmed(ctx, site.practice_id, after, batches[0])
     head = await ctx.store.head(site.practice_id)
-    return web.Response(body=encode_pull_response(batches, head, ctx.store.log_id),
+    return web.Response(body=encode_pull_response(batches, head=head, log_id=ctx.store.log_id),
                         content_type=MEDIA_TYPE)

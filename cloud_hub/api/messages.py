@@ -1,8 +1,9 @@
 """JSON bodies of the hub API that `sync_protocol.models` does not define (yet).
 
 Bytes travel as standard base64 (`B64`) except hashes and signatures in
-receipts, which travel as lowercase hex.  The pull and stream encodings are
-in `cloud_hub.pull_wire`.
+receipts, which travel as lowercase hex.  The push answer's JSON is
+`sync_protocol.models.PushAck.to_json`; the pull and stream encodings are in
+`sync_protocol.pull_wire`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
 )
-
-from sync_protocol.models import PushAck
 
 
 def _b64_in(value: Any) -> Any:
@@ -128,25 +127,6 @@ class HubKeyOut(BaseModel):
     fingerprint: str
     log_id: UUID = Field(description="fixed when the hub's store was created; another value "
                          "than the one an edge remembers means a rebuilt hub")
-
-
-def push_ack_json(ack: PushAck) -> dict[str, Any]:
-    """`PushAck` as JSON: hashes and signatures in hex."""
-    r = ack.receipt
-    return {"hub_seq": ack.hub_seq, "duplicate": ack.duplicate,
-            "receipt": {"practice_id": str(r.practice_id), "site_id": str(r.site_id),
-                        "batch_hash": r.batch_hash.hex(), "hub_seq": r.hub_seq,
-                        "signature": r.signature.hex()}}
-
-
-def push_ack_from_json(raw: dict[str, Any]) -> PushAck:
-    """Inverse of `push_ack_json` (for clients and tests)."""
-    r = raw["receipt"]
-    return PushAck.model_validate({
-        "hub_seq": raw["hub_seq"], "duplicate": raw["duplicate"],
-        "receipt": {"practice_id": r["practice_id"], "site_id": r["site_id"],
-                    "batch_hash": bytes.fromhex(r["batch_hash"]), "hub_seq": r["hub_seq"],
-                    "signature": bytes.fromhex(r["signature"])}})
 
 
 #: Bounds of a heartbeat (a site reports counts, ids and codes — never chart data).

@@ -25,7 +25,7 @@ from cloud_hub.api.messages import (
     SiteOut,
 )
 from cloud_hub.dashboard import DashboardOut
-from cloud_hub.pull_wire import MEDIA_TYPE
+from sync_protocol.pull_wire import MEDIA_TYPE
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 
 _PROBLEM: Final = {"$ref": "#/components/schemas/Problem"}

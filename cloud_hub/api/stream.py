@@ -1,7 +1,7 @@
 """`GET /v1/stream?after=N`: a WebSocket that sends each new batch of the practice as it lands.
 
 One binary frame per batch (msgpack `PulledBatch` with the store's `log_id`,
-see `cloud_hub.pull_wire`), in hub order, starting after `after`.  A cursor
+see `sync_protocol.pull_wire`), in hub order, starting after `after`.  A cursor
 older than the oldest batch kept is refused before the upgrade (410
 `log_trimmed`); a stream that falls behind a trim is closed with code 4410.
 The sender wakes on the notifier (this process's pushes, and other processes'
@@ -23,8 +23,8 @@ from cloud_hub.api.body import query_int
 from cloud_hub.api.context import HubContext, hub
 from cloud_hub.errors import LogTrimmed, StoreUnavailable
 from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
-from cloud_hub.pull_wire import encode_pulled
 from cloud_hub.store.base import SiteRecord, SiteStatus
+from sync_protocol.pull_wire import encode_pulled
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ async def _send(ws: web.WebSocketResponse, ctx: HubContext, site: SiteRecord,
                     await ticket.wait()
             continue
         for batch in batches:
-            await ws.send_bytes(encode_pulled(batch, ctx.store.log_id))
+            await ws.send_bytes(encode_pulled(hub_seq=batch.hub_seq, site_id=batch.site_id,
+                                             sealed=batch.sealed, log_id=ctx.store.log_id))
             cursor = batch.hub_seq
         if not batches:
             with contextlib.suppress(TimeoutError):

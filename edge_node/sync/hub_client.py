@@ -3,7 +3,7 @@
     settings = HubSettings.parse("https://hub.example.jp", ca_file=None, insecure_http=False)
     async with HubClient.open(settings, credential=cred) as hub:
         ack = await hub.push(sealed)                    # PushAck (receipt not yet verified)
-        page = await hub.pull(after=cursor, wait_s=25)  # Pulled: batches, head, log_id
+        page = await hub.pull(after=cursor, wait_s=25)  # PullResponse: batches, head, log_id
         async for pulled in hub.stream(after=cursor):   # WebSocket, one batch per frame
             ...
 
@@ -37,16 +37,13 @@ import aiohttp
 import orjson
 
 from edge_node.sync.errors import HubRefused, HubUnreachable, InsecureHubUrl
-from sync_protocol.canonical import unpack
-from sync_protocol.errors import MalformedInput
 from sync_protocol.keys import SitePublicKeys
-from sync_protocol.models import HubReceipt, PulledBatch, PushAck
+from sync_protocol.models import PulledBatch, PullResponse, PushAck, push_ack_from_json
+from sync_protocol.pull_wire import decode_pull_response, decode_pulled
 
 log = logging.getLogger(__name__)
 
-PULL_MEDIA_TYPE: Final = "application/x-msgpack"
 _OCTETS: Final = "application/octet-stream"
-_MAX_PULL_BYTES: Final = 1 << 30
 _CLOSE_REVOKED: Final = 4403
 _LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -154,13 +151,6 @@ class Mail:
 
 
 @dataclass(frozen=True, slots=True)
-class Pulled:
-    batches: tuple[PulledBatch, ...]
-    head: int
-    log_id: UUID | None
-
-
-@dataclass(frozen=True, slots=True)
 class PracticeCreated:
     practice_id: UUID
     name: str
@@ -218,39 +208,6 @@ def _opt_uuid(value: Any) -> UUID | None:
     if isinstance(value, bytes | bytearray):
         return UUID(bytes=bytes(value))
     return UUID(str(value))
-
-
-def push_ack_from_json(raw: Mapping[str, Any]) -> PushAck:
-    r = raw["receipt"]
-    return PushAck(hub_seq=raw["hub_seq"], duplicate=raw.get("duplicate", False),
-                   receipt=HubReceipt(practice_id=UUID(r["practice_id"]),
-                                      site_id=UUID(r["site_id"]),
-                                      batch_hash=bytes.fromhex(r["batch_hash"]),
-                                      hub_seq=r["hub_seq"],
-                                      signature=bytes.fromhex(r["signature"])))
-
-
-def _pulled(raw: Any) -> PulledBatch:
-    return PulledBatch(hub_seq=raw["hub_seq"], site_id=UUID(bytes=bytes(raw["site_id"])),
-                       sealed=bytes(raw["sealed"]))
-
-
-def decode_pull_response(data: bytes) -> Pulled:
-    """The msgpack pull answer; raises `MalformedInput`."""
-    raw = unpack(data, what="pull response", max_len=_MAX_PULL_BYTES)
-    try:
-        return Pulled(tuple(_pulled(b) for b in raw["batches"]), int(raw["head"]),
-                      _opt_uuid(raw.get("log_id")))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedInput(f"invalid pull response: {type(exc).__name__}") from exc
-
-
-def decode_pulled(data: bytes) -> PulledBatch:
-    raw = unpack(data, what="pulled batch", max_len=_MAX_PULL_BYTES)
-    try:
-        return _pulled(raw)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedInput(f"invalid pulled batch: {type(exc).__name__}") from exc
 
 
 # --- the client ------------------------------------------------------------------------
@@ -385,7 +342,7 @@ class HubClient:
         raw = await self._json("POST", "/v1/batches", data=sealed, content_type=_OCTETS)
         return push_ack_from_json(raw)
 
-    async def pull(self, *, after: int, limit: int = 100, wait_s: float = 0.0) -> Pulled:
+    async def pull(self, *, after: int, limit: int = 100, wait_s: float = 0.0) -> PullResponse:
         params = {"after": str(after), "limit": str(limit), "wait_s": str(wait_s)}
         async with self._request("GET", "/v1/batches", params=params,
                                  timeout_s=wait_s + self.settings.request_timeout_s) as resp:
@@ -503,5 +460,4 @@ def _describe(exc: BaseException) -> str:
 
 
 __all__ = ["Enrollment", "EnrollmentToken", "HubClient", "HubKey", "HubSettings", "Mail",
-           "PracticeCreated", "Pulled", "SiteInfo", "SnapshotDownload", "check_hub_url",
-           "decode_pull_response", "hub_ssl_context"]
+           "PracticeCreated", "SiteInfo", "SnapshotDownload", "check_hub_url", "hub_ssl_context"]

@@ -7,11 +7,10 @@ import base64
 from uuid import UUID, uuid4
 
 from cloud_hub.api.context import HUB
-from cloud_hub.api.messages import push_ack_from_json
-from cloud_hub.pull_wire import MEDIA_TYPE, decode_pull_response, decode_pulled
 from sync_protocol.batch import batch_hash, open_batch
 from sync_protocol.keys import SiteDirectory, SitePublicKeys
-from sync_protocol.models import Dot
+from sync_protocol.models import Dot, push_ack_from_json
+from sync_protocol.pull_wire import MEDIA_TYPE, decode_pull_response, decode_pulled
 from sync_protocol.receipt import verify_receipt
 from tests.cloud_hub.clinic import Clinic
 from tests.cloud_hub.harness import Harness

@@ -6,9 +6,9 @@ import asyncio
 
 import aiohttp
 
-from cloud_hub.pull_wire import decode_pulled
 from cloud_hub.store.base import HubStore
 from cloud_hub.store.locator import open_store
+from sync_protocol.pull_wire import decode_pulled
 from tests.cloud_hub.clinic import Clinic
 from tests.cloud_hub.harness import Clock, Harness, Member, add_operator
 from tests.cloud_hub.processes import (

@@ -11,9 +11,9 @@ import uuid
 from typing import Any
 
 from cloud_hub.api.context import HUB
-from cloud_hub.pull_wire import decode_pull_response, decode_pulled
 from sync_protocol.batch import seal_batch
 from sync_protocol.ids import PracticeId
+from sync_protocol.pull_wire import decode_pull_response, decode_pulled
 from tests.cloud_hub.harness import Harness
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/v1/hub-key"),

@@ -13,9 +13,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from cloud_hub.pull_wire import decode_pull_response, decode_pulled
 from cloud_hub.store.locator import open_store
 from cloud_hub.store.postgres import PostgresStore
+from sync_protocol.pull_wire import decode_pull_response, decode_pulled
 from tests.cloud_hub.harness import Clock, Harness, add_operator
 from tests.cloud_hub.processes import ROOT, HubProcess, hub_process
 

@@ -18,10 +18,10 @@ import nacl.utils
 import pytest
 
 from cloud_hub.credentials import credential_hash, new_site_credential
-from cloud_hub.pull_wire import decode_pull_response
 from cloud_hub.store.base import HubStore, NewSite, SiteStatus
 from sync_protocol.batch import read_sealed
 from sync_protocol.ids import PracticeId, SiteId
+from sync_protocol.pull_wire import decode_pull_response
 from tests.cloud_hub.clinic import Clinic, new_clinic
 from tests.cloud_hub.harness import NOW_MS, Harness, Member, running_hub
 from tests.sync_protocol.conftest import Site

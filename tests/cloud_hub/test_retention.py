@@ -10,10 +10,10 @@ import pytest
 
 from cloud_hub.api.context import HUB
 from cloud_hub.config import HubConfig
-from cloud_hub.pull_wire import decode_pull_response, decode_pulled, pulled_log_id
 from cloud_hub.store.base import HubStore, trim_point
 from cloud_hub.store.locator import open_store
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
+from sync_protocol.pull_wire import decode_pull_response, decode_pulled, pulled_log_id
 from tests.cloud_hub.harness import Harness
 from tests.cloud_hub.test_store_contract import NOW, enrolled, push
 
