@@ -212,8 +212,10 @@ async def local_practice(workdir: Path, *, store: str, site_names: Sequence[str]
     if created.returncode != 0:
         raise RuntimeError(f"hub practice create failed ({created.returncode})")
     practice = json.loads(out)
+    # The hub's signing key stays out of its store (required with PostgreSQL).
     hub = Child("hub", [py, "-m", "cloud_hub", "serve", "--store", store, "--host",
-                        "127.0.0.1", "--port", str(free_port())],
+                        "127.0.0.1", "--port", str(free_port()),
+                        "--hub-key-file", str(workdir / "hub-signing.key")],
                 logs / "hub.log", r"listening on (http://\S+)")
     await hub.start()
     hub_port = int(hub.url.rstrip("/").rsplit(":", 1)[1])

@@ -2,6 +2,13 @@
 
 Options (key: default — effect):
     store: (required) — `sqlite:PATH` or `postgresql://USER@HOST/DB`
+    hub_key_file: `<store dir>/hub-signing.key` for sqlite:, required for PostgreSQL — the
+        file holding the hub's Ed25519 signing seed (base64 text, or the 32 raw bytes).
+        Created with mode 0600 on first start (a seed an older hub kept in the store is
+        moved there and deleted from the store); the hub refuses to start if group or
+        others may access it, or if it is not the key the store was made with (the store
+        keeps only the public key, which the edges pinned).  Back it up apart from the
+        database (example: hub_key_file=/var/lib/chartsync-hub/hub-signing.key)
     host: 127.0.0.1 — address to listen on
     port: 8443 — TCP port (0 picks a free one)
     tls_cert / tls_key: unset — PEM files; both or neither (unset: plain HTTP, e.g. behind a proxy)
@@ -31,10 +38,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from cloud_hub.store.locator import is_store_url
+from cloud_hub.store.locator import SQLITE_PREFIX, is_store_url
 from sync_protocol.framing import Limits
 
 DEFAULT_PORT: Final = 8443
+#: The key file's name next to a SQLite store when `hub_key_file` is unset.
+DEFAULT_KEY_FILE_NAME: Final = "hub-signing.key"
 
 
 class ConfigError(ValueError):
@@ -44,6 +53,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     store: str
+    #: None only when built directly; `parse_hub_config` always sets it.
+    hub_key_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     tls_cert: Path | None = None
@@ -94,14 +105,15 @@ _MIN_METRICS_TOKEN_CHARS: Final = 16
 
 def parse_hub_config(raw: Mapping[str, Any]) -> HubConfig:
     """Build a `HubConfig` from `raw` (CLI arguments or a file); raises `ConfigError`. Pure."""
-    unknown = set(raw) - {"store", "host", "tls_cert", "tls_key", "metrics_token", *_INT_KEYS}
+    unknown = set(raw) - {"store", "host", "tls_cert", "tls_key", "metrics_token",
+                          "hub_key_file", *_INT_KEYS}
     if unknown:
         raise ConfigError(f"unknown hub option(s): {', '.join(sorted(unknown))}")
     store = raw.get("store")
     if not isinstance(store, str) or not is_store_url(store):
         raise ConfigError(f"store: {store!r} is not a store URL (example: sqlite:/var/lib/"
                           "chartsync/hub.db or postgresql://hub@127.0.0.1/chartsync)")
-    values: dict[str, Any] = {"store": store}
+    values: dict[str, Any] = {"store": store, "hub_key_file": _hub_key_file(store, raw)}
     host = raw.get("host", "127.0.0.1")
     if not isinstance(host, str) or not host:
         raise ConfigError(f"host: {host!r} is not an address (example: 0.0.0.0)")
@@ -133,3 +145,17 @@ def parse_hub_config(raw: Mapping[str, Any]) -> HubConfig:
     if cert is not None:
         values["tls_cert"], values["tls_key"] = Path(str(cert)), Path(str(key_file))
     return HubConfig(**values)
+
+
+def _hub_key_file(store: str, raw: Mapping[str, Any]) -> Path:
+    value = raw.get("hub_key_file")
+    if value is not None:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ConfigError(f"hub_key_file: {value!r} is not a path (example: "
+                              "hub_key_file=/var/lib/chartsync-hub/hub-signing.key)")
+        return Path(value)
+    if store.startswith(SQLITE_PREFIX):
+        return Path(store[len(SQLITE_PREFIX):]).parent / DEFAULT_KEY_FILE_NAME
+    raise ConfigError("hub_key_file: required with a PostgreSQL store, so the hub's signing "
+                      "key stays out of the database (example: hub_key_file=/var/lib/"
+                      "chartsync-hub/hub-signing.key)")

@@ -16,7 +16,9 @@
     ├── UnsupportedMediaType a compressed or mistyped request body (415)
     ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
     ├── StoreUnavailable    the database is unreachable right now; retry (503)
-    └── SchemaTooNew        the store was written by a newer hub (startup only)
+    ├── SchemaTooNew        the store was written by a newer hub (startup only)
+    └── HubKeyRefused       the hub key file is unsafe, unreadable or not this store's
+                            hub key (startup only)
 
 `ChainMismatch` extends the wire's `ChainBroken` with where the hub expects the
 site to resume.  Each class has a stable `code`, an HTTP status and says whether
@@ -94,6 +96,11 @@ class StoreUnavailable(HubError):
 
 class SchemaTooNew(HubError):
     code = "schema_too_new"
+    http_status = 500
+
+
+class HubKeyRefused(HubError):
+    code = "hub_key_refused"
     http_status = 500
 
 

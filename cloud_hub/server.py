@@ -1,4 +1,4 @@
-"""Run the hub: open the store, load (or make) the hub key, serve HTTP(S) until cancelled."""
+"""Run the hub: open the store, load (or make) the hub key file, serve HTTP(S) until cancelled."""
 
 from __future__ import annotations
 
@@ -36,10 +36,15 @@ async def serve(config: HubConfig, *, now_ms: Callable[[], int],
                 on_ready: Callable[[str, str], None]) -> None:
     """Serve until cancelled; calls `on_ready(url, hub key fingerprint)` once listening.
 
-    Raises `SchemaTooNew` or `StoreUnavailable` if the store cannot be opened.
+    Raises `SchemaTooNew` or `StoreUnavailable` if the store cannot be opened, and
+    `HubKeyRefused` if the hub key file is unsafe or not this store's.
     """
+    if config.hub_key_file is None:
+        raise ValueError("config.hub_key_file is unset; build the config with "
+                         "parse_hub_config")
     async with open_store(config.store, pool_size=config.pool_size) as store:
-        signing_key = await load_signing_key(store, random_bytes(32), now_ms())
+        signing_key = await load_signing_key(store, config.hub_key_file, random_bytes(32),
+                                             now_ms())
         notifier = Notifier()
         ctx = HubContext(config, store, notifier, Feed(store, notifier), signing_key, now_ms,
                          random_bytes)

@@ -71,7 +71,9 @@ def test_hub_toml_parses_with_the_real_parser() -> None:
         "no password in the store URL"
     # The values written out are the defaults: the example changes nothing by itself.
     defaults = HubConfig(store=config.store)
-    for key in raw:
+    # hub_key_file has no default with PostgreSQL: the example must set it.
+    assert config.hub_key_file is not None
+    for key in raw.keys() - {"hub_key_file"}:
         assert getattr(config, key) == getattr(defaults, key), key
 
 
@@ -180,6 +182,10 @@ def test_hub_unit_runs_a_real_command() -> None:
     args = parse_cli(argv[1:])
     assert (args.command, args.hub_command) == ("hub", "serve")
     assert args.config == Path("/etc/chartsync/hub.toml")
+    # ProtectSystem=strict: the hub can create its key file only in its StateDirectory.
+    config = parse_hub_config(tomllib.loads(HUB_TOML.read_text(encoding="utf-8"))["hub"])
+    assert config.hub_key_file is not None
+    assert config.hub_key_file.parent == Path(f"/var/lib/{service['StateDirectory'][0]}")
     run_help(["hub", "serve"])
 
 
@@ -309,6 +315,9 @@ def test_compose_commands_are_real_chartsync_commands(tmp_path: Path) -> None:
         **{**vars(args), "config": HUB_TOML})))
     assert config.store == "postgresql://chartsync@db:5432/chartsync"
     assert config.host == "0.0.0.0"
+    assert config.hub_key_file is not None
+    assert f"hub-key:{config.hub_key_file.parent}" in hub["volumes"], \
+        "the hub key file is on a volume (the container is read-only)"
     assert f"127.0.0.1:{config.port}:{config.port}" in hub["ports"]
     edge = parse_cli(services["edge"]["command"])
     assert (edge.command, edge.edge_command) == ("edge", "serve")

@@ -24,6 +24,7 @@ _EXAMPLES = """\
 examples:
   chartsync hub serve --store sqlite:/var/lib/chartsync/hub.db
   chartsync hub serve --store postgresql://hub@127.0.0.1/chartsync --host 0.0.0.0 --port 8443 \\
+      --hub-key-file /var/lib/chartsync-hub/hub-signing.key \\
       --tls-cert /etc/chartsync/hub.pem --tls-key /etc/chartsync/hub.key
   chartsync hub serve --config /etc/chartsync/hub.toml     # keys of the [hub] table
 """
@@ -47,6 +48,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                         "trimmed once a snapshot covers them (default 0: keep all)")
     parser.add_argument("--snapshots-kept", type=int, help="snapshots kept per practice "
                         "(default 3)")
+    parser.add_argument("--hub-key-file", help="file with the hub's signing seed, made "
+                        "(mode 0600) on first start (default: hub-signing.key next to a "
+                        "sqlite: store; required for PostgreSQL)")
     parser.add_argument("--metrics-token", help="a bearer token that may scrape /metrics "
                         "(besides the operator credential); prefer the config file")
     parser.set_defaults(handler=run)
@@ -58,7 +62,8 @@ def raw_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.config is not None:
         raw.update(tomllib.loads(args.config.read_text(encoding="utf-8")).get("hub", {}))
     for key in ("store", "host", "port", "tls_cert", "tls_key", "max_drift_ms",
-                "max_batch_bytes", "retention_batches", "snapshots_kept", "metrics_token"):
+                "max_batch_bytes", "retention_batches", "snapshots_kept", "metrics_token",
+                "hub_key_file"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     return raw

@@ -224,8 +224,16 @@ class HubStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def hub_signing_seed(self, candidate: bytes, now_ms: int) -> bytes:
-        """Return the hub's Ed25519 seed, storing `candidate` if there is none yet (once)."""
+    async def legacy_hub_seed(self) -> bytes | None:
+        """The signing seed a schema ≤2 hub kept in the store, or None (moved out or never
+        there).  Read only to move it to the hub key file (`cloud_hub.keyprint`)."""
+        ...
+
+    async def bind_hub_key(self, verify_key: bytes, now_ms: int) -> bytes:
+        """Record `verify_key` (public) as this store's hub key unless one is recorded;
+        return the recorded one.  When that is `verify_key`, a legacy seed is deleted in
+        the same transaction, so call this only once the seed is safe in the key file.
+        Idempotent."""
         ...
 
     # --- operators, practices, enrollment --------------------------------------------------

@@ -25,6 +25,9 @@ SCHEMA_VERSION changelog:
     2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
        site_chain.last_push_ms, snapshots.snapshot_id, heartbeats, push_rejections,
        operator_actions (#5).
+    3  hub_identity: the hub's PUBLIC key only.  The signing seed lives in the hub key
+       file; a seed left in hub_key by schema 2 is deleted by `bind_hub_key` once the
+       hub has written it to its key file.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ from sync_protocol.models import GENESIS_HASH, TOKEN_BYTES
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 CHANNEL: Final = "chartsync_batches"
 #: How often the listener proves its connection is alive when nothing arrives.
 LISTENER_KEEPALIVE_S: Final = 2.0
@@ -139,6 +142,11 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         """CREATE TABLE operator_actions (practice_id uuid NOT NULL, action_id uuid NOT NULL,
                site_id uuid, action text NOT NULL, operator_ref text NOT NULL,
                at_ms bigint NOT NULL, PRIMARY KEY (practice_id, action_id))""",
+    ),
+    3: (
+        # hub_key (schema 1) keeps its seed until the hub has moved it to its key file.
+        """CREATE TABLE hub_identity (id int PRIMARY KEY CHECK (id = 1),
+               verify_key bytea NOT NULL, created_ms bigint NOT NULL)""",
     ),
 }
 
@@ -303,11 +311,19 @@ class PostgresStore:
         async with _translated():
             return str(await self._pool.execute(sql, *args))
 
-    async def hub_signing_seed(self, candidate: bytes, now_ms: int) -> bytes:
+    async def legacy_hub_seed(self) -> bytes | None:
+        row = await self._fetchrow("SELECT signing_seed FROM hub_key WHERE id = 1")
+        return None if row is None else bytes(row[0])
+
+    async def bind_hub_key(self, verify_key: bytes, now_ms: int) -> bytes:
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("INSERT INTO hub_key VALUES (1, $1, $2) ON CONFLICT (id) "
-                               "DO NOTHING", candidate, now_ms)
-            return bytes(await conn.fetchval("SELECT signing_seed FROM hub_key WHERE id = 1"))
+            await conn.execute("INSERT INTO hub_identity VALUES (1, $1, $2) ON CONFLICT (id) "
+                               "DO NOTHING", verify_key, now_ms)
+            recorded = bytes(await conn.fetchval(
+                "SELECT verify_key FROM hub_identity WHERE id = 1"))
+            if recorded == verify_key:
+                await conn.execute("DELETE FROM hub_key")
+        return recorded
 
     async def add_operator(self, credential_hash: bytes, now_ms: int) -> None:
         await self._execute("INSERT INTO operators VALUES ($1, $2)", credential_hash, now_ms)

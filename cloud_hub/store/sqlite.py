@@ -10,6 +10,9 @@ SCHEMA_VERSION changelog:
     2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
        site_chain.last_push_ms, snapshots.snapshot_id, heartbeats, push_rejections,
        operator_actions (#5).
+    3  hub_identity: the hub's PUBLIC key only.  The signing seed lives in the hub key
+       file; a seed left in hub_key by schema 2 is deleted by `bind_hub_key` once the
+       hub has written it to its key file.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from cloud_hub.store.base import (
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.models import GENESIS_HASH
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
@@ -116,6 +119,11 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         """CREATE TABLE operator_actions (practice_id BLOB NOT NULL, action_id BLOB NOT NULL,
                site_id BLOB, action TEXT NOT NULL, operator_ref TEXT NOT NULL,
                at_ms INTEGER NOT NULL, PRIMARY KEY (practice_id, action_id))""",
+    ),
+    3: (
+        # hub_key (schema 1) keeps its seed until the hub has moved it to its key file.
+        """CREATE TABLE hub_identity (id INTEGER PRIMARY KEY CHECK (id = 1),
+               verify_key BLOB NOT NULL, created_ms INTEGER NOT NULL)""",
     ),
 }
 
@@ -245,14 +253,24 @@ class SqliteStore:
         async with self._lock, _translated(), self._db.execute(sql, args) as cur:
             return list(await cur.fetchall())
 
-    async def hub_signing_seed(self, candidate: bytes, now_ms: int) -> bytes:
+    async def legacy_hub_seed(self) -> bytes | None:
+        row = await self._one("SELECT signing_seed FROM hub_key WHERE id = 1")
+        return None if row is None else bytes(row[0])
+
+    async def bind_hub_key(self, verify_key: bytes, now_ms: int) -> bytes:
         async with self._tx() as db:
-            await db.execute("INSERT INTO hub_key (id, signing_seed, created_ms) VALUES "
-                             "(1, ?, ?) ON CONFLICT (id) DO NOTHING", (candidate, now_ms))
-            async with db.execute("SELECT signing_seed FROM hub_key WHERE id = 1") as cur:
+            await db.execute("INSERT INTO hub_identity (id, verify_key, created_ms) VALUES "
+                             "(1, ?, ?) ON CONFLICT (id) DO NOTHING", (verify_key, now_ms))
+            async with db.execute("SELECT verify_key FROM hub_identity WHERE id = 1") as cur:
                 row = await cur.fetchone()
-        assert row is not None
-        return bytes(row[0])
+            assert row is not None
+            recorded = bytes(row[0])
+            if recorded == verify_key:
+                # secure_delete: the freed page is zeroed, not left readable in the file.
+                await db.execute("PRAGMA secure_delete = ON")
+                await db.execute("DELETE FROM hub_key")
+                await db.execute("PRAGMA secure_delete = OFF")
+        return recorded
 
     async def add_operator(self, credential_hash: bytes, now_ms: int) -> None:
         async with self._tx() as db:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -131,11 +133,16 @@ def hub_seed() -> bytes:
 
 
 @asynccontextmanager
-async def running_hub(store: HubStore) -> AsyncIterator[Harness]:
-    """The real hub app over `store` on a loopback test server, with a fixed clock."""
+async def running_hub(store: HubStore, key_file: Path | None = None) -> AsyncIterator[Harness]:
+    """The real hub app over `store` on a loopback test server, with a fixed clock.
+
+    The hub key file is `key_file`, or one in a fresh temporary directory.
+    """
     clock = Clock()
     notifier = Notifier()
-    signing_key = await load_signing_key(store, hub_seed(), clock())
+    with tempfile.TemporaryDirectory() as tmp:
+        signing_key = await load_signing_key(store, key_file or Path(tmp) / "hub.key",
+                                             hub_seed(), clock())
     config = parse_hub_config({"store": "sqlite:unused", "max_batch_bytes": 4 * 1024 * 1024,
                                "max_snapshot_bytes": 8 * 1024 * 1024})
     ctx = HubContext(config, store, notifier, Feed(store, notifier), signing_key, clock,

@@ -36,8 +36,11 @@ class HubProcess:
     """One `python -m cloud_hub serve` child on 127.0.0.1:`port`."""
 
     def __init__(self, store: str, port: int | None = None, *,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, key_file: Path | None = None) -> None:
+        """`key_file`: the hub key file; required with PostgreSQL (processes sharing a
+        database share it), next to the store by default with SQLite."""
         self.store = store
+        self.key_file = key_file
         self.port = port or free_port()
         self.tls = tls
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -51,6 +54,8 @@ class HubProcess:
         """Spawn and wait (deadline) for its "listening" line: store open, socket bound."""
         tls_args = ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])] \
             if self.tls else []
+        if self.key_file is not None:
+            tls_args += ["--hub-key-file", str(self.key_file)]
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cloud_hub", "serve", "--store", self.store,
             "--host", "127.0.0.1", "--port", str(self.port), *tls_args, cwd=ROOT,
@@ -93,8 +98,9 @@ class HubProcess:
 
 
 @contextlib.asynccontextmanager
-async def hub_process(store: str, port: int | None = None) -> AsyncIterator[HubProcess]:
-    hub = HubProcess(store, port)
+async def hub_process(store: str, port: int | None = None, *,
+                      key_file: Path | None = None) -> AsyncIterator[HubProcess]:
+    hub = HubProcess(store, port, key_file=key_file)
     try:
         await hub.start()
         yield hub

@@ -14,6 +14,7 @@ def test_defaults_and_overrides() -> None:
     assert (config.host, config.port, config.tls_cert) == ("127.0.0.1", 8443, None)
     assert config.limits.max_sealed_bytes == config.max_batch_bytes
     tuned = parse_hub_config({"store": "postgresql://hub@db/chartsync", "port": "9000",
+                              "hub_key_file": "/var/lib/chartsync-hub/hub-signing.key",
                               "max_batch_changes": 500, "tls_cert": "c.pem",
                               "tls_key": "k.pem"})
     assert (tuned.port, tuned.limits.max_changes) == (9000, 500)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 
@@ -30,10 +31,11 @@ async def _practice(session: aiohttp.ClientSession, store: HubStore,
     return await harness.practice_with_sites(n)
 
 
-async def test_postgres_restart_while_sites_push() -> None:
+async def test_postgres_restart_while_sites_push(tmp_path: Path) -> None:
     async with restartable_cluster() as cluster:
         dsn = cluster_hub_dsn(cluster)
-        async with hub_process(dsn) as hub, open_store(dsn, pool_size=2) as store, \
+        async with hub_process(dsn, key_file=tmp_path / "hub.key") as hub, \
+                open_store(dsn, pool_size=2) as store, \
                 aiohttp.ClientSession(base_url=hub.url) as session:
             clinic, members = await _practice(session, store, SITES)
             run = sealed_run(clinic, members, PER_SITE, 20)
@@ -58,8 +60,9 @@ async def test_postgres_restart_while_sites_push() -> None:
             await audit(fresh, clinic.practice_id, run)
 
 
-async def test_hub_killed_mid_push_loses_and_doubles_nothing(pg_dsn: str) -> None:
-    hub = HubProcess(pg_dsn)
+async def test_hub_killed_mid_push_loses_and_doubles_nothing(pg_dsn: str,
+                                                             tmp_path: Path) -> None:
+    hub = HubProcess(pg_dsn, key_file=tmp_path / "hub.key")
     await hub.start()
     try:
         async with open_store(pg_dsn, pool_size=2) as store, \

@@ -20,8 +20,11 @@ from tests.cloud_hub.harness import Clock, Harness, add_operator
 from tests.cloud_hub.processes import ROOT, HubProcess, hub_process
 
 
-async def test_batch_pushed_to_one_process_reaches_subscribers_of_another(pg_dsn: str) -> None:
-    async with hub_process(pg_dsn) as hub1, hub_process(pg_dsn) as hub2, \
+async def test_batch_pushed_to_one_process_reaches_subscribers_of_another(
+        pg_dsn: str, tmp_path: Path) -> None:
+    key_file = tmp_path / "hub-signing.key"  # one hub key, shared by both processes
+    async with hub_process(pg_dsn, key_file=key_file) as hub1, \
+            hub_process(pg_dsn, key_file=key_file) as hub2, \
             open_store(pg_dsn, pool_size=2) as store, \
             aiohttp.ClientSession(base_url=hub1.url) as s1, \
             aiohttp.ClientSession(base_url=hub2.url) as s2:
@@ -44,15 +47,19 @@ async def test_batch_pushed_to_one_process_reaches_subscribers_of_another(pg_dsn
                 assert decode_pulled(await ws.receive_bytes()).sealed == back
 
 
-async def test_serve_creates_the_schema_and_refuses_a_newer_one(pg_dsn: str) -> None:
-    async with hub_process(pg_dsn) as hub, aiohttp.ClientSession() as session, \
+async def test_serve_creates_the_schema_and_refuses_a_newer_one(pg_dsn: str,
+                                                               tmp_path: Path) -> None:
+    key_file = tmp_path / "hub-signing.key"
+    async with hub_process(pg_dsn, key_file=key_file) as hub, \
+            aiohttp.ClientSession() as session, \
             session.get(f"{hub.url}/healthz") as resp:
         assert (await resp.json())["schema_version"] == PostgresStore.schema_version
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute("UPDATE schema_meta SET version = 7")
     await conn.close()
     done = await asyncio.to_thread(subprocess.run, [
-        sys.executable, "-m", "cloud_hub", "serve", "--store", pg_dsn, "--port", "0"],
+        sys.executable, "-m", "cloud_hub", "serve", "--store", pg_dsn, "--port", "0",
+        "--hub-key-file", str(key_file)],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "schema version 7" in done.stderr
@@ -103,3 +110,23 @@ async def test_serve_over_tls(tmp_path: Path) -> None:
                     await resp.read()
     finally:
         await hub.stop()
+
+
+def test_serve_refuses_a_key_file_others_may_read(tmp_path: Path) -> None:
+    key_file = tmp_path / "hub-signing.key"
+    key_file.write_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n")
+    key_file.chmod(0o644)
+    done = subprocess.run([
+        sys.executable, "-m", "cloud_hub", "serve", "--store", f"sqlite:{tmp_path / 'hub.db'}",
+        "--port", "0", "--hub-key-file", str(key_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert str(key_file) in done.stderr and f"chmod 600 {key_file}" in done.stderr
+
+
+def test_serve_without_a_key_file_for_postgresql_is_a_usage_error() -> None:
+    done = subprocess.run([
+        sys.executable, "-m", "cloud_hub", "serve", "--store", "postgresql://hub@db/chartsync"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "hub_key_file" in done.stderr and "example" in done.stderr

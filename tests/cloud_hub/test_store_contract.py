@@ -57,9 +57,11 @@ async def test_schema_is_created_once_and_a_newer_one_is_refused(store_url: str)
     assert "99" in str(err.value) and str(store.schema_version) in str(err.value)
 
 
-async def test_hub_key_is_generated_once(hub_store: HubStore) -> None:
-    first = await hub_store.hub_signing_seed(b"a" * 32, NOW)
-    assert await hub_store.hub_signing_seed(b"b" * 32, NOW) == first == b"a" * 32
+async def test_hub_public_key_is_recorded_once(hub_store: HubStore) -> None:
+    assert await hub_store.legacy_hub_seed() is None
+    assert await hub_store.bind_hub_key(b"a" * 32, NOW) == b"a" * 32
+    assert await hub_store.bind_hub_key(b"b" * 32, NOW) == b"a" * 32
+    assert await hub_store.bind_hub_key(b"a" * 32, NOW) == b"a" * 32
 
 
 async def test_practices_and_operators(hub_store: HubStore) -> None:

@@ -1,14 +1,17 @@
-"""A full `pg_dump` of the hub holds no patient name, identifier or note text."""
+"""A full `pg_dump` of the hub holds no patient name, identifier or note text, and not the
+hub's signing seed (which lives in the hub key file)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from cloud_hub.keyprint import read_seed
 from cloud_hub.store.locator import open_store
 from sync_protocol.batch import read_sealed
 from sync_protocol.models import Change
@@ -43,11 +46,12 @@ def charts(site: Site) -> list[Change]:
     return [site.change(patient, rid=PATIENT_ID), site.change(note)]
 
 
-async def test_pg_dump_of_the_hub_holds_no_chart_content(pg_dsn: str) -> None:
+async def test_pg_dump_of_the_hub_holds_no_chart_content(pg_dsn: str, tmp_path: Path) -> None:
     binary = pg_dump_binary()
     needles = [NAME_FAMILY, NAME_GIVEN, KANJI_NAME, MRN, NOTE[:30], PATIENT_ID, "1961-04-02",
                "Patient/"]
-    async with open_store(pg_dsn) as store, running_hub(store) as harness:
+    key_file = tmp_path / "hub-signing.key"
+    async with open_store(pg_dsn) as store, running_hub(store, key_file) as harness:
         client = harness.client
         clinic, (a, b) = await harness.practice_with_sites()
         sealed = clinic.seal(a.site, changes=charts(a.site))
@@ -67,3 +71,10 @@ async def test_pg_dump_of_the_hub_holds_no_chart_content(pg_dsn: str) -> None:
         assert needle not in dump, needle
         assert raw.hex() not in dump, f"{needle} (hex)"
         assert raw.hex().upper() not in dump, f"{needle} (HEX)"
+    # The hub's signing seed is in its key file only: a stolen dump cannot forge receipts.
+    seed = read_seed(key_file)
+    assert harness.hub_verify_key.hex() in dump, "the public key is kept, as hex"
+    for form in (seed.hex(), seed.hex().upper(), base64.b64encode(seed).decode(),
+                 base64.urlsafe_b64encode(seed).decode().rstrip("=")):
+        assert form not in dump, "hub signing seed in the dump"
+    assert seed.decode("latin-1") not in done.stdout.decode("latin-1")
