@@ -37,7 +37,7 @@ from edge_node.store.schema import db_path
 from edge_node.sync.context import SyncContext
 from edge_node.sync.errors import HubRefused, HubUnreachable
 from edge_node.sync.hub_client import HubClient, HubSettings
-from edge_node.sync.puller import MAX_GROUP_BATCHES, MAX_GROUP_BYTES, Puller, refresh_registry
+from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, refresh_registry
 from edge_node.sync.pusher import Pusher
 from edge_node.sync.settings import SyncSettings
 from edge_node.sync.state import SyncState, keyring_row, load_sync_state
@@ -210,7 +210,7 @@ class SyncLoop:
             while isinstance(item, PulledBatch):
                 group.append(item)
                 size += len(item.sealed)
-                if len(group) >= MAX_GROUP_BATCHES or size >= MAX_GROUP_BYTES \
+                if len(group) >= ctx.settings.max_group_batches or size >= MAX_GROUP_BYTES \
                         or queue.empty():
                     break
                 item = queue.get_nowait()

@@ -65,8 +65,8 @@ def _chain(conn: sqlite3.Connection, origin: str) -> tuple[int, bytes]:
     return (int(row[0]), bytes(row[1])) if row else (1, GENESIS_HASH)
 
 
-#: Most batches / sealed bytes applied in one transaction by `Puller.handle_group`.
-MAX_GROUP_BATCHES: Final = 64
+#: Most sealed bytes applied in one transaction by `Puller.handle_group` (the most
+#: batches is the `max_group_batches` setting).
 MAX_GROUP_BYTES: Final = 32 << 20
 
 

@@ -15,6 +15,7 @@ Options (defaults in brackets), in the `[sync]` part of the edge's settings:
     snapshot_every_changes  applied changes (history rows) since the last uploaded snapshot
                         before this site uploads a new one (`snapshots.snapshotter`) [5000]
     snapshot_check_s    how often the snapshotter looks at that count [30]
+    max_group_batches   most pulled batches applied in one transaction [64]
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class SyncSettings:
     guard_min_records: int = 50
     snapshot_every_changes: int = 5000
     snapshot_check_s: float = 30.0
+    #: Most pulled batches applied in one transaction (a catch-up costs one commit per group).
+    max_group_batches: int = 64
 
 
 def parse_sync_settings(raw: Mapping[str, Any]) -> SyncSettings:

@@ -95,7 +95,8 @@ async def test_edge_sigkill_while_applying_a_pulled_stream_applies_each_change_o
             finally:
                 conn.close()
 
-        child = edge_child(b_dir, tmp_path, sync_options=FAST_OPTIONS)
+        # One pulled batch per transaction, so the kill lands between commits of the stream.
+        child = edge_child(b_dir, tmp_path, sync_options=(*FAST_OPTIONS, "max_group_batches=1"))
         async with started(child):
             await wait_for(lambda: applied() >= 200, "b applying the stream", 60)
             await child.kill()
