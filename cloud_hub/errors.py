@@ -29,23 +29,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sync_protocol.errors import ChainBroken
+from sync_protocol.errors import ActionableError, ChainBroken
 
 
-class HubError(Exception):
+class HubError(ActionableError):
     """A refused request or an unavailable hub.  See the module docstring for the tree."""
 
     code: ClassVar[str] = "hub_error"
     http_status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
-
-    def __init__(self, message: str, *, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
 
     def details(self) -> dict[str, Any]:
         """Extra members of the problem body (stable names clients may read)."""

@@ -16,20 +16,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from sync_protocol.errors import ActionableError
 
-class CoreError(ValueError):
+
+class CoreError(ActionableError, ValueError):
     """Input the merge core refuses.  See the module docstring for the tree."""
 
     code: ClassVar[str] = "conflict_core"
     retryable: ClassVar[bool] = False
-
-    def __init__(self, message: str, *, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class MergeError(CoreError):

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from sync_protocol.errors import ActionableError
 
-class EdgeError(Exception):
+
+class EdgeError(ActionableError):
     """A refused request or command.  See the module docstring for the tree."""
 
     code: ClassVar[str] = "edge_error"
@@ -39,14 +41,9 @@ class EdgeError(Exception):
     retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+        super().__init__(message, hint=hint)
         #: Set once an audit row records this refusal (so it is recorded once).
         self.audited = False
-
-    def __str__(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class RequestError(EdgeError):

@@ -26,11 +26,16 @@ from __future__ import annotations
 from typing import ClassVar
 
 
-class ProtocolError(Exception):
-    """Refused peer input.  See the module docstring for the tree."""
+class ActionableError(Exception):
+    """Base of every chartsync error tree: a message with ids and a next step.
 
-    code: ClassVar[str] = "protocol_error"
-    http_status: ClassVar[int] = 400
+    `code` is stable (it goes on the wire); `hint` says what to do; `retryable`
+    says whether trying again can help.  The hub, edge and conflict trees extend
+    this, so every error prints and serialises the same way.
+    """
+
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, hint: str = "") -> None:
@@ -40,6 +45,14 @@ class ProtocolError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ProtocolError(ActionableError):
+    """Refused peer input.  See the module docstring for the tree."""
+
+    code: ClassVar[str] = "protocol_error"
+    http_status: ClassVar[int] = 400
+    retryable: ClassVar[bool] = False
 
 
 class MalformedInput(ProtocolError):
