@@ -102,7 +102,7 @@ def test_malformed_push_answers_are_refused(bad: object) -> None:
 
 
 def _fields() -> st.SearchStrategy[object]:
-    leaf = st.one_of(st.none(), st.booleans(), st.integers(-(1 << 64), 1 << 64),
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(-(1 << 63), (1 << 64) - 1),
                      st.binary(max_size=20), st.text(max_size=10), st.floats())
     return st.recursive(leaf, lambda inner: st.lists(inner, max_size=4)
                         | st.dictionaries(st.sampled_from(
@@ -136,7 +136,8 @@ def test_mangled_answers_raise_only_protocol_errors(data: bytes, cut: int) -> No
 
 
 @given(value=st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=70), st.floats()),
+    st.one_of(st.none(), st.booleans(), st.integers(-(1 << 63), (1 << 64) - 1),
+              st.text(max_size=70), st.floats()),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
         ["hub_seq", "duplicate", "receipt", "practice_id", "site_id", "batch_hash",
          "signature"]), inner, max_size=7), max_leaves=20))
