@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from cloud_hub.errors import BadRequest, UnsupportedMediaType
 from sync_protocol.errors import TooLarge
 
 M = TypeVar("M", bound=BaseModel)
+N = TypeVar("N", int, float)
 _CHUNK = 1 << 16
 
 
@@ -51,33 +53,28 @@ async def read_json(request: web.Request, model: type[M], max_bytes: int) -> M:
                          hint="see /openapi.json for the request schema") from None
 
 
-def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high]; raises `BadRequest` otherwise."""
+def _query_number(request: web.Request, name: str, default: N, low: N, high: N,
+                  parse: Callable[[str], N], kind: str) -> N:
     raw = request.query.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise BadRequest(f"query parameter {name}={raw!r} is not an integer",
+        raise BadRequest(f"query parameter {name}={raw!r} is not {kind}",
                          hint=f"example: {name}={default}") from None
     if not low <= value <= high:
         raise BadRequest(f"query parameter {name}={value} is outside {low}..{high}",
                          hint=f"example: {name}={default}")
     return value
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]; raises `BadRequest` otherwise."""
+    return _query_number(request, name, default, low, high, int, "an integer")
 
 
 def query_float(request: web.Request, name: str, default: float, low: float,
                 high: float) -> float:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f"query parameter {name}={raw!r} is not a number",
-                         hint=f"example: {name}={default}") from None
-    if not low <= value <= high:
-        raise BadRequest(f"query parameter {name}={value} is outside {low}..{high}",
-                         hint=f"example: {name}={default}")
-    return value
+    """A number query parameter within [low, high]; raises `BadRequest` otherwise."""
+    return _query_number(request, name, default, low, high, float, "a number")
