@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 import tomllib
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
                         "%(message)s")
     try:
-        asyncio.run(_main(config))
+        _event_loop_runner()(_main(config))
     except HubError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -99,3 +100,13 @@ async def _main(config: HubConfig) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await serve(config, now_ms=lambda: int(time.time() * 1000),
                     random_bytes=nacl.utils.random, on_ready=ready)
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """uvloop where it is installed (Linux, macOS), asyncio's own loop elsewhere: fan-out
+    to hundreds of sockets is transport work, which uvloop does in C."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
