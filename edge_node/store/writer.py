@@ -30,6 +30,13 @@ transaction, all or nothing.  Once the practice key is known the writer also
 keeps the state digest (`sync_protocol.digest`) of every record in step, in the
 same transaction (`sync_state.digest`).  `Writer.exclusive(fn)` runs whole-database
 work (a re-bootstrap's table swap) alone between two groups.
+
+The writer is the only writer of the `resources` table, so it keeps the committed
+state of the resources it last wrote or loaded (`recent_states`, bounded, least
+recently used out): an update of a chart written moments ago — the common case
+at the front desk and in a catch-up of another site's edits — needs no SELECT
+and no decoding.  Entries change only after a COMMIT succeeds; a failed commit
+and `exclusive` (which may rewrite any row) empty it.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
@@ -149,7 +157,8 @@ class Writer:
 
     def __init__(self, conn: WriteConnection, *, site_id: SiteId, next_seq: int,
                  hlc: HybridClock, chain: AuditChain, clock: Callable[[], int],
-                 max_group_ops: int = 256, require_if_match: bool = False) -> None:
+                 max_group_ops: int = 256, require_if_match: bool = False,
+                 recent_states: int = 2048) -> None:
         self._conn = conn
         self._site_id = site_id
         self._next_seq = next_seq
@@ -168,6 +177,9 @@ class Writer:
         self.outbox_committed = asyncio.Event()
         self.digest: StateDigest | None = None
         self._loaded_raw: dict[Key, bytes] = {}
+        #: Committed (state, canonical bytes) of recently written or loaded resources.
+        self._recent: OrderedDict[Key, tuple[Stored, bytes]] = OrderedDict()
+        self._recent_max = recent_states
 
     # --- callers -----------------------------------------------------------------------
 
@@ -293,9 +305,11 @@ class Writer:
             await self._conn.call(request.exclusive)
         except Exception as exc:  # the caller's failure, handed to the caller
             self.digest = None
+            self._recent.clear()
             request.future.set_exception(exc)
             return
         self.digest = None
+        self._recent.clear()
         request.future.set_result([])
 
     async def _init_digest(self, request: _Request) -> None:
@@ -360,8 +374,10 @@ class Writer:
             self._chain.last_seq, self._chain.last_hash = sealed_from
             if digest_before is not None and self.digest is not None:
                 self.digest = digest_before
+            self._recent.clear()
             self._fail(group, exc)
             return
+        self._remember(view, rows)
         if rows.outbox:
             self.outbox_committed.set()
         self._groups += 1
@@ -384,15 +400,45 @@ class Writer:
                     "check`"))
 
     async def _load(self, keys: set[Key]) -> dict[Key, Stored]:
-        self._loaded_raw = {}
-        if not keys:
-            return {}
-        arg = orjson.dumps(sorted(keys)).decode()
+        """The stored form of each of `keys` that exists: from `_recent`, else one SELECT."""
+        found: dict[Key, Stored] = {}
+        raw: dict[Key, bytes] = {}
+        missing = []
+        for key in keys:
+            hit = self._recent.get(key)
+            if hit is None:
+                missing.append(key)
+            else:
+                found[key], raw[key] = hit
+                self._recent.move_to_end(key)
+        self._loaded_raw = raw
+        if not missing:
+            return found
+        arg = orjson.dumps(sorted(missing)).decode()
         rows = await self._conn.call(lambda conn: conn.execute(_LOAD, (arg,)).fetchall())
-        if self.digest is not None:
-            self._loaded_raw = {(r[0], r[1]): bytes(r[4]) for r in rows}
-        return {(r[0], r[1]): Stored(state_from_canonical(r[4]), int(r[2]), bool(r[3]),
-                                     int(r[5])) for r in rows}
+        for r in rows:
+            key, state = (r[0], r[1]), bytes(r[4])
+            found[key] = Stored(state_from_canonical(state), int(r[2]), bool(r[3]), int(r[5]))
+            raw[key] = state
+            self._recent[key] = (found[key], state)
+        self._trim_recent()
+        return found
+
+    def _remember(self, view: dict[Key, Stored | None], rows: Rows) -> None:
+        """After a COMMIT: the group's written resources as they are now stored."""
+        recent = self._recent
+        for key, row in rows.resources.items():
+            stored = view.get(key)
+            if stored is None:
+                continue
+            recent[key] = (stored, row[5])
+            recent.move_to_end(key)
+        self._trim_recent()
+
+    def _trim_recent(self) -> None:
+        recent = self._recent
+        while len(recent) > self._recent_max:
+            recent.popitem(last=False)
 
     def _step_digest(self, rows: Rows, statements: list[Statement]) -> StateDigest | None:
         """Move the digest to the group's new states; return the old one (for a rollback)."""
