@@ -60,6 +60,9 @@ class Link:
     def restore(self) -> None:
         self.up = True
 
+    def _cut_meanwhile(self) -> bool:
+        return not self.up
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
             writer.transport.abort()
@@ -70,14 +73,18 @@ class Link:
         except OSError:
             writer.transport.abort()
             return
+        if self._cut_meanwhile():  # cut while we connected upstream: this one is cut too
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
         self._writers.update((writer, up_writer))
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             for w in (writer, up_writer):
                 self._writers.discard(w)
                 w.transport.abort()
