@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -25,6 +26,14 @@ from edge_node.errors import EdgeError
 from edge_node.node import Edge
 from edge_node.sync.loop import SyncLoop
 from edge_node.sync.settings import parse_sync_settings
+
+#: The cyclic garbage collector's thresholds for a serving edge.  Merging allocates
+#: several small tuples per change, almost none of them in cycles (reference counting
+#: frees them); with CPython's default (700, 10, 10) the collector ran 1,500 times
+#: and scanned the whole heap 10 times while applying 20,000 pulled changes: 0.7-0.9 s
+#: of a 2.4 s catch-up.  With these, 80 young collections and no full one
+#: (0.2-0.3 s); catch-up went from 7,800-8,600 to 9,800-11,700 changes/s.
+GC_THRESHOLDS: Final = (10_000, 10, 10)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -72,6 +81,7 @@ async def serve(args: argparse.Namespace) -> None:
             site = web.TCPSite(runner, args.host, args.port)
             await site.start()
             port = runner.addresses[0][1]
+            gc.freeze()  # what start-up made lives as long as the process: never scan it
             print(f"listening http://{args.host}:{port}", flush=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -85,6 +95,7 @@ async def serve(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         _event_loop_runner()(serve(args))
     except EdgeError as err:
