@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 

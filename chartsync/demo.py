@@ -117,8 +117,9 @@ async def _walkthrough(lp: LocalPractice, wait: bool) -> None:
 
     step(7, "Running. Look around:")
     say(f"  hub dashboard        {lp.hub_url}/dashboard")
-    for name, site in lp.sites.items():
-        say(f"  {name:12s} status  {site.edge.url}/status.html  (staff token {site.token})")
+    for name, running in lp.sites.items():
+        say(f"  {name:12s} status  {running.edge.url}/status.html  (staff token "
+            f"{running.token})")
     say(f"  logs and data        {lp.workdir}")
     if wait:
         say("\nPress Ctrl-C to stop everything.")

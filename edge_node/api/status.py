@@ -2,7 +2,7 @@
 
 With a running sync loop (issue #5) `sync` says: online/offline and since
 when, outbox depth (not yet acknowledged by the hub), last push and pull, lag
-behind the hub (hub head − cursor, and the age of the oldest unpushed
+behind the hub (hub head - cursor, and the age of the oldest unpushed
 change), held batches (gaps, upgrades needed, missing key epochs), dead
 letters, a blast-radius hold, and the last error in plain words.
 """
@@ -64,7 +64,7 @@ async def get_status(request: web.Request) -> web.Response:
     edge = edge_of(request)
     outbox, resources, conflicts = await edge.reader.status_counts()
     stats = edge.writer.statistics()
-    body = {
+    body: dict[str, object] = {
         "site_id": str(edge.site.site_id),
         "practice_id": str(edge.site.practice_id) if edge.site.practice_id else None,
         "outbox_depth": outbox,
