@@ -3,7 +3,8 @@
 * propagation: single writes at A at a steady 50/s; time from A's 2xx answer to the
   resource being committed (so readable) at B, found by watching B's database;
 * throughput: A writes changes while cut off from the hub; its line comes back and
-  A pushes, the hub fans out, B pulls and applies durably: changes per second;
+  A pushes, the hub fans out, B pulls and applies durably: changes per second from
+  the first of them readable at B to the last (A's reconnect wait is not counted);
 * catch-up: B is cut off while A writes 50,000 changes; B's line comes back:
   seconds until B has applied them all.
 """
@@ -112,8 +113,13 @@ async def run_e2e_bench(tmp_dir: Path) -> dict[str, float]:
         base = _count(a_db)
         await _bulk(lp, "a", patient, THROUGHPUT_CHANGES)
         lp.sites["a"].link.restore()
-        took = await _until_count(lp, b_db, base + THROUGHPUT_CHANGES, "throughput at B")
-        out["throughput_changes_per_s"] = THROUGHPUT_CHANGES / took
+        # Sustained rate: from the first of them readable at B to the last, so A's
+        # reconnect wait (backoff, up to 1 s here) is not counted as pipeline time.
+        await _until_count(lp, b_db, base + 1, "first change at B")
+        started, first = time.perf_counter(), _count(b_db) - base
+        await _until_count(lp, b_db, base + THROUGHPUT_CHANGES, "throughput at B")
+        out["throughput_changes_per_s"] = (THROUGHPUT_CHANGES - first) / (
+            time.perf_counter() - started)
 
         lp.sites["b"].link.cut()
         base = _count(a_db)
