@@ -77,11 +77,19 @@ class _Ready:
     pulled: PulledBatch
     changes: list[Any]
     statements: list[tuple[str, tuple[Any, ...]]]
+    origin: str | None = None
 
 
 class Puller:
     def __init__(self, ctx: SyncContext) -> None:
         self.ctx = ctx
+        #: Origins with a batch held for a gap: once a batch of one of them applies,
+        #: the held ones are tried again at once (not only at the next session).
+        self._gap_origins: set[str] = set()
+
+    async def _after_applied(self, origins: set[str]) -> None:
+        if origins & self._gap_origins:
+            await self.retry_held()
 
     async def handle_group(self, group: Sequence[PulledBatch]) -> None:
         """Take pulled batches in hub order: the same outcome as `handle` on each in turn.
@@ -138,7 +146,7 @@ class Puller:
             return None  # `handle` holds it with the reason
         link = sealed.hash
         chains[origin] = (header.seq_to + 1, link)
-        return _Ready(pulled, changes, [
+        return _Ready(pulled, changes, origin=origin, statements=[
             ("INSERT INTO origin_chains (origin, next_seq, last_hash) VALUES (?, ?, ?) "
              "ON CONFLICT (origin) DO UPDATE SET next_seq = excluded.next_seq, "
              "last_hash = excluded.last_hash", (origin, header.seq_to + 1, link)),
@@ -165,6 +173,7 @@ class Puller:
         ctx.cursor = max(ctx.cursor, last)
         ctx.status.pulled(ctx.now_ms(), last)
         ctx.heartbeat_due.set()
+        await self._after_applied({r.origin for r in pending if r.origin is not None})
 
     async def handle(self, pulled: PulledBatch) -> None:
         """Take one pulled batch (idempotent: an old hub seq changes nothing)."""
@@ -173,11 +182,14 @@ class Puller:
             return
         if pulled.site_id == ctx.site_id:
             await ctx.execute((_CURSOR, (pulled.hub_seq,)), label="own batch")
+            applied = False
         else:
-            await self._receive(pulled.sealed, pulled.hub_seq, held=False)
+            applied = await self._receive(pulled.sealed, pulled.hub_seq, held=False)
         ctx.cursor = pulled.hub_seq
         ctx.status.pulled(ctx.now_ms(), pulled.hub_seq)
         ctx.heartbeat_due.set()
+        if applied:
+            await self._after_applied({str(pulled.site_id)})
 
     async def retry_held(self) -> None:
         """Try every held batch again, oldest first, until none of them moves."""
@@ -194,6 +206,9 @@ class Puller:
             for hub_seq, sealed in await ctx.read(held):
                 if await self._receive(sealed, hub_seq, held=True):
                     progress = True
+                    ctx.status.notify()  # fewer held batches: the status page changes
+        self._gap_origins = {origin for (origin,) in await ctx.read(lambda c: c.execute(
+            "SELECT DISTINCT origin FROM held_batches WHERE reason = 'gap'").fetchall())}
 
     async def _receive(self, raw: bytes, hub_seq: int, *, held: bool) -> bool:
         """Apply, skip or hold one batch; True if it was applied now."""
@@ -274,6 +289,8 @@ class Puller:
         origin = str(header.site_id) if header else "unknown"
         seq_from = header.seq_from if header else -hub_seq
         seq_to = header.seq_to if header else -hub_seq
+        if hold.reason == "gap":
+            self._gap_origins.add(origin)
         stmts: list[tuple[str, tuple[Any, ...]]] = [
             (_COPY, (hub_seq, origin, seq_from, seq_to, raw)),
             (_HOLD, (origin, seq_from, seq_to, hub_seq, hold.reason, hold.detail,
