@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +43,7 @@ from edge_node.sync.pusher import Pusher
 from edge_node.sync.settings import SyncSettings
 from edge_node.sync.state import SyncState, keyring_row, load_sync_state
 from edge_node.sync.status import SyncStatus
+from sync_protocol.batch import batch_hash
 from sync_protocol.errors import ProtocolError
 from sync_protocol.key_delivery import open_keys_for_site
 from sync_protocol.models import PulledBatch
@@ -150,6 +152,7 @@ class SyncLoop:
         await self._keys_ready()
         hub_key = await ctx.hub.hub_key()
         await self._check_log_id(hub_key.log_id)
+        await self._check_head()
         await refresh_registry(ctx)
         await self.puller.retry_held()
         ctx.status.online(ctx.now_ms())
@@ -250,13 +253,81 @@ class SyncLoop:
             return [bytes(r[0]) for r in conn.execute(
                 "SELECT sealed FROM received_batches ORDER BY hub_seq")]
 
-        for sealed in await ctx.read(received):
+        await self._relay(await ctx.read(received))
+
+    async def _relay(self, batches: list[bytes]) -> None:
+        """Push other sites' batches this site received back to the hub (rebuilding it)."""
+        for sealed in batches:
             try:
-                await ctx.hub.push(sealed)
+                await self.ctx.hub.push(sealed)
             except HubRefused as exc:
                 if exc.transient:
                     raise
                 log.info("relay of a received batch refused (%s)", exc.hub_code)
+
+    async def _check_head(self) -> None:
+        """Rewind if the hub's log no longer holds what this site read from it.
+
+        That is a hub restored from an older backup (same log id, batches lost, and
+        their sequence numbers handed out again to other batches).  Going on would
+        silently skip the batches that took the lost numbers.  The batch at our
+        cursor is compared with what we recorded there (one request per session);
+        on a difference, older positions are compared (1, 2, 4... back) until one
+        matches.  Then the cursor goes back to it, our own batches after it are
+        marked unsent (the pusher sends them again; what the hub still has is
+        acknowledged as a duplicate), and the batches of other sites we received
+        after it are relayed to the hub.  Re-delivered batches are recognised by
+        their origin's chain and skipped.
+        """
+        ctx = self.ctx
+        cursor = ctx.cursor
+        probe, step, differs = cursor, 1, False
+        while probe > 0:
+            ours = await ctx.read(functools.partial(_recorded_hash, hub_seq=probe))
+            if ours is not None:
+                try:
+                    page = await ctx.hub.pull(after=probe - 1, limit=1, wait_s=0)
+                except HubRefused as exc:
+                    if exc.hub_code != LOG_TRIMMED:
+                        raise
+                    break  # older than what the hub keeps: nothing further to compare
+                theirs = page.batches[0] if page.batches else None
+                if theirs is not None and theirs.hub_seq == probe \
+                        and batch_hash(theirs.sealed) == ours:
+                    break
+                differs = True
+            probe, step = max(0, probe - step), step * 2
+        if not differs:  # the same batches (or none recorded to compare, e.g. after a
+            return       # bootstrap from a snapshot): nothing to rewind
+        head = probe
+        cursor = ctx.cursor
+        message = (f"the hub's log differs from what this site read after position {head} "
+                   f"(this site was at {cursor}; was the hub restored from an older "
+                   "backup?); re-sending this site's batches and relaying the ones it "
+                   "received after that")
+        log.warning("hub log rewound: back from %d to %d; re-sending and relaying", cursor,
+                    head,
+                    extra={"practice_id": str(ctx.state.practice_id),
+                           "site_id": str(ctx.site_id)})
+
+        def lost(conn: sqlite3.Connection) -> list[bytes]:
+            return [bytes(r[0]) for r in conn.execute(
+                "SELECT sealed FROM received_batches WHERE hub_seq > ? ORDER BY hub_seq",
+                (head,))]
+
+        relay = await ctx.read(lost)
+        await ctx.execute(
+            ("UPDATE sync_state SET cursor = ?", (head,)),
+            ("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL WHERE hub_seq > ?",
+             (head,)),
+            # Copies are keyed by hub sequence: those numbers now name other batches.
+            ("DELETE FROM held_batches WHERE hub_seq > ?", (head,)),
+            ("DELETE FROM received_batches WHERE hub_seq > ?", (head,)),
+            label="hub rewound")
+        ctx.cursor = head
+        ctx.status.hub_rewound(message, head)
+        ctx.push_due.set()
+        await self._relay(relay)
 
     # --- re-bootstrap (issue #5; the work is edge_node.snapshots.rebootstrap) -------
 
@@ -361,6 +432,17 @@ class SyncLoop:
                 if exc.status != 404 and exc.transient:
                     raise
                 # 404: a hub without the dashboard yet (issue #5 hub side); nothing to do.
+
+
+def _recorded_hash(conn: sqlite3.Connection, hub_seq: int) -> bytes | None:
+    """Hash of the batch this site read at `hub_seq` (its own or a received one), if kept."""
+    row = conn.execute("SELECT batch_hash FROM pushed_batches WHERE hub_seq = ?",
+                       (hub_seq,)).fetchone()
+    if row is not None:
+        return bytes(row[0])
+    row = conn.execute("SELECT sealed FROM received_batches WHERE hub_seq = ?",
+                       (hub_seq,)).fetchone()
+    return batch_hash(bytes(row[0])) if row is not None else None
 
 
 def key_added(keyring: Any, practice_id: Any, key: Any) -> Any:

@@ -68,6 +68,13 @@ class SyncStatus:
         self._s = replace(self._s, online=False if offline else self._s.online,
                           since_ms=since, last_error=message, last_error_code=code)
 
+    def hub_rewound(self, message: str, head: int) -> None:
+        """The hub's log ends before our cursor (restored from an older backup): say so
+        (the caller logs it) and take its head as it is now."""
+        self._s = replace(self._s, hub_head=head, last_error=message,
+                          last_error_code="hub_log_rewound")
+        self.notify()
+
     def pushed(self, now_ms: int) -> None:
         self._s = replace(self._s, last_push_ms=now_ms)
 
