@@ -7,6 +7,10 @@ SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
        state digest, guard decision), pushed_batches (sealed own batches + receipts),
        origin_chains, received_batches (kept to rebuild a lost hub), held_batches,
        dead_letters
+    3  history_recent index on history (origin, recorded_ms): the blast-radius guard
+       counts this site's changes of the last hour on every pusher round; with only
+       (origin, seq) that scan grew with the site's whole history (24 ms at 100,000
+       rows, now well under 1 ms)
 
 `check_version` reads the file read-only first, so a file written by a newer
 chartsync is refused before anything (WAL switch, migration) touches it.
@@ -21,7 +25,7 @@ from typing import Final
 
 from edge_node.errors import SchemaTooNew, StoreError
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 DB_NAME: Final = "edge.sqlite3"
 
 _V1: Final = """
@@ -176,8 +180,12 @@ CREATE TABLE dead_letters (
 )
 """
 
+_V3: Final = """
+CREATE INDEX history_recent ON history (origin, recorded_ms)
+"""
+
 #: MIGRATIONS[n - 1] takes a file from version n - 1 to n.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
 
 
 def db_path(data_dir: Path) -> Path:
