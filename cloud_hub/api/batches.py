@@ -1,8 +1,10 @@
 """Push and pull of sealed batches.
 
 Push: body is the raw sealed batch (`application/octet-stream`, uncompressed
-transport).  Checks in `cloud_hub.ingest`, then the store assigns the next hub
-sequence in the same transaction; the answer (after commit) is a `PushAck`
+transport), or several in one request (`sync_protocol.push_wire`, stored one by one
+in order, stopping at the first refusal).  Checks in `cloud_hub.ingest`, then the
+store assigns the next hub sequence in the same transaction; the answer (after
+commit) is a `PushAck`
 carrying the hub's signed receipt.  A site may also relay a batch of another
 registered site of its practice (rebuilding a lost hub, #5); the receipt then
 names the origin site.  Every refused push is counted per site and code (the
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
 
 from cloud_hub.api import auth
 from cloud_hub.api.body import query_float, query_int, read_body
 from cloud_hub.api.context import HubContext, hub
+from cloud_hub.api.problem import error_body
 from cloud_hub.errors import HubError, LogTrimmed, StoreUnavailable
 from cloud_hub.ingest import admit_batch, read_push
 from cloud_hub.log_keys import BATCH_ID, ERROR_CODE, HUB_SEQ, PRACTICE_ID, SITE_ID
@@ -31,6 +35,7 @@ from sync_protocol.errors import ProtocolError
 from sync_protocol.ids import PracticeId, SiteId
 from sync_protocol.models import PushAck
 from sync_protocol.pull_wire import MEDIA_TYPE, encode_pull_response
+from sync_protocol.push_wire import MEDIA_TYPE_MANY, decode_push_many
 from sync_protocol.receipt import sign_receipt
 
 log = logging.getLogger(__name__)
@@ -55,7 +60,38 @@ async def push(request: web.Request) -> web.Response:
 
 
 async def _push(request: web.Request, ctx: HubContext, site: SiteRecord) -> web.Response:
+    if request.content_type == MEDIA_TYPE_MANY:
+        return await _push_many(request, ctx, site)
     raw = await read_body(request, ctx.config.max_batch_bytes, what="sealed batch")
+    ack = await _store(ctx, site, raw)
+    return web.json_response(ack.to_json())
+
+
+async def _push_many(request: web.Request, ctx: HubContext, site: SiteRecord
+                     ) -> web.Response:
+    """Several batches, stored in order as single pushes; stops at the first refusal
+    (`sync_protocol.push_wire`).  A failure of the store before anything was stored
+    answers 503 like a single push; after that, the acks so far are returned."""
+    limit = 2 * ctx.config.max_batch_bytes
+    raw = await read_body(request, limit, what="batches pushed together")
+    batches = decode_push_many(raw, max_batch_bytes=ctx.config.max_batch_bytes)
+    acks: list[dict[str, Any]] = []
+    refused: dict[str, Any] | None = None
+    for sealed in batches:
+        try:
+            acks.append((await _store(ctx, site, sealed)).to_json())
+        except (HubError, ProtocolError) as exc:
+            if not acks:
+                raise  # nothing stored: answered (and counted) as a single push's refusal
+            if not isinstance(exc, StoreUnavailable):
+                await _count_refusal(ctx, site, exc.code)
+            refused = error_body(exc)
+            break
+    return web.json_response({"acks": acks, "refused": refused})
+
+
+async def _store(ctx: HubContext, site: SiteRecord, raw: bytes) -> PushAck:
+    """Check and store one sealed batch (idempotent); its ack with a signed receipt."""
     now = ctx.now_ms()
     sealed = read_push(raw, site, ctx.push_policy)
     origin_id = SiteId(sealed.header.site_id)
@@ -78,8 +114,7 @@ async def _push(request: web.Request, ctx: HubContext, site: SiteRecord) -> web.
     log.debug("batch stored", extra={PRACTICE_ID: str(site.practice_id),
                                      SITE_ID: str(batch.site_id), BATCH_ID: str(batch.batch_id),
                                      HUB_SEQ: appended.hub_seq})
-    ack = PushAck(hub_seq=appended.hub_seq, receipt=receipt, duplicate=appended.duplicate)
-    return web.json_response(ack.to_json())
+    return PushAck(hub_seq=appended.hub_seq, receipt=receipt, duplicate=appended.duplicate)
 
 
 async def _count_refusal(ctx: HubContext, site: SiteRecord, code: str) -> None:

@@ -26,6 +26,7 @@ from cloud_hub.api.messages import (
 )
 from cloud_hub.dashboard import DashboardOut
 from sync_protocol.pull_wire import MEDIA_TYPE
+from sync_protocol.push_wire import MAX_PUSH_BATCHES, MEDIA_TYPE_MANY
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 
 _PROBLEM: Final = {"$ref": "#/components/schemas/Problem"}
@@ -197,12 +198,18 @@ def openapi_document() -> dict[str, Any]:
                           params=[_path("id", "mailbox item id")], errors=(*_AUTH_ERR, 404))},
         "/v1/batches": {
             "post": _op(
-                "Push one sealed batch. Idempotent: the same bytes again get the same answer. "
+                "Push one sealed batch (application/octet-stream), or up to "
+                f"{MAX_PUSH_BATCHES} in chain order ({MEDIA_TYPE_MANY}: a msgpack array of "
+                "bin), stored one after the other exactly as single pushes and stopping at "
+                "the first refusal: the answer is then {acks: [PushAck...], refused: problem "
+                "or null}; a refused first batch is answered like a single push. "
+                "Idempotent: the same bytes again get the same answer. "
                 "The batch's origin is the caller, or another registered (approved or later "
                 "revoked) site of its practice: a relay, to rebuild a lost hub from the edges' "
                 "copies; the origin's key, chain and receipt apply. " + _NO_COMPRESSION,
                 {"200": _json({"$ref": "#/components/schemas/PushAck"})},
-                security=_SITE, body={"application/octet-stream": {"schema": _OCTETS}},
+                security=_SITE, body={"application/octet-stream": {"schema": _OCTETS},
+                                      MEDIA_TYPE_MANY: {"schema": _OCTETS}},
                 errors=(400, *_AUTH_ERR, 409, 413, 415, 503)),
             "get": _op(
                 "Pull batches after a hub sequence, long-polling up to wait_s; an answer "

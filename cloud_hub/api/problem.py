@@ -41,20 +41,32 @@ _DEFAULT_HINTS: Final = {
 
 def problem(status: int, code: str, detail: str, *, hint: str = "", retryable: bool = False,
             **extra: Any) -> web.Response:
-    body = {"type": f"urn:chartsync:problem:{code}", "title": _TITLES.get(status, "Error"),
-            "status": status, "detail": detail, "message": detail, "code": code, "hint": hint,
-            "retryable": retryable, **extra}
+    body = problem_body(status, code, detail, hint=hint, retryable=retryable, **extra)
     return web.Response(status=status, body=orjson.dumps(body), content_type=PROBLEM_TYPE)
 
 
-def from_error(exc: HubError | ProtocolError) -> web.Response:
+def problem_body(status: int, code: str, detail: str, *, hint: str = "",
+                 retryable: bool = False, **extra: Any) -> dict[str, Any]:
+    return {"type": f"urn:chartsync:problem:{code}", "title": _TITLES.get(status, "Error"),
+            "status": status, "detail": detail, "message": detail, "code": code, "hint": hint,
+            "retryable": retryable, **extra}
+
+
+def error_body(exc: HubError | ProtocolError) -> dict[str, Any]:
+    """The problem+json body of a refusal (also embedded in a multi-batch push answer)."""
     extra: dict[str, Any] = exc.details() if isinstance(exc, HubError) else {}
     if isinstance(exc, ChainMismatch):
         extra = {"expected_seq": exc.expected_seq,
                  "expected_prev_hash": exc.expected_prev_hash.hex()}
     hint = exc.hint or _DEFAULT_HINTS.get(exc.code, "see the detail; the request was refused")
-    return problem(exc.http_status, exc.code, exc.message, hint=hint,
-                   retryable=exc.retryable, **extra)
+    return problem_body(exc.http_status, exc.code, exc.message, hint=hint,
+                        retryable=exc.retryable, **extra)
+
+
+def from_error(exc: HubError | ProtocolError) -> web.Response:
+    body = error_body(exc)
+    return web.Response(status=body["status"], body=orjson.dumps(body),
+                        content_type=PROBLEM_TYPE)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -40,6 +40,7 @@ from edge_node.sync.errors import HubRefused, HubUnreachable, InsecureHubUrl
 from sync_protocol.keys import SitePublicKeys
 from sync_protocol.models import PulledBatch, PullResponse, PushAck, push_ack_from_json
 from sync_protocol.pull_wire import decode_pull_response, decode_pulled
+from sync_protocol.push_wire import MEDIA_TYPE_MANY, encode_push_many
 
 log = logging.getLogger(__name__)
 
@@ -342,6 +343,21 @@ class HubClient:
         raw = await self._json("POST", "/v1/batches", data=sealed, content_type=_OCTETS)
         return push_ack_from_json(raw)
 
+    async def push_many(self, sealed: list[bytes]) -> tuple[list[PushAck], HubRefused | None]:
+        """Push several sealed batches in one request (`sync_protocol.push_wire`).
+
+        Returns the acks of the batches stored, in order, and the hub's refusal of the
+        next one (None if all were stored).  Raises `HubRefused` when the request as a
+        whole is refused (for example 415 from a hub of the previous release, or the
+        first batch's refusal) and `HubUnreachable`.  Receipts unverified.
+        """
+        raw = await self._json("POST", "/v1/batches", data=encode_push_many(sealed),
+                               content_type=MEDIA_TYPE_MANY)
+        acks = [push_ack_from_json(a) for a in raw["acks"]]
+        refused = raw.get("refused")
+        return acks, (_refusal_from(refused, int(refused.get("status", 400)), "POST",
+                                    "/v1/batches") if isinstance(refused, dict) else None)
+
     async def pull(self, *, after: int, limit: int = 100, wait_s: float = 0.0) -> PullResponse:
         params = {"after": str(after), "limit": str(limit), "wait_s": str(wait_s)}
         async with self._request("GET", "/v1/batches", params=params,
@@ -435,16 +451,23 @@ async def _refusal(resp: aiohttp.ClientResponse, method: str, path: str) -> HubR
         parsed = orjson.loads(await resp.read())
         if isinstance(parsed, dict):
             body = parsed
-    code = str(body.get("code") or f"http_{resp.status}")
-    message = str(body.get("detail") or body.get("message") or resp.reason or "refused")
-    expected_hash = body.get("expected_prev_hash")
     if resp.status >= 500 and not body:
         return HubRefused(f"hub answered {resp.status} to {method} {path}",
-                          hint="the hub is in trouble; the edge retries", hub_code=code,
-                          status=resp.status, hub_retryable=True)
+                          hint="the hub is in trouble; the edge retries",
+                          hub_code=f"http_{resp.status}", status=resp.status,
+                          hub_retryable=True)
+    return _refusal_from(body, resp.status, method, path, reason=resp.reason)
+
+
+def _refusal_from(body: dict[str, Any], status: int, method: str, path: str, *,
+                  reason: str | None = None) -> HubRefused:
+    """The refusal a problem+json body describes."""
+    code = str(body.get("code") or f"http_{status}")
+    message = str(body.get("detail") or body.get("message") or reason or "refused")
+    expected_hash = body.get("expected_prev_hash")
     return HubRefused(
         f"hub refused {method} {path}: {message}", hint=str(body.get("hint") or ""),
-        hub_code=code, status=resp.status, hub_retryable=bool(body.get("retryable")),
+        hub_code=code, status=status, hub_retryable=bool(body.get("retryable")),
         expected_seq=body.get("expected_seq"),
         expected_prev_hash=bytes.fromhex(expected_hash) if expected_hash else None)
 

@@ -2,10 +2,13 @@
 
 Each batch is sealed once and stored in `pushed_batches` BEFORE it is sent,
 so a resend after a crash or a lost answer is byte-identical and the site's
-chain (seq range, prev hash) is local truth.  Batches go back to back while
-the outbox has more; when it is empty the pusher waits on the writer's
-outbox-commit event (no timer).  Every receipt is verified with the hub key
-pinned at enrollment.
+chain (seq range, prev hash) is local truth.  Pushes are pipelined: while the
+outbox has more, up to `PUSH_WINDOW` batches are sealed ahead and sent in ONE
+request (`sync_protocol.push_wire`), so a backlog costs one round trip per
+window, not per batch; a hub of the previous release (415) gets them one by
+one.  When the outbox is empty the pusher waits on the writer's outbox-commit
+event (no timer).  Every receipt is verified with the hub key pinned at
+enrollment.
 
 On `chain_broken` the hub names where it expects us: if that is a batch we
 already sealed (the hub lost data or was rebuilt), everything from there is
@@ -31,7 +34,7 @@ from sync_protocol.batch import batch_hash, seal_batch
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import BadSignature
 from sync_protocol.ids import uuid7
-from sync_protocol.models import GENESIS_HASH, Change
+from sync_protocol.models import GENESIS_HASH, Change, PushAck
 from sync_protocol.receipt import verify_receipt
 from sync_protocol.wire import decode_changes
 
@@ -39,6 +42,10 @@ log = logging.getLogger(__name__)
 
 #: Batches of at most this many changes are sealed on the event loop.
 INLINE_SEAL_CHANGES = 64
+#: Most batches sealed ahead and pushed in one request (the hub takes up to 16).
+PUSH_WINDOW = 8
+#: Most sealed bytes pushed in one request (a bigger batch goes alone).
+PUSH_WINDOW_BYTES = 8 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +56,17 @@ class OwnBatch:
     sealed: bytes
 
 
-def _first_unacked(conn: sqlite3.Connection) -> OwnBatch | None:
-    row = conn.execute("SELECT seq_from, seq_to, batch_hash, sealed FROM pushed_batches "
-                       "WHERE hub_seq IS NULL ORDER BY seq_from LIMIT 1").fetchone()
-    return OwnBatch(row[0], row[1], bytes(row[2]), bytes(row[3])) if row else None
+def _unacked(conn: sqlite3.Connection) -> list[OwnBatch]:
+    """The first unacknowledged batches, in chain order, within one push's window."""
+    out: list[OwnBatch] = []
+    size = 0
+    for row in conn.execute("SELECT seq_from, seq_to, batch_hash, sealed FROM pushed_batches "
+                            "WHERE hub_seq IS NULL ORDER BY seq_from LIMIT ?", (PUSH_WINDOW,)):
+        if out and size + len(row[3]) > PUSH_WINDOW_BYTES:
+            break
+        out.append(OwnBatch(row[0], row[1], bytes(row[2]), bytes(row[3])))
+        size += len(row[3])
+    return out
 
 
 def _outbox(conn: sqlite3.Connection, hold_from: int | None, limit: int, max_bytes: int
@@ -78,7 +92,7 @@ class _Look:
     """What one round of the pusher read (`Pusher._look`)."""
 
     blocked: bool = False
-    unacked: OwnBatch | None = None
+    unacked: tuple[OwnBatch, ...] = ()
     scan: GuardScan | None = None
     #: (previous batch hash, outbox rows); None when the guard must act first.
     outbox: tuple[bytes, list[tuple[int, bytes]]] | None = None
@@ -92,6 +106,10 @@ def _blocked(conn: sqlite3.Connection) -> bool:
 class Pusher:
     def __init__(self, ctx: SyncContext) -> None:
         self.ctx = ctx
+        #: Push requests sent (statistics; a backlog takes fewer than its batches).
+        self.requests = 0
+        #: False once the hub refused the many-batch form (a hub of the previous release).
+        self._many = True
 
     async def run(self) -> None:
         ctx = self.ctx
@@ -104,11 +122,12 @@ class Pusher:
             if look.blocked:
                 await self._wait(ctx.settings.control_poll_s)
                 continue
-            batch = look.unacked or await self._seal_next(look)
-            if batch is None:
+            if len(look.unacked) < PUSH_WINDOW and await self._seal_next(look) is not None:
+                continue  # look again: seal more ahead, up to the window
+            if not look.unacked:
                 await self._wait(ctx.settings.control_poll_s if ctx.guard_holding else None)
                 continue
-            await self._push(batch)
+            await self._push(list(look.unacked))
 
     def _look(self, conn: sqlite3.Connection) -> _Look:
         """Everything one round of the loop reads, in one thread hop (each hop costs
@@ -116,17 +135,17 @@ class Pusher:
         unacknowledged batch, else the guard's scan and the outbox it lets through."""
         if _blocked(conn):
             return _Look(blocked=True)
-        unacked = _first_unacked(conn)
-        if unacked is not None:
+        unacked = tuple(_unacked(conn))
+        if len(unacked) >= PUSH_WINDOW:
             return _Look(unacked=unacked)
         settings = self.ctx.settings
         scan = guard_scan(conn, str(self.ctx.site_id), self.ctx.now_ms(),
                           settings.guard_min_records)
         if scan.decision == "discard":
-            return _Look(scan=scan)  # compensate first (`guard_check`), then read again
+            return _Look(unacked=unacked, scan=scan)  # compensate first (`guard_check`)
         first = hold_from(scan, settings.guard_share, settings.guard_min_records)
-        return _Look(scan=scan, outbox=_outbox(conn, first, settings.max_batch_changes,
-                                               settings.max_batch_bytes))
+        return _Look(unacked=unacked, scan=scan, outbox=_outbox(
+            conn, first, settings.max_batch_changes, settings.max_batch_bytes))
 
     async def _wait(self, timeout_s: float | None) -> None:
         """Until the writer commits outbox rows (or someone asks), at most `timeout_s`."""
@@ -170,15 +189,38 @@ class Pusher:
              sealed, now)), label="seal")
         return batch
 
-    async def _push(self, batch: OwnBatch) -> None:
+    async def _push(self, batches: list[OwnBatch]) -> None:
+        """Push `batches` (chain order) in one request; handle each ack, then any refusal."""
         ctx = self.ctx
+        self.requests += 1
+        refusal: HubRefused | None = None
         try:
-            ack = await ctx.hub.push(batch.sealed)
+            if len(batches) > 1 and self._many:
+                acks, refusal = await ctx.hub.push_many([b.sealed for b in batches])
+            else:
+                acks = [await ctx.hub.push(batches[0].sealed)]
         except HubRefused as exc:
+            if exc.status in (413, 415) and len(batches) > 1:
+                # 415: a hub of the previous release; 413: its body limit is lower.
+                log.info("the hub refused %d batches in one push (HTTP %d); pushing one "
+                         "by one", len(batches), exc.status)
+                self._many = False
+                return
             if exc.transient:
                 raise
-            await self._refused(batch, exc)
+            await self._refused(batches[0], exc)
             return
+        for batch, ack in zip(batches, acks, strict=False):
+            if not await self._acked(batch, ack):
+                return
+        if refusal is not None:
+            if refusal.transient:
+                raise refusal
+            await self._refused(batches[len(acks)], refusal)
+
+    async def _acked(self, batch: OwnBatch, ack: PushAck) -> bool:
+        """Record the hub's ack of `batch`; False (dead letter) if its receipt is wrong."""
+        ctx = self.ctx
         receipt = ack.receipt
         try:
             verify_receipt(receipt, ctx.state.hub_verify_key)
@@ -187,13 +229,14 @@ class Pusher:
                                    hint="the hub answered for a batch we did not send")
         except BadSignature as exc:
             await self._dead_letter(batch, exc.code, exc.message, exc.hint)
-            return
+            return False
         await ctx.execute(("UPDATE pushed_batches SET hub_seq = ?, receipt = ? "
                            "WHERE seq_from = ?", (ack.hub_seq, receipt.signature, batch.seq_from)),
                           label="ack")
         ctx.status.pushed(ctx.now_ms())
         ctx.status.online(ctx.now_ms())
         ctx.heartbeat_due.set()
+        return True
 
     async def _refused(self, batch: OwnBatch, exc: HubRefused) -> None:
         ctx = self.ctx
