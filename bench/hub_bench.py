@@ -18,6 +18,7 @@ import base64
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -44,11 +45,11 @@ FANOUT_ROUNDS = 20
 START_DEADLINE_S = 30.0
 
 
-async def _start_hub(dsn: str, port: int) -> asyncio.subprocess.Process:
+async def _start_hub(dsn: str, port: int, key_file: Path) -> asyncio.subprocess.Process:
     """Spawn the hub and wait (deadline) for its one line: "listening on ..."."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cloud_hub", "serve", "--store", dsn, "--host", "127.0.0.1",
-        "--port", str(port), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        "--port", str(port), "--hub-key-file", str(key_file), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout is not None
     async with asyncio.timeout(START_DEADLINE_S):
@@ -198,7 +199,8 @@ async def run_hub_bench(pg_dsn: str) -> dict[str, float]:
     store_dsn = with_db(pg_dsn, name)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = await _start_hub(store_dsn, port)
+    key_dir = tempfile.TemporaryDirectory(prefix="chartsync-hub-bench-")
+    proc = await _start_hub(store_dsn, port, Path(key_dir.name) / "hub-signing.key")
     try:
         practice_id, sites = await _setup(store_dsn, url)
         key = PracticeKey.generate(1, nacl.utils.random(32))
@@ -228,6 +230,7 @@ async def run_hub_bench(pg_dsn: str) -> dict[str, float]:
     finally:
         proc.terminate()
         await proc.wait()
+        key_dir.cleanup()
         await admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
