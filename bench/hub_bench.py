@@ -49,8 +49,9 @@ async def _start_hub(dsn: str, port: int, key_file: Path) -> asyncio.subprocess.
     """Spawn the hub and wait (deadline) for its one line: "listening on ..."."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cloud_hub", "serve", "--store", dsn, "--host", "127.0.0.1",
-        "--port", str(port), "--hub-key-file", str(key_file), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        "--port", str(port), "--hub-key-file", str(key_file), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout is not None
     async with asyncio.timeout(START_DEADLINE_S):
         line = await proc.stdout.readline()
