@@ -32,18 +32,36 @@ import nacl.utils
 
 from sync_protocol.canonical import pack_plain, unpack
 from sync_protocol.errors import (
-    ChainBroken, MalformedInput, TamperedBatch, TooLarge, UpgradeRequired, WrongPracticeKey,
+    ChainBroken,
+    MalformedInput,
+    TamperedBatch,
+    TooLarge,
+    UpgradeRequired,
+    WrongPracticeKey,
 )
 from sync_protocol.framing import (
-    DEFAULT_LIMITS, NONCE_BYTES, Limits, SealedParts, compress, decompress, join_sealed, pad,
-    split_sealed, unpad,
+    DEFAULT_LIMITS,
+    NONCE_BYTES,
+    Limits,
+    SealedParts,
+    compress,
+    decompress,
+    join_sealed,
+    pad,
+    split_sealed,
+    unpad,
 )
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory, SiteKeyPair, record_token
 from sync_protocol.models import (
-    GENESIS_HASH, HASH_BYTES, BatchHeader, Change, ChangeMeta, header_from_wire,
+    GENESIS_HASH,
+    HASH_BYTES,
+    BatchHeader,
+    Change,
+    ChangeMeta,
+    header_from_wire,
 )
-from sync_protocol.wire import decode_changes, encode_changes
 from sync_protocol.version import CAPABILITIES, PROTOCOL_VERSION, check_compatible
+from sync_protocol.wire import decode_changes, encode_changes
 
 _SIGN_DOMAIN: Final = b"chartsync/batch/v1\0"
 #: Content schema (the register mapping of FHIR resources) this build writes and reads.

@@ -41,8 +41,16 @@ def _fingerprint(raw: bytes) -> str:
 class PracticeKey:
     """One epoch of the practice key and its derived sub-keys."""
 
-    __slots__ = ("epoch", "_secret", "encryption_key", "snapshot_key", "token_key",
-                 "digest_key", "key_id", "_token_hasher")
+    __slots__ = (
+        "_secret",
+        "_token_hasher",
+        "digest_key",
+        "encryption_key",
+        "epoch",
+        "key_id",
+        "snapshot_key",
+        "token_key",
+    )
 
     def __init__(self, epoch: int, secret: bytes) -> None:
         if len(secret) != KEY_BYTES:
@@ -176,7 +184,7 @@ class SitePublicKeys(BaseModel):
 class SiteKeyPair:
     """A site's secret keys: Ed25519 for signing, X25519 for receiving sealed keys."""
 
-    __slots__ = ("signing_key", "box_key")
+    __slots__ = ("box_key", "signing_key")
 
     def __init__(self, signing_seed: bytes, box_secret: bytes) -> None:
         self.signing_key = nacl.signing.SigningKey(signing_seed)

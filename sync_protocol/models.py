@@ -12,7 +12,12 @@ from typing import Annotated, Any, Final, NamedTuple
 from uuid import UUID
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, SkipValidation, ValidationError, field_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    ValidationError,
+    field_validator,
     model_validator,
 )
 

@@ -28,8 +28,16 @@ from uuid import UUID
 
 from sync_protocol.errors import MalformedInput
 from sync_protocol.models import (
-    DELETED, REGISTER_PATTERN, RESOURCE_ID_PATTERN, RESOURCE_TYPE_PATTERN, TOKEN_BYTES, Change,
-    ChangeMeta, ChangeOp, Dot, sorted_dots,
+    DELETED,
+    REGISTER_PATTERN,
+    RESOURCE_ID_PATTERN,
+    RESOURCE_TYPE_PATTERN,
+    TOKEN_BYTES,
+    Change,
+    ChangeMeta,
+    ChangeOp,
+    Dot,
+    sorted_dots,
 )
 
 _TYPE_RE: Final = re.compile(RESOURCE_TYPE_PATTERN)
@@ -69,7 +77,7 @@ class _Decoder:
     value types), falling back to a per-item check only for what is new.
     """
 
-    __slots__ = ("sites", "names", "types", "dot_cache")
+    __slots__ = ("dot_cache", "names", "sites", "types")
 
     def __init__(self, raw_sites: Any) -> None:
         if type(raw_sites) is not list or not all(

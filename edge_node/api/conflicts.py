@@ -20,7 +20,12 @@ from aiohttp import web
 from conflict import conflicts
 from edge_node.api.auth import require_chart_read, require_chart_write, user_of
 from edge_node.api.context import (
-    actor_of, audit_read, edge_of, raise_refused, read_json, set_action,
+    actor_of,
+    audit_read,
+    edge_of,
+    raise_refused,
+    read_json,
+    set_action,
 )
 from edge_node.api.responses import fhir_bytes, fhir_json, version_headers
 from edge_node.errors import IdMismatch, NotFound

@@ -16,7 +16,17 @@ from __future__ import annotations
 import argparse
 
 from edge_node.cli import (
-    approve, backup, check, dead_letters, held, init, invite, restore, revoke, serve, user,
+    approve,
+    backup,
+    check,
+    dead_letters,
+    held,
+    init,
+    invite,
+    restore,
+    revoke,
+    serve,
+    user,
 )
 
 EXAMPLES = """\

@@ -28,7 +28,6 @@ import aiosqlite
 
 from conflict import ResourceState
 from conflict.decode import state_from_canonical
-
 from edge_node.errors import StoreUnavailable
 from edge_node.fhir.search import SearchQuery
 from edge_node.store.users import USER_BY_HASH

@@ -54,7 +54,6 @@ import orjson
 
 from conflict import CoreError, plan_delete, plan_set
 from conflict.decode import state_from_canonical
-from sync_protocol.digest import StateDigest
 from edge_node.errors import (
     BadRequest,
     EdgeError,
@@ -67,6 +66,7 @@ from edge_node.errors import (
 from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
 from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
 from edge_node.store.connection import WriteConnection
+from sync_protocol.digest import StateDigest
 from sync_protocol.hlc import HybridClock
 from sync_protocol.ids import SiteId
 from sync_protocol.models import Change, ChangeOp

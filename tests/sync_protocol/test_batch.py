@@ -11,12 +11,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync_protocol.batch import (
-    batch_hash, check_follows, open_batch, read_sealed, seal_batch,
+    batch_hash,
+    check_follows,
+    open_batch,
+    read_sealed,
+    seal_batch,
 )
 from sync_protocol.canonical import canonical_pack
 from sync_protocol.errors import (
-    BadSignature, ChainBroken, MalformedInput, ProtocolError, TamperedBatch, TooLarge,
-    UnknownKeyEpoch, UnknownSite, UnsupportedVersion, UpgradeRequired, WrongPracticeKey,
+    BadSignature,
+    ChainBroken,
+    MalformedInput,
+    ProtocolError,
+    TamperedBatch,
+    TooLarge,
+    UnknownKeyEpoch,
+    UnknownSite,
+    UnsupportedVersion,
+    UpgradeRequired,
+    WrongPracticeKey,
 )
 from sync_protocol.framing import MAGIC, NONCE_BYTES, SIGNATURE_BYTES, Limits
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory, SiteKeyPair

@@ -10,7 +10,11 @@ import nacl.utils
 import pytest
 
 from sync_protocol.errors import (
-    BadSignature, MalformedInput, SealedKeyUnreadable, UnknownSite, WrongPassphrase,
+    BadSignature,
+    MalformedInput,
+    SealedKeyUnreadable,
+    UnknownSite,
+    WrongPassphrase,
 )
 from sync_protocol.key_delivery import open_keys_for_site, seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory, SiteKeyPair, record_token

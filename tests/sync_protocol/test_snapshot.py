@@ -11,7 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync_protocol.errors import (
-    BadSignature, MalformedInput, ProtocolError, TamperedBatch, UnknownKeyEpoch,
+    BadSignature,
+    MalformedInput,
+    ProtocolError,
+    TamperedBatch,
+    UnknownKeyEpoch,
 )
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory
 from sync_protocol.snapshot import SnapshotOpener, SnapshotSealer

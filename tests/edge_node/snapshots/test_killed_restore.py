@@ -103,7 +103,7 @@ def _staging_midway(new_dir: Path) -> bool:
             conn.close()
     except sqlite3.Error:
         return False  # created but not yet initialised
-    return row is not None and 1 < row[0] and not row[1]
+    return row is not None and row[0] > 1 and not row[1]
 
 
 async def test_restore_killed_mid_staging_resumes_and_ends_identical(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ from edge_node.cli.restore import restore
 from edge_node.sync.enroll import invite
 from tests.edge_node.snapshots.at_hub import (
     SNAP,
-    rows,
     approve_when_pending,
     converged,
     offline_conflicts,
     restore_args,
+    rows,
     site_view,
     wait_snapshot,
     write_charts,
