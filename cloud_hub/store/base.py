@@ -12,6 +12,16 @@ Ordering contract of `append_batch` (PERFORMANCE.md, "Hub sequence in commit
 order"): hub sequence numbers of a practice are assigned under a per-practice
 lock in the same transaction that stores the batch, so once a reader sees hub
 sequence n, every m < n is already visible — a reader never sees a gap filled later.
+
+Both stores migrate to the same SCHEMA_VERSION; its changelog:
+    1  practices, sites, enrollment tokens, operators, batches, site chains, practice
+       sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
+    2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
+       site_chain.last_push_ms, snapshots.snapshot_id, heartbeats, push_rejections,
+       operator_actions (#5).
+    3  hub_identity: the hub's PUBLIC key only.  The signing seed lives in the hub key
+       file; a seed left in hub_key by schema 2 is deleted by `bind_hub_key` once the
+       hub has written it to its key file.
 """
 
 from __future__ import annotations

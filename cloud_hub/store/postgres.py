@@ -19,15 +19,7 @@ the next acquire; the listener reconnects with backoff.
 Distribution (Citus): every table has practice_id first in its primary key and
 every query filters by it; see README "Hub" for the two statements.
 
-SCHEMA_VERSION changelog:
-    1  practices, sites, enrollment tokens, operators, batches, site chains, practice
-       sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
-    2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
-       site_chain.last_push_ms, snapshots.snapshot_id, heartbeats, push_rejections,
-       operator_actions (#5).
-    3  hub_identity: the hub's PUBLIC key only.  The signing seed lives in the hub key
-       file; a seed left in hub_key by schema 2 is deleted by `bind_hub_key` once the
-       hub has written it to its key file.
+Schema versions: the changelog in `base` (both stores share one schema history).
 """
 
 from __future__ import annotations

@@ -4,15 +4,7 @@ One connection in WAL mode; an `asyncio.Lock` makes each method one
 serialised transaction, which also serialises hub sequence assignment (the
 ordering contract of `base.HubStore`).  Only one hub process may use a file.
 
-SCHEMA_VERSION changelog:
-    1  practices, sites, enrollment tokens, operators, batches, site chains, practice
-       sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
-    2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
-       site_chain.last_push_ms, snapshots.snapshot_id, heartbeats, push_rejections,
-       operator_actions (#5).
-    3  hub_identity: the hub's PUBLIC key only.  The signing seed lives in the hub key
-       file; a seed left in hub_key by schema 2 is deleted by `bind_hub_key` once the
-       hub has written it to its key file.
+Schema versions: the changelog in `base` (both stores share one schema history).
 """
 
 from __future__ import annotations
