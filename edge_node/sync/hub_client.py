@@ -348,7 +348,7 @@ class HubClient:
 
         Returns the acks of the batches stored, in order, and the hub's refusal of the
         next one (None if all were stored).  Raises `HubRefused` when the request as a
-        whole is refused (for example 415 from a hub of the previous release, or the
+        whole is refused (for example 400 from a hub of the previous release, or the
         first batch's refusal) and `HubUnreachable`.  Receipts unverified.
         """
         raw = await self._json("POST", "/v1/batches", data=encode_push_many(sealed),

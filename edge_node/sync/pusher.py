@@ -5,10 +5,10 @@ so a resend after a crash or a lost answer is byte-identical and the site's
 chain (seq range, prev hash) is local truth.  Pushes are pipelined: while the
 outbox has more, up to `PUSH_WINDOW` batches are sealed ahead and sent in ONE
 request (`sync_protocol.push_wire`), so a backlog costs one round trip per
-window, not per batch; a hub of the previous release (415) gets them one by
-one.  When the outbox is empty the pusher waits on the writer's outbox-commit
-event (no timer).  Every receipt is verified with the hub key pinned at
-enrollment.
+window, not per batch; a hub of the previous release (which reads the body as
+one batch and answers 400) gets them one by one.  When the outbox is empty the
+pusher waits on the writer's outbox-commit event (no timer).  Every receipt is
+verified with the hub key pinned at enrollment.
 
 On `chain_broken` the hub names where it expects us: if that is a batch we
 already sealed (the hub lost data or was rebuilt), everything from there is
@@ -200,8 +200,10 @@ class Pusher:
             else:
                 acks = [await ctx.hub.push(batches[0].sealed)]
         except HubRefused as exc:
-            if exc.status in (413, 415) and len(batches) > 1:
-                # 415: a hub of the previous release; 413: its body limit is lower.
+            if exc.status in (400, 413, 415) and len(batches) > 1:
+                # A hub of the previous release reads the body as one sealed batch (400),
+                # or its body limit is lower (413): push one by one from now on.  A batch
+                # that is itself malformed is then refused alone, and dead-lettered.
                 log.info("the hub refused %d batches in one push (HTTP %d); pushing one "
                          "by one", len(batches), exc.status)
                 self._many = False

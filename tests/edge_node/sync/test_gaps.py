@@ -9,6 +9,7 @@ batch is taken out of the log, then put back at the end of it.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,9 @@ async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> N
                     "NULL") == [(n, n)], f"{rid} pushed as batch {n}")
                 a_site = str(a.edge.site.site_id)
                 a_states = a.states()
-        lost = _take_out(db, a_site, 1)
+        # In a thread: the hub serving in this process must keep its event loop (it may
+        # hold its store's write lock across an await while we wait for that lock).
+        lost = await asyncio.to_thread(_take_out, db, a_site, 1)
 
         async with running(b_dir) as b:
             await wait_for(lambda: b.query("SELECT origin, seq_from, reason FROM held_batches")
@@ -88,7 +91,7 @@ async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> N
             assert any(a_site in note and "waiting for seqs 1-1" in note
                        for note in _notes(section)), section
 
-            filled_at = _put_back_at_the_end(db, lost)
+            filled_at = await asyncio.to_thread(_put_back_at_the_end, db, lost)
             # A write at B: its push wakes the hub's stream, which then also sends the
             # batch put back (the hub is not told about edits made behind its back).
             await b.write("Patient", "b1", patient("Tanaka"))

@@ -6,6 +6,7 @@ the new batches that take the lost sequence numbers — silent divergence.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -38,7 +39,7 @@ async def test_edges_ahead_of_a_restored_hub_rewind_and_converge(tmp_path: Path)
             await wait_for(lambda: a.sync.ctx.keyring and b.sync.ctx.keyring, "keys")
             await a.write("Patient", "p1", patient("Sato"))
             await wait_for(lambda: ("Patient", "p1") in b.states(), "p1 at b")
-            _backup(db, backup)  # the nightly backup, taken here
+            await asyncio.to_thread(_backup, db, backup)  # the nightly backup, taken here
             await a.write("Patient", "p2", patient("Suzuki"))
             await b.write("Patient", "p3", patient("Tanaka"))
             await wait_for(lambda: len(a.states()) == len(b.states()) == 3, "p2, p3 spread")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
+import cloud_hub.api.batches
 from edge_node.sync.pusher import PUSH_WINDOW
 from tests.edge_node.sync.edges import FAST, patient, practice, running, unsynced, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
@@ -32,3 +35,22 @@ async def test_a_backlog_takes_one_request_per_window_of_batches(tmp_path: Path)
             assert a.states() == b.states()
             assert b.query("SELECT next_seq FROM origin_chains WHERE origin = ?",
                            str(a.edge.site.site_id)) == [(41,)]
+
+
+async def test_a_hub_of_the_previous_release_gets_the_batches_one_by_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The previous release reads any push body as one sealed batch (400 for an array).
+    monkeypatch.setattr(cloud_hub.api.batches, "MEDIA_TYPE_MANY", "application/x-unknown")
+    operator = await add_operator(tmp_path / "hub.db")
+    async with local_hub(tmp_path / "hub.db") as hub:
+        a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
+        async with unsynced(a_dir) as a:
+            for i in range(10):
+                await a.write("Patient", f"p{i}", patient(f"N{i}"))
+        async with running(a_dir, SMALL_BATCHES) as a, running(b_dir) as b:
+            await wait_for(lambda: len(b.states()) == 10 and a.query(
+                "SELECT count(*) FROM pushed_batches WHERE hub_seq IS NULL") == [(0,)],
+                "the backlog at b, pushed one by one", 20)
+            assert a.query("SELECT count(*) FROM dead_letters") == [(0,)]
+            assert a.sync.pusher.requests == 5 + 1  # the refused try, then one per batch
+            assert a.states() == b.states()
