@@ -38,7 +38,7 @@ from edge_node.store.schema import db_path
 from edge_node.sync.context import SyncContext
 from edge_node.sync.errors import HubRefused, HubUnreachable
 from edge_node.sync.hub_client import HubClient, HubSettings
-from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, refresh_registry
+from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, missing_seqs, refresh_registry
 from edge_node.sync.pusher import Pusher
 from edge_node.sync.settings import SyncSettings
 from edge_node.sync.state import SyncState, keyring_row, load_sync_state
@@ -493,10 +493,15 @@ async def heartbeat_report(loop: SyncLoop) -> dict[str, Any]:
     counts = await ctx.read(sync_counts)
     stats = ctx.status.snapshot()
     upgrades = [h["detail"] for h in counts["held"] if h["reason"] == "upgrade"]
-    gaps = [{"origin": h["origin"], "missing_from": counts["chains"].get(h["origin"], 1),
-             "missing_to": h["seq_from"] - 1}
-            for h in counts["held"]
-            if h["reason"] == "gap" and counts["chains"].get(h["origin"], 1) < h["seq_from"]]
+    gaps: list[dict[str, Any]] = []
+    for origin in sorted({h["origin"] for h in counts["held"] if h["reason"] == "gap"}):
+        # What the hub has not delivered: neither applied nor held (a held batch is not
+        # missing), up to this origin's last batch held for a gap.
+        ranges = [(h["seq_from"], h["seq_to"]) for h in counts["held"] if h["origin"] == origin]
+        last = max(h["seq_from"] for h in counts["held"]
+                   if h["origin"] == origin and h["reason"] == "gap")
+        gaps.extend({"origin": origin, "missing_from": a, "missing_to": b}
+                    for a, b in missing_seqs(counts["chains"].get(origin, 1), ranges, last))
     oldest = counts["oldest_unpushed_ms"]
     return {"cursor": counts["cursor"], "outbox_depth": counts["outbox_depth"],
             "oldest_unpushed_age_s": None if oldest is None

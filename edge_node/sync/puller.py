@@ -18,9 +18,10 @@ at every (re)connect (an upgraded build retries at start).
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from uuid import UUID
@@ -57,6 +58,48 @@ _UNHOLD: Final = "DELETE FROM held_batches WHERE origin = ? AND seq_from = ?"
 class Hold(Exception):
     reason: str
     detail: str
+
+
+def missing_seqs(next_seq: int, held: Iterable[tuple[int, int]], before: int
+                 ) -> list[tuple[int, int]]:
+    """The seq ranges of an origin below `before` that this site has neither applied
+    (all below `next_seq`) nor holds (`held`: (seq_from, seq_to) of its held batches) —
+    what the hub has not delivered (pure)."""
+    out: list[tuple[int, int]] = []
+    start = next_seq
+    for seq_from, seq_to in sorted(held):
+        if seq_from >= before:
+            break
+        if seq_from > start:
+            out.append((start, seq_from - 1))
+        start = max(start, seq_to + 1)
+    if start < before:
+        out.append((start, before - 1))
+    return out
+
+
+def seq_words(ranges: Sequence[tuple[int, int]]) -> str:
+    """`seq 4`, `seqs 4-6`, `seqs 2, 4-6` (pure)."""
+    parts = [str(a) if a == b else f"{a}-{b}" for a, b in ranges]
+    single = len(ranges) == 1 and ranges[0][0] == ranges[0][1]
+    return ("seq " if single else "seqs ") + ", ".join(parts)
+
+
+def gap_detail(origin: str, seq_from: int, seq_to: int, missing: Sequence[tuple[int, int]]
+               ) -> str:
+    """What the status page says about a batch held for a gap, in plain words (pure)."""
+    waiting = seq_words([(seq_from, seq_to)])
+    if not missing:
+        return (f"{waiting} of site {origin} wait for the batch before them, which is held "
+                "too (see the other held batches)")
+    return (f"{seq_words(missing)} of site {origin} not received yet (the hub has not "
+            f"delivered them); {waiting} of that site wait and are not applied until then")
+
+
+def _held_ranges(conn: sqlite3.Connection, origin: str, before: int) -> list[tuple[int, int]]:
+    return [(int(r[0]), int(r[1])) for r in conn.execute(
+        "SELECT seq_from, seq_to FROM held_batches WHERE origin = ? AND seq_from < ?",
+        (origin, before))]
 
 
 def _chain(conn: sqlite3.Connection, origin: str) -> tuple[int, bytes]:
@@ -226,8 +269,11 @@ class Puller:
                                   label="duplicate")
                 return False
             if header.seq_from > next_seq:
-                raise Hold("gap", f"waiting for seqs {next_seq}-{header.seq_from - 1} of "
-                           f"site {origin}")
+                held_before = await ctx.read(functools.partial(
+                    _held_ranges, origin=origin, before=header.seq_from))
+                raise Hold("gap", gap_detail(origin, header.seq_from, header.seq_to,
+                                             missing_seqs(next_seq, held_before,
+                                                          header.seq_from)))
             if header.seq_from < next_seq or header.prev_hash != last_hash:
                 raise Hold("fork", f"batch of site {origin} at seq {header.seq_from} does "
                            "not follow the batch this site applied; report it")
@@ -320,4 +366,5 @@ async def refresh_registry(ctx: SyncContext) -> None:
             ctx.directory.add(site.public_keys)
 
 
-__all__ = ["UUID", "MalformedInput", "Puller", "refresh_registry"]
+__all__ = ["UUID", "MalformedInput", "Puller", "gap_detail", "missing_seqs",
+           "refresh_registry", "seq_words"]
