@@ -90,10 +90,10 @@ def gap_detail(origin: str, seq_from: int, seq_to: int, missing: Sequence[tuple[
     """What the status page says about a batch held for a gap, in plain words (pure)."""
     waiting = seq_words([(seq_from, seq_to)])
     if not missing:
-        return (f"{waiting} of site {origin} wait for the batch before them, which is held "
-                "too (see the other held batches)")
-    return (f"{seq_words(missing)} of site {origin} not received yet (the hub has not "
-            f"delivered them); {waiting} of that site wait and are not applied until then")
+        return (f"{waiting} of site {origin} held back, unapplied, behind an earlier batch "
+                "of that site that is held too (see the other held batches)")
+    return (f"{seq_words(missing)} of site {origin} not received yet (not delivered by the "
+            f"hub); until then this site holds back, unapplied, that site's {waiting}")
 
 
 def _held_ranges(conn: sqlite3.Connection, origin: str, before: int) -> list[tuple[int, int]]:

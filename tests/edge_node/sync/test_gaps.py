@@ -108,8 +108,8 @@ async def test_gap_words_name_only_what_is_missing() -> None:
     assert missing_seqs(2, [(2, 2)], 3) == []  # held, not missing
     assert seq_words([(2, 2)]) == "seq 2" and seq_words([(2, 2), (4, 6)]) == "seqs 2, 4-6"
     assert gap_detail("A", 3, 4, [(2, 2)]) == (
-        "seq 2 of site A not received yet (the hub has not delivered them); seqs 3-4 of "
-        "that site wait and are not applied until then")
+        "seq 2 of site A not received yet (not delivered by the hub); until then this site "
+        "holds back, unapplied, that site's seqs 3-4")
 
 
 async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> None:
@@ -154,10 +154,10 @@ async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> N
                 sync = body["sync"]
                 missing = f"seq 2 of site {a_site} not received yet"
                 assert [h["detail"] for h in sync["held"]] == [
-                    f"{missing} (the hub has not delivered them); seq 3 of that site wait "
-                    "and are not applied until then",
-                    f"{missing} (the hub has not delivered them); seq 4 of that site wait "
-                    "and are not applied until then"]
+                    f"{missing} (not delivered by the hub); until then this site holds "
+                    "back, unapplied, that site's seq 3",
+                    f"{missing} (not delivered by the hub); until then this site holds "
+                    "back, unapplied, that site's seq 4"]
                 assert sum(missing in note for note in sync["notes"]) == 2, sync["notes"]
                 # ... and the same to the hub's dashboard: seq 2 only (3 is held, not missing).
                 report = await heartbeat_report(b.sync)
