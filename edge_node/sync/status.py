@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +52,15 @@ class SyncStatus:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def wait_changed(self) -> None:
-        """Until the next push ack, pulled batch, hold, key arrival or failure."""
-        await self._changed.wait()
+    def wait_changed(self) -> Coroutine[Any, Any, bool]:
+        """Until the next push ack, pulled batch, hold, key arrival or failure.
+
+        The event is taken when this is called, not when the result is first awaited:
+        a caller that checks a condition, then starts a task waiting on this, must not
+        miss a change made before that task first runs (seen as a test waiting 10 s for
+        a condition already true).
+        """
+        return self._changed.wait()
 
     def online(self, now_ms: int) -> None:
         if self._s.online is not True:
