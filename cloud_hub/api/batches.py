@@ -71,9 +71,12 @@ async def _push_many(request: web.Request, ctx: HubContext, site: SiteRecord
                      ) -> web.Response:
     """Several batches, stored in order as single pushes; stops at the first refusal
     (`sync_protocol.push_wire`).  A failure of the store before anything was stored
-    answers 503 like a single push; after that, the acks so far are returned."""
-    limit = 2 * ctx.config.max_batch_bytes
-    raw = await read_body(request, limit, what="batches pushed together")
+    answers 503 like a single push; after that, the acks so far are returned.
+
+    The whole body is held to `max_batch_bytes`, the single push's limit: the hub's
+    memory per request stays what it was before pipelined pushes (#5)."""
+    raw = await read_body(request, ctx.config.max_batch_bytes,
+                          what="batches pushed together")
     batches = decode_push_many(raw, max_batch_bytes=ctx.config.max_batch_bytes)
     acks: list[dict[str, Any]] = []
     refused: dict[str, Any] | None = None

@@ -123,6 +123,14 @@ def openapi_document() -> dict[str, Any]:
                                    "batch_hash": {"type": "string", "description": "hex"},
                                    "hub_seq": {"type": "integer"},
                                    "signature": {"type": "string", "description": "hex"}}}}}
+    schemas["PushManyAnswer"] = {
+        "type": "object", "required": ["acks", "refused"],
+        "description": "answer to several batches: the acks of the first len(acks), in "
+                       "order; refused is the problem refusing batch number len(acks), "
+                       "null exactly when every batch was acked",
+        "properties": {"acks": {"type": "array", "items": {
+            "$ref": "#/components/schemas/PushAck"}},
+            "refused": {"oneOf": [_PROBLEM, {"type": "null"}]}}}
     pid, sid = _path("pid", "practice id"), _path("sid", "site id")
     paths: dict[str, Any] = {
         "/healthz": {"get": _op("Liveness and store reachability",
@@ -200,14 +208,17 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Push one sealed batch (application/octet-stream), or up to "
                 f"{MAX_PUSH_BATCHES} in chain order ({MEDIA_TYPE_MANY}: a msgpack array of "
-                "bin), stored one after the other exactly as single pushes and stopping at "
-                "the first refusal: the answer is then {acks: [PushAck...], refused: problem "
-                "or null}; a refused first batch is answered like a single push. "
+                "bin; the whole body within the one-batch limit, max_batch_bytes), stored "
+                "one after the other exactly as single pushes and stopping at the first "
+                "refusal: the answer is then a PushManyAnswer; a refused first batch is "
+                "answered like a single push. "
                 "Idempotent: the same bytes again get the same answer. "
                 "The batch's origin is the caller, or another registered (approved or later "
                 "revoked) site of its practice: a relay, to rebuild a lost hub from the edges' "
                 "copies; the origin's key, chain and receipt apply. " + _NO_COMPRESSION,
-                {"200": _json({"$ref": "#/components/schemas/PushAck"})},
+                {"200": _json({"oneOf": [{"$ref": "#/components/schemas/PushAck"},
+                                         {"$ref": "#/components/schemas/PushManyAnswer"}]},
+                              "PushAck for one batch, PushManyAnswer for several")},
                 security=_SITE, body={"application/octet-stream": {"schema": _OCTETS},
                                       MEDIA_TYPE_MANY: {"schema": _OCTETS}},
                 errors=(400, *_AUTH_ERR, 409, 413, 415, 503)),

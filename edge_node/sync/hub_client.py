@@ -37,10 +37,11 @@ import aiohttp
 import orjson
 
 from edge_node.sync.errors import HubRefused, HubUnreachable, InsecureHubUrl
+from sync_protocol.errors import MalformedInput
 from sync_protocol.keys import SitePublicKeys
 from sync_protocol.models import PulledBatch, PullResponse, PushAck, push_ack_from_json
 from sync_protocol.pull_wire import decode_pull_response, decode_pulled
-from sync_protocol.push_wire import MEDIA_TYPE_MANY, encode_push_many
+from sync_protocol.push_wire import MEDIA_TYPE_MANY, decode_push_answer, encode_push_many
 
 log = logging.getLogger(__name__)
 
@@ -349,14 +350,22 @@ class HubClient:
         Returns the acks of the batches stored, in order, and the hub's refusal of the
         next one (None if all were stored).  Raises `HubRefused` when the request as a
         whole is refused (for example 400 from a hub of the previous release, or the
-        first batch's refusal) and `HubUnreachable`.  Receipts unverified.
+        first batch's refusal), and `HubUnreachable` also for an answer that is not a
+        push answer for these batches (`push_wire.decode_push_answer`).  Receipts
+        unverified.
         """
         raw = await self._json("POST", "/v1/batches", data=encode_push_many(sealed),
                                content_type=MEDIA_TYPE_MANY)
-        acks = [push_ack_from_json(a) for a in raw["acks"]]
-        refused = raw.get("refused")
-        return acks, (_refusal_from(refused, int(refused.get("status", 400)), "POST",
-                                    "/v1/batches") if isinstance(refused, dict) else None)
+        try:
+            answer = decode_push_answer(raw, sent=len(sealed))
+        except MalformedInput as exc:
+            raise HubUnreachable(f"hub {self.settings.url} gave no usable answer to POST "
+                                 f"/v1/batches: {exc.message}",
+                                 hint="check that hub.url points at a chartsync hub; the "
+                                 "edge retries") from exc
+        refused = answer.refused
+        return list(answer.acks), (None if refused is None else _refusal_from(
+            dict(refused), int(refused.get("status") or 400), "POST", "/v1/batches"))
 
     async def pull(self, *, after: int, limit: int = 100, wait_s: float = 0.0) -> PullResponse:
         params = {"after": str(after), "limit": str(limit), "wait_s": str(wait_s)}

@@ -6,6 +6,8 @@ import re
 
 from aiohttp import web
 
+from sync_protocol.canonical import pack_plain
+from sync_protocol.push_wire import MAX_PUSH_BATCHES, MEDIA_TYPE_MANY, encode_push_many
 from tests.cloud_hub.harness import Harness
 
 
@@ -48,10 +50,18 @@ async def test_answered_statuses_are_documented(harness: Harness) -> None:
     paths = set(doc["paths"])
     clinic, (a, b) = await harness.practice_with_sites()
     sealed = clinic.seal(a.site, 2)
+    many = {**a.headers, "Content-Type": MEDIA_TYPE_MANY}
     calls = [
         ("post", "/v1/batches", {"data": sealed, "headers": a.headers}),
         ("post", "/v1/batches", {"data": sealed, "headers": a.headers}),
         ("post", "/v1/batches", {"data": b"junk", "headers": a.headers}),
+        ("post", "/v1/batches", {"data": encode_push_many([sealed, clinic.seal(a.site, 1)]),
+                                 "headers": many}),
+        ("post", "/v1/batches", {"data": b"junk", "headers": many}),
+        ("post", "/v1/batches", {"data": pack_plain([b"x"] * (MAX_PUSH_BATCHES + 1)),
+                                 "headers": many}),
+        ("post", "/v1/batches", {"data": encode_push_many([clinic.seal(a.site, 1, advance=False)]
+                                                           * 2), "headers": many}),
         ("post", "/v1/batches", {"data": clinic.seal(a.site, 1, advance=False),
                                  "headers": {**a.headers, "Content-Encoding": "gzip"}}),
         ("post", "/v1/batches", {"data": sealed}),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import nacl.utils
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from edge_node.sync.errors import HubRefused, HubUnreachable, InsecureHubUrl
 from edge_node.sync.hub_client import HubClient, HubSettings
@@ -52,3 +54,22 @@ async def test_plain_http_refused_without_flag_and_unreachable_is_typed() -> Non
     async with HubClient.open(settings) as client:
         with pytest.raises(HubUnreachable):
             await client.hub_key()
+
+
+@pytest.mark.parametrize("answer", [{"acks": []}, {"acks": [], "refused": None}, [1, 2],
+                                    {"acks": "x", "refused": None}])
+async def test_an_answer_to_several_batches_it_cannot_resume_from_is_unreachable(
+        answer: object) -> None:
+    """A hub (or something posing as one) whose answer does not account for the batches
+    sent: retried with backoff like a hub out of reach, never taken as acks (#5)."""
+    async def batches(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/v1/batches", batches)
+    async with TestServer(app, host="127.0.0.1") as server:
+        settings = HubSettings.parse(str(server.make_url("")).rstrip("/"), insecure_http=True)
+        async with HubClient.open(settings, credential="css_x") as client:
+            with pytest.raises(HubUnreachable, match="no usable answer"):
+                await client.push_many([b"one", b"two"])
