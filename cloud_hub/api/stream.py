@@ -3,7 +3,11 @@
 One binary frame per batch (msgpack `PulledBatch` with the store's `log_id`,
 see `sync_protocol.pull_wire`), in hub order, starting after `after`.  A cursor
 older than the oldest batch kept is refused before the upgrade (410
-`log_trimmed`); a stream that falls behind a trim is closed with code 4410.
+`log_trimmed`); a stream that falls behind a trim is closed with code 4410.  A
+stream whose cursor is past the log's end (the hub was restored from an older
+backup under it) is closed with code 4409: the batches that take the lost
+numbers would otherwise never be sent to it; the site reconnects, sees the
+pull answer's `head` and rewinds.
 The sender wakes on the notifier (this process's pushes, and other processes'
 via LISTEN/NOTIFY); the site's status is re-read whenever the registry
 changes, so a revoked site's stream ends.
@@ -32,6 +36,7 @@ FRAME_BATCHES = 100
 WAIT_SLICE_S = 25.0
 CLOSE_REVOKED = 4403
 CLOSE_TRIMMED = 4410
+CLOSE_AHEAD = 4409
 #: Bound on waiting for the store to come back before looking again.
 OUTAGE_RETRY_S = 1.0
 
@@ -82,6 +87,15 @@ async def _send(ws: web.WebSocketResponse, ctx: HubContext, site: SiteRecord,
             batches = await ctx.feed.batches_after(practice_id, cursor, FRAME_BATCHES)
             if batches:
                 await check_not_trimmed(ctx, practice_id, cursor, batches[0])
+            elif await ctx.store.head(practice_id) < cursor:
+                # Info, not warning: a site of an older release reconnects and is closed
+                # again after each backoff; the restore itself is the operator's own act.
+                log.info("stream cursor %d past the end of the practice's log (store "
+                         "restored from an older backup?); closed so the site rewinds", cursor,
+                         extra={PRACTICE_ID: str(practice_id), SITE_ID: str(site.site_id)})
+                await ws.close(code=CLOSE_AHEAD, message=b"cursor past the log's end; pull "
+                               b"to see the head and rewind")
+                return
         except LogTrimmed:
             await ws.close(code=CLOSE_TRIMMED, message=b"log trimmed; bootstrap from the "
                            b"latest snapshot")

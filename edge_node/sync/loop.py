@@ -11,6 +11,10 @@ once per change of state.  A hub whose `log_id` differs from the stored one
 was rebuilt: the cursor goes back to 0 (applies are idempotent per origin
 chain), every own batch is marked unacknowledged (pushed again from seq 1)
 and every received batch is relayed in the order it was received.  A hub
+restored from an older backup (same log id; its `head` below the cursor, or
+another batch where this site read one) is noticed at the start of each
+session and by the long-poll: the site goes back to the last position that
+still matches, re-sends and relays what came after (`_check_head`).  A hub
 that trimmed the log past the cursor (`410 log_trimmed`) makes the site
 re-bootstrap from the latest snapshot, its own queued changes merged on top
 (`snapshots.rebootstrap`).
@@ -166,6 +170,9 @@ class SyncLoop:
         while True:
             page = await ctx.hub.pull(after=ctx.cursor, wait_s=ctx.settings.long_poll_s)
             await self._check_log_id(page.log_id)
+            if page.head < ctx.cursor:  # the hub's log went back under us (a restore)
+                await self._check_head()
+                continue
             ctx.status.pulled(ctx.now_ms(), page.head)
             await self.puller.handle_group(page.batches)
             if ctx.keys_changed.is_set():
@@ -266,65 +273,110 @@ class SyncLoop:
                 log.info("relay of a received batch refused (%s)", exc.hub_code)
 
     async def _check_head(self) -> None:
-        """Rewind if the hub's log no longer holds what this site read from it.
+        """Rewind if the hub's log no longer holds what this site read from it or pushed.
 
         That is a hub restored from an older backup (same log id, batches lost, and
         their sequence numbers handed out again to other batches).  Going on would
-        silently skip the batches that took the lost numbers.  The batch at our
-        cursor is compared with what we recorded there (one request per session);
-        on a difference, older positions are compared (1, 2, 4... back) until one
-        matches.  Then the cursor goes back to it, our own batches after it are
+        silently skip the batches that take the lost numbers.  `top` is the furthest
+        position this site knows of: its cursor, or its own last acknowledged batch
+        if that is further (pushed, not yet pulled back).
+
+        * The hub's `head` is before `top`: everything after the head is gone.  The
+          hub's batch at the head is compared with the one this site recorded there
+          (if it kept one); the same, or nothing to compare, and the site goes back
+          to the head.
+        * Otherwise the batch at `top` is compared (one request per session).
+        * On a difference, older positions are compared (1, 2, 4... back) until one
+          matches (or none is left: back to 0).
+
+        Going back to position P: the cursor goes to P, our own batches after it are
         marked unsent (the pusher sends them again; what the hub still has is
-        acknowledged as a duplicate), and the batches of other sites we received
-        after it are relayed to the hub.  Re-delivered batches are recognised by
-        their origin's chain and skipped.
+        acknowledged as a duplicate, what it lost is stored again), and the batches
+        of other sites received after it are relayed to the hub.  Re-delivered
+        batches are recognised by their origin's chain and skipped.
         """
         ctx = self.ctx
-        cursor = ctx.cursor
-        probe, step, differs = cursor, 1, False
+        # `top` before `head`: a push acknowledged in between must not look lost.
+        top = max(ctx.cursor, await ctx.read(_last_own_hub_seq))
+        try:
+            head = (await ctx.hub.pull(after=ctx.cursor, limit=1, wait_s=0)).head
+        except HubRefused as exc:
+            if exc.hub_code != LOG_TRIMMED:
+                raise
+            return  # older than what the hub keeps: the session's pull re-bootstraps
+        if head >= top:
+            if top == 0 or await self._hub_holds(top) is not False:
+                return  # the same batch, or nothing recorded to compare (a snapshot)
+            to = await self._last_match(top - 1)
+        elif head == 0 or await self._hub_holds(head) is not False:
+            to = head
+        else:
+            to = await self._last_match(head - 1)
+        await self._rewind(to, head, top)
+
+    async def _hub_holds(self, position: int) -> bool | None:
+        """Whether the hub's batch at `position` is the one this site recorded there;
+        None if this site kept none there, or the hub no longer keeps that position."""
+        ours = await self.ctx.read(functools.partial(_recorded_hash, hub_seq=position))
+        if ours is None:
+            return None
+        try:
+            page = await self.ctx.hub.pull(after=position - 1, limit=1, wait_s=0)
+        except HubRefused as exc:
+            if exc.hub_code != LOG_TRIMMED:
+                raise
+            return None
+        theirs = page.batches[0] if page.batches else None
+        return theirs is not None and theirs.hub_seq == position \
+            and batch_hash(theirs.sealed) == ours
+
+    async def _last_match(self, start: int) -> int:
+        """The newest position at or before `start` (probed 1, 2, 4... back) where the
+        hub holds what this site recorded; 0 if none.  A position the hub no longer
+        keeps (trimmed) ends the search there: the next pull re-bootstraps."""
+        ctx = self.ctx
+        probe, step = start, 1
         while probe > 0:
-            ours = await ctx.read(functools.partial(_recorded_hash, hub_seq=probe))
-            if ours is not None:
-                try:
-                    page = await ctx.hub.pull(after=probe - 1, limit=1, wait_s=0)
-                except HubRefused as exc:
-                    if exc.hub_code != LOG_TRIMMED:
-                        raise
-                    break  # older than what the hub keeps: nothing further to compare
-                theirs = page.batches[0] if page.batches else None
-                if theirs is not None and theirs.hub_seq == probe \
-                        and batch_hash(theirs.sealed) == ours:
-                    break
-                differs = True
+            recorded = await ctx.read(functools.partial(_recorded_hash, hub_seq=probe))
+            if recorded is not None and await self._hub_holds(probe) is not False:
+                return probe  # the same batch, or a position trimmed since
             probe, step = max(0, probe - step), step * 2
-        if not differs:  # the same batches (or none recorded to compare, e.g. after a
-            return       # bootstrap from a snapshot): nothing to rewind
-        head = probe
+        return 0
+
+    async def _rewind(self, to: int, head: int, top: int) -> None:
+        """Go back to position `to` (see `_check_head`): logged once, shown on the status."""
+        ctx = self.ctx
         cursor = ctx.cursor
-        message = (f"the hub's log differs from what this site read after position {head} "
-                   f"(this site was at {cursor}; was the hub restored from an older "
-                   "backup?); re-sending this site's batches and relaying the ones it "
-                   "received after that")
-        log.warning("hub log rewound: back from %d to %d; re-sending and relaying", cursor,
-                    head,
+        if head < top:
+            seen = (f"the hub's log ends at position {head} but this site was at {cursor}"
+                    + (f" and its own changes at {top}" if top > cursor else ""))
+        else:
+            seen = (f"the hub's log differs from what this site read after position {to} "
+                    f"(this site was at {cursor})")
+        message = (f"{seen}: was the hub restored from an older backup? This site went back "
+                   f"to position {to}, sends its own changes again and passes on the ones it "
+                   "received from other sites, so the hub gets back what it lost. Nothing to "
+                   "do here; if the hub was not restored, tell its operator")
+        log.warning("hub log rewound (practice %s, site %s): %s", ctx.state.practice_id,
+                    ctx.site_id, message,
                     extra={"practice_id": str(ctx.state.practice_id),
                            "site_id": str(ctx.site_id)})
 
         def lost(conn: sqlite3.Connection) -> list[bytes]:
             return [bytes(r[0]) for r in conn.execute(
                 "SELECT sealed FROM received_batches WHERE hub_seq > ? ORDER BY hub_seq",
-                (head,))]
+                (to,))]
 
         relay = await ctx.read(lost)
         await ctx.execute(
-            ("UPDATE sync_state SET cursor = ?", (head,)),
+            ("UPDATE sync_state SET cursor = min(cursor, ?)", (to,)),
             ("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL WHERE hub_seq > ?",
-             (head,)),
+             (to,)),
             # Copies are keyed by hub sequence: those numbers now name other batches.
-            ("DELETE FROM held_batches WHERE hub_seq > ?", (head,)),
-            ("DELETE FROM received_batches WHERE hub_seq > ?", (head,)),
+            ("DELETE FROM held_batches WHERE hub_seq > ?", (to,)),
+            ("DELETE FROM received_batches WHERE hub_seq > ?", (to,)),
             label="hub rewound")
-        ctx.cursor = head
+        ctx.cursor = min(cursor, to)
         ctx.status.hub_rewound(message, head)
         ctx.push_due.set()
         await self._relay(relay)
@@ -432,6 +484,14 @@ class SyncLoop:
                 if exc.status != 404 and exc.transient:
                     raise
                 # 404: a hub without the dashboard yet (issue #5 hub side); nothing to do.
+
+
+def _last_own_hub_seq(conn: sqlite3.Connection) -> int:
+    """The hub sequence of this site's last acknowledged batch (0 if none)."""
+    # Own batches are acknowledged in chain order: the last acknowledged is the highest.
+    row = conn.execute("SELECT hub_seq FROM pushed_batches WHERE hub_seq IS NOT NULL "
+                       "ORDER BY seq_from DESC LIMIT 1").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _recorded_hash(conn: sqlite3.Connection, hub_seq: int) -> bytes | None:

@@ -121,6 +121,29 @@ async def test_websocket_stream_sends_each_new_batch(harness: Harness) -> None:
         (2, a.site.site_id, later[0]), (3, a.site.site_id, later[1])]
 
 
+async def test_a_cursor_past_the_head_is_answered_at_once(harness: Harness) -> None:
+    """A site whose cursor is past the log's end (this hub was restored from an older
+    backup): a long-poll answers at once with the head, a stream closes with 4409."""
+    clinic, (a, b) = await harness.practice_with_sites()
+    assert (await harness.push(a, clinic.seal(a.site, 1))).status == 200
+    async with asyncio.timeout(10):  # would wait 30 s
+        resp = await harness.client.get("/v1/batches", params={"after": 5, "wait_s": 30},
+                                        headers=b.headers)
+        pulled = decode_pull_response(await resp.read())
+    assert resp.status == 200 and pulled.head == 1 and not pulled.batches
+    async with harness.client.ws_connect("/v1/stream?after=5", headers=b.headers) as ws:
+        async with asyncio.timeout(10):
+            msg = await ws.receive()
+    assert msg.type.name == "CLOSE" and ws.close_code == 4409
+    # At the head (nothing new) the stream stays open and sends what comes.
+    async with harness.client.ws_connect("/v1/stream?after=1", headers=b.headers) as ws:
+        second = clinic.seal(a.site, 1)
+        assert (await harness.push(a, second)).status == 200
+        async with asyncio.timeout(10):
+            frame = decode_pulled(await ws.receive_bytes())
+    assert (frame.hub_seq, frame.sealed) == (2, second)
+
+
 async def test_revoking_ends_access_at_once(harness: Harness) -> None:
     clinic, (a, b) = await harness.practice_with_sites()
     async with harness.client.ws_connect("/v1/stream", headers=b.headers) as ws:
