@@ -12,7 +12,9 @@ dashboard's error counts).
 
 Pull: msgpack `PullResponse` (`sync_protocol.pull_wire`) with the store's
 `log_id`, long-polling up to `wait_s`.  A cursor older than the oldest batch
-kept (retention) answers 410 `log_trimmed`.
+kept (retention) answers 410 `log_trimmed`; one past the head (a hub restored
+from an older backup) is answered at once, without waiting: the site sees
+`head` < its cursor and rewinds.
 """
 
 from __future__ import annotations
@@ -160,6 +162,11 @@ async def pull(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 100, 1, MAX_PULL_LIMIT)
     wait_s = query_float(request, "wait_s", 0.0, 0.0, MAX_WAIT_S)
     await check_not_trimmed(ctx, site.practice_id, after)
+    if wait_s and after > await ctx.store.head(site.practice_id):
+        # A cursor past the log's end: this hub was restored from an older backup.  Answer
+        # at once with the head, so the site rewinds now; waiting could return batches
+        # that took the lost numbers with a head past the cursor, hiding the restore.
+        wait_s = 0.0
     gauge = ctx.metrics.subscribers.labels("long_poll")
     gauge.inc()
     try:

@@ -240,7 +240,9 @@ def openapi_document() -> dict[str, Any]:
             "WebSocket: one binary frame per new batch, in hub order: msgpack {hub_seq, "
             "site_id (16 bytes), sealed, log_id (16 bytes, the store's log id)}. A cursor "
             "older than the oldest batch kept is refused with 410 `log_trimmed`; a stream "
-            "overtaken by a trim closes with code 4410, a revoked site's with 4403",
+            "overtaken by a trim closes with code 4410, a revoked site's with 4403, one "
+            "whose cursor is past the log's end (a hub restored from an older backup) "
+            "with 4409",
             {"101": {"description": "switching to WebSocket"}}, security=_SITE,
             params=[_query("after", "integer", "hub sequence cursor", minimum=0)],
             errors=(400, *_AUTH_ERR, 410))},
