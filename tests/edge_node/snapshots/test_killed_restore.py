@@ -34,6 +34,9 @@ from tests.edge_node.sync.edges import ACTOR, PASSPHRASE, patient, running, wait
 from tests.edge_node.sync.hubs import add_operator, local_hub, wall_ms
 
 PATIENTS = 6000
+#: How often the test looks at the child's staging file (its whole staging can take
+#: less than 100 ms on a fast machine).
+STAGING_RECHECK_S = 0.002
 
 
 async def test_restore_killed_mid_download_continues_the_file_and_ends_identical(
@@ -117,7 +120,10 @@ async def test_restore_killed_mid_staging_resumes_and_ends_identical(tmp_path: P
         proc = await start_restore(new_dir, hub.url, lost.kit, token=token,
                                    passphrase_file=pass_file, batch_records=300)
         await operator_approves(hub.url, operator, lost.practice_id, "restored")
-        await wait_for(lambda: _staging_midway(new_dir), "staging midway", deadline_s=60)
+        # Staging 12,000 records takes well under a second: look often enough to see it
+        # between two commits.
+        await wait_for(lambda: _staging_midway(new_dir), "staging midway", deadline_s=60,
+                       recheck_s=STAGING_RECHECK_S)
         proc.kill()
         await proc.wait()
         lines = await finish(await start_restore(new_dir, hub.url, lost.kit, token=None,

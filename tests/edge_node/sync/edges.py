@@ -135,15 +135,16 @@ CHILD_RECHECK_S = 0.1
 
 
 async def wait_for(cond: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S,
-                   ) -> None:
+                   *, recheck_s: float = CHILD_RECHECK_S) -> None:
     """Wait until `cond()` holds, re-checking after each step of a running sync loop
-    (push acknowledged, batch pulled or held, keys, failure); fails at the deadline."""
+    (push acknowledged, batch pulled or held, keys, failure), or every `recheck_s` when
+    no loop runs here (a child process's state); fails at the deadline."""
     try:
         async with asyncio.timeout(deadline_s):
             while not cond():
                 loops = list(LOOPS)
                 if not loops:  # e.g. a child process's database: nothing to wait on here
-                    await asyncio.sleep(CHILD_RECHECK_S)
+                    await asyncio.sleep(recheck_s)
                     continue
                 async with asyncio.TaskGroup() as tg:
                     waits = [tg.create_task(x.ctx.status.wait_changed()) for x in loops]
