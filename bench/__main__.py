@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark and print one table with the targets.
 
-    python -m bench [--only protocol,merge,edge,hub] [--json]
+    python -m bench [--only protocol,merge,guard,edge,hub] [--json]
 
 Hub benchmarks need PostgreSQL: CHARTSYNC_BENCH_PG_DSN (default
 postgresql://postgres@127.0.0.1:5432/postgres); a suite that cannot run says
@@ -74,6 +74,9 @@ SUITES: list[tuple[str, Callable[[], dict[str, float]], list[Target]]] = [
         ("change_json_bytes_avg", None, True), ("sealed_bytes_per_change", None, False),
         ("seal_changes_per_s", 100_000, True), ("open_changes_per_s", 100_000, True)]),
     ("merge", _merge, [("merge_changes_per_s", 30_000, True)]),
+    ("guard", _optional("bench.guard_bench", "run_guard_bench"), [
+        ("scan_20k_history_us", 1_000, False), ("scan_100k_history_us", 1_000, False),
+        ("scan_busy_hour_20k_us", None, False)]),
     ("edge", _edge, [
         ("creates_per_s", 3_000, True), ("create_p99_ms", 25, False),
         ("updates_per_s", 3_000, True), ("update_p99_ms", 25, False),

@@ -1,20 +1,45 @@
-"""Schema upgrades run on open, in place, keeping every row (schema v2 → v3)."""
+"""Schema upgrades run on open, in place, keeping every row (schema v2 → v3); a file newer
+than this build is still refused untouched."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from edge_node.cli.check import check_path
 from edge_node.config import EdgeConfig
+from edge_node.errors import SchemaTooNew
 from edge_node.node import Edge
 from edge_node.store.schema import MIGRATIONS, SCHEMA_VERSION, db_path
 from edge_node.store.writer import Actor, WriteOp
+from edge_node.sync.guard import WINDOW_MS, guard_scan
 from tests.edge_node.conftest import make_data_dir, wall_ms
 from tests.edge_node.resources import patient
 
 ACTOR = Actor("u1", "clinician", "dev-1", "127.0.0.1")
+#: The guard's query as schema v2 ran it (no history_recent index to read through).
+_V2_GUARD_QUERY = (
+    "SELECT h.seq, h.type, h.id FROM history AS h WHERE h.origin = ? AND h.seq > ? "
+    "AND h.recorded_ms >= ? AND (h.deleted = 1 OR EXISTS (SELECT 1 FROM history AS p "
+    "WHERE p.type = h.type AND p.id = h.id AND p.recorded_ms < ?)) ORDER BY h.seq")
+#: The plan of the guard's query must walk only the window (not every row of the site).
+_GUARD_PLAN = (
+    "EXPLAIN QUERY PLAN SELECT h.seq, h.type, h.id FROM history AS h INDEXED BY "
+    "history_recent WHERE h.origin = ? AND h.seq > ? AND h.recorded_ms >= ? AND "
+    "(h.deleted = 1 OR EXISTS (SELECT 1 FROM history AS p WHERE p.type = h.type AND "
+    "p.id = h.id AND p.recorded_ms < ?)) ORDER BY h.seq")
+
+
+class _Clock:
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
 
 
 def _downgrade_to_v2(db: Path) -> None:
@@ -27,26 +52,87 @@ def _downgrade_to_v2(db: Path) -> None:
         conn.close()
 
 
+def _dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    conn = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}"), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
 async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Path) -> None:
     assert SCHEMA_VERSION == len(MIGRATIONS) == 3
     data = tmp_path / "e"
     make_data_dir(data)
-    async with Edge.open(EdgeConfig(data), clock=wall_ms, entropy=os.urandom) as edge:
-        await edge.writer.submit([WriteOp("create", "Patient", "p1",
-                                          {**patient(), "id": "p1"})], actor=ACTOR, atomic=False)
+    # Records created two hours ago, then, within the last hour, two rewritten and one
+    # deleted: three destructive changes the guard counts.
+    clock = _Clock(wall_ms() - 2 * WINDOW_MS)
+    async with Edge.open(EdgeConfig(data), clock=clock, entropy=os.urandom) as edge:
+        await edge.writer.submit([WriteOp("create", "Patient", f"p{i}",
+                                          {**patient(), "id": f"p{i}"}) for i in range(5)],
+                                 actor=ACTOR, atomic=False)
+        clock.now_ms += WINDOW_MS + 60_000
+        await edge.writer.submit(
+            [WriteOp("update", "Patient", "p0", {**patient(), "id": "p0", "gender": "male"}),
+             WriteOp("update", "Patient", "p1", {**patient(), "id": "p1", "gender": "male"}),
+             WriteOp("delete", "Patient", "p2", None),
+             WriteOp("create", "Patient", "new", {**patient(), "id": "new"})],
+            actor=ACTOR, atomic=False)
+        site = str(edge.site.site_id)
+    now = clock.now_ms + 60_000
     db = db_path(data)
     _downgrade_to_v2(db)
+    conn = sqlite3.connect(db)
+    try:
+        before = list(conn.execute(_V2_GUARD_QUERY, (site, 0, now - WINDOW_MS,
+                                                     now - WINDOW_MS)))
+    finally:
+        conn.close()
+    assert [(t, i) for _, t, i in before] == [("Patient", "p0"), ("Patient", "p1"),
+                                              ("Patient", "p2")]
+    rows = _dump(db)
+
     async with Edge.open(EdgeConfig(data), clock=wall_ms, entropy=os.urandom) as edge:
         current = await edge.reader.current("Patient", "p1")
-        assert current is not None and current.version == 1
+        assert current is not None and current.version == 2
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA user_version").fetchone() == (3,)
-        plan = conn.execute(
-            "EXPLAIN QUERY PLAN SELECT seq FROM history INDEXED BY history_recent "
-            "WHERE origin = ? AND recorded_ms >= ?", ("x", 0)).fetchall()
-        assert "history_recent" in str(plan)
+        plan = " / ".join(r[3] for r in conn.execute(_GUARD_PLAN, (site, 0, now, now)))
+        assert "SEARCH h USING INDEX history_recent (origin=? AND recorded_ms>?)" in plan, plan
+        # The guard decides exactly as before the upgrade.
+        scan = guard_scan(conn, site, now, 2)
+        assert scan.changes == before and scan.total == 6
     finally:
         conn.close()
+    assert _dump(db) == rows  # every row kept, in place
     report = check_path(data)
     assert report.ok, report.problems
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_a_file_newer_than_v3_is_still_refused_untouched(tmp_path: Path) -> None:
+    data = tmp_path / "e"
+    make_data_dir(data)
+    db = db_path(data)
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
+    before = (_digest(db), db.stat().st_mtime_ns, sorted(p.name for p in data.iterdir()))
+    with pytest.raises(SchemaTooNew) as info:
+        async with Edge.open(EdgeConfig(data), clock=wall_ms, entropy=os.urandom):
+            pass
+    # Names the file and both versions, and says what to do.
+    assert str(info.value) == (
+        f"{db} has edge schema version {SCHEMA_VERSION + 1}; this chartsync knows up to "
+        f"{SCHEMA_VERSION} (run the newer chartsync that wrote it, or restore a backup made "
+        "by this one; the file was not changed)")
+    after = (_digest(db), db.stat().st_mtime_ns, sorted(p.name for p in data.iterdir()))
+    assert after == before
