@@ -2,13 +2,17 @@
 
 Each batch is sealed once and stored in `pushed_batches` BEFORE it is sent,
 so a resend after a crash or a lost answer is byte-identical and the site's
-chain (seq range, prev hash) is local truth.  Pushes are pipelined: while the
-outbox has more, up to `PUSH_WINDOW` batches are sealed ahead and sent in ONE
-request (`sync_protocol.push_wire`), so a backlog costs one round trip per
-window, not per batch; a hub of the previous release (which reads the body as
-one batch and answers 400) gets them one by one.  When the outbox is empty the
-pusher waits on the writer's outbox-commit event (no timer).  Every receipt is
-verified with the hub key pinned at enrollment.
+chain (seq range, prev hash) is local truth.  Pushes are pipelined (#5): every
+stored, unacknowledged batch (up to `PUSH_WINDOW`) goes in ONE request
+(`sync_protocol.push_wire`), and while that request is in flight the pusher
+seals the next batches from the outbox, so sealing (zstd, signing) overlaps the
+round trip and a backlog costs one round trip per window, not per batch.  At
+most `MAX_UNACKED` batches are sealed and unacknowledged (one window in flight,
+one sealed ahead): an offline site does not seal its whole outbox, and memory
+holds one window's bytes.  A hub of the previous release (which reads the body
+as one batch and answers 400) gets them one by one.  When the outbox is empty
+the pusher waits on the writer's outbox-commit event (no timer).  Every receipt
+is verified with the hub key pinned at enrollment.
 
 On `chain_broken` the hub names where it expects us: if that is a batch we
 already sealed (the hub lost data or was rebuilt), everything from there is
@@ -28,7 +32,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from edge_node.sync.context import SyncContext
-from edge_node.sync.errors import HubRefused, SyncError
+from edge_node.sync.errors import HubRefused, HubUnreachable, SyncError
 from edge_node.sync.guard import GuardScan, guard_check, guard_scan, guard_verdict, hold_from
 from sync_protocol.batch import batch_hash, seal_batch
 from sync_protocol.canonical import unpack
@@ -42,10 +46,24 @@ log = logging.getLogger(__name__)
 
 #: Batches of at most this many changes are sealed on the event loop.
 INLINE_SEAL_CHANGES = 64
-#: Most batches sealed ahead and pushed in one request (the hub takes up to 16).
+#: Most batches pushed in one request (the hub takes up to 16).
 PUSH_WINDOW = 8
-#: Most sealed bytes pushed in one request (a bigger batch goes alone).
+#: Most sealed bytes pushed in one request (a bigger batch goes alone); under the
+#: hub's default limit for a whole push body (16 MiB).
 PUSH_WINDOW_BYTES = 8 << 20
+#: Most batches sealed and not yet acknowledged: one window in flight, one sealed
+#: ahead while it is (sealing stops there until acks come back).
+MAX_UNACKED = 2 * PUSH_WINDOW
+
+
+@dataclass(frozen=True, slots=True)
+class PusherStatistics:
+    #: Push requests sent (a backlog takes fewer than it has batches).
+    requests: int
+    #: Batches the hub acknowledged (receipt verified and recorded).
+    acked: int
+    #: Batches sealed while a push request was in flight (sealing overlapped the link).
+    sealed_while_pushing: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +74,28 @@ class OwnBatch:
     sealed: bytes
 
 
-def _unacked(conn: sqlite3.Connection) -> list[OwnBatch]:
-    """The first unacknowledged batches, in chain order, within one push's window."""
-    out: list[OwnBatch] = []
+def _unacked(conn: sqlite3.Connection, window: int, window_bytes: int
+             ) -> tuple[list[OwnBatch], int]:
+    """(the first unacknowledged batches in chain order, within one push's window of
+    `window` batches and `window_bytes`; how many are unacknowledged, counted up to
+    `MAX_UNACKED`).  Only the window's sealed bytes are read."""
+    rows = conn.execute("SELECT seq_from, length(sealed) FROM pushed_batches "
+                        "WHERE hub_seq IS NULL ORDER BY seq_from LIMIT ?",
+                        (MAX_UNACKED,)).fetchall()
+    chosen: list[int] = []
     size = 0
-    for row in conn.execute("SELECT seq_from, seq_to, batch_hash, sealed FROM pushed_batches "
-                            "WHERE hub_seq IS NULL ORDER BY seq_from LIMIT ?", (PUSH_WINDOW,)):
-        if out and size + len(row[3]) > PUSH_WINDOW_BYTES:
+    for seq_from, length in rows[:window]:
+        if chosen and size + length > window_bytes:
             break
-        out.append(OwnBatch(row[0], row[1], bytes(row[2]), bytes(row[3])))
-        size += len(row[3])
-    return out
+        chosen.append(seq_from)
+        size += length
+    if not chosen:
+        return [], 0
+    marks = ",".join("?" * len(chosen))
+    out = [OwnBatch(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in conn.execute(
+        f"SELECT seq_from, seq_to, batch_hash, sealed FROM pushed_batches "
+        f"WHERE seq_from IN ({marks}) ORDER BY seq_from", chosen)]
+    return out, len(rows)
 
 
 def _outbox(conn: sqlite3.Connection, hold_from: int | None, limit: int, max_bytes: int
@@ -88,14 +117,25 @@ def _outbox(conn: sqlite3.Connection, hold_from: int | None, limit: int, max_byt
 
 
 @dataclass(frozen=True, slots=True)
+class _Next:
+    """What sealing the next batch needs (`Pusher._next`)."""
+
+    scan: GuardScan
+    #: (previous batch hash, outbox rows); None when the guard must act first.
+    outbox: tuple[bytes, list[tuple[int, bytes]]] | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Look:
     """What one round of the pusher read (`Pusher._look`)."""
 
     blocked: bool = False
+    #: The window to push next, in chain order.
     unacked: tuple[OwnBatch, ...] = ()
-    scan: GuardScan | None = None
-    #: (previous batch hash, outbox rows); None when the guard must act first.
-    outbox: tuple[bytes, list[tuple[int, bytes]]] | None = None
+    #: Unacknowledged batches (up to `MAX_UNACKED`), the window's and those after it.
+    unacked_count: int = 0
+    #: None when blocked, or when `MAX_UNACKED` batches are sealed already.
+    next: _Next | None = None
 
 
 def _blocked(conn: sqlite3.Connection) -> bool:
@@ -106,10 +146,16 @@ def _blocked(conn: sqlite3.Connection) -> bool:
 class Pusher:
     def __init__(self, ctx: SyncContext) -> None:
         self.ctx = ctx
-        #: Push requests sent (statistics; a backlog takes fewer than its batches).
-        self.requests = 0
+        self._requests = 0
+        self._acked_count = 0
+        self._sealed_while_pushing = 0
         #: False once the hub refused the many-batch form (a hub of the previous release).
         self._many = True
+        #: Most sealed bytes per request; halved when the hub finds a request too large.
+        self._window_bytes = PUSH_WINDOW_BYTES
+
+    def statistics(self) -> PusherStatistics:
+        return PusherStatistics(self._requests, self._acked_count, self._sealed_while_pushing)
 
     async def run(self) -> None:
         ctx = self.ctx
@@ -122,30 +168,37 @@ class Pusher:
             if look.blocked:
                 await self._wait(ctx.settings.control_poll_s)
                 continue
-            if len(look.unacked) < PUSH_WINDOW and await self._seal_next(look) is not None:
-                continue  # look again: seal more ahead, up to the window
-            if not look.unacked:
+            if look.unacked:
+                await self._push_sealing_ahead(look)
+            elif await self._seal_next(look.next) is not None:
+                ctx.status.notify()  # progress: `wait_changed` callers look again
+            else:
                 await self._wait(ctx.settings.control_poll_s if ctx.guard_holding else None)
-                continue
-            await self._push(list(look.unacked))
 
     def _look(self, conn: sqlite3.Connection) -> _Look:
         """Everything one round of the loop reads, in one thread hop (each hop costs
-        more than these reads on a busy machine): dead letters, the first
-        unacknowledged batch, else the guard's scan and the outbox it lets through."""
+        more than these reads on a busy machine): dead letters, the unacknowledged
+        batches, and unless `MAX_UNACKED` are sealed, what sealing the next needs."""
         if _blocked(conn):
             return _Look(blocked=True)
-        unacked = tuple(_unacked(conn))
-        if len(unacked) >= PUSH_WINDOW:
-            return _Look(unacked=unacked)
+        unacked, count = _unacked(conn, PUSH_WINDOW if self._many else 1,
+                                  self._window_bytes)
+        return _Look(unacked=tuple(unacked), unacked_count=count,
+                     next=self._next(conn) if count < MAX_UNACKED else None)
+
+    def _next(self, conn: sqlite3.Connection) -> _Next:
+        """The guard's scan and the outbox rows it lets through (None: discard first)."""
         settings = self.ctx.settings
         scan = guard_scan(conn, str(self.ctx.site_id), self.ctx.now_ms(),
                           settings.guard_min_records)
         if scan.decision == "discard":
-            return _Look(unacked=unacked, scan=scan)  # compensate first (`guard_check`)
+            return _Next(scan, None)  # compensate first (`guard_check`)
         first = hold_from(scan, settings.guard_share, settings.guard_min_records)
-        return _Look(unacked=unacked, scan=scan, outbox=_outbox(
-            conn, first, settings.max_batch_changes, settings.max_batch_bytes))
+        return _Next(scan, _outbox(conn, first, settings.max_batch_changes,
+                                   settings.max_batch_bytes))
+
+    def _next_unless_blocked(self, conn: sqlite3.Connection) -> _Next | None:
+        return None if _blocked(conn) else self._next(conn)
 
     async def _wait(self, timeout_s: float | None) -> None:
         """Until the writer commits outbox rows (or someone asks), at most `timeout_s`."""
@@ -153,15 +206,64 @@ class Pusher:
             async with asyncio.timeout(timeout_s):
                 await self.ctx.push_due.wait()
 
-    async def _seal_next(self, look: _Look) -> OwnBatch | None:
-        """Seal the next outbox changes after the last sealed batch; None if none wait."""
+    async def _push_sealing_ahead(self, look: _Look) -> None:
+        """Push the window of `look`; while the request is in flight, seal the next
+        batches, from the backlog or as the writer commits new changes, until
+        `MAX_UNACKED` are unacknowledged or the push is answered.  Raises what the push
+        raised, once the seal under way is stored.
+        """
+        ctx = self.ctx
+        ahead = look.unacked_count - len(look.unacked)
+        nxt = look.next
+        async with asyncio.TaskGroup() as tg:
+            # The push's own failures are its result, so that they do not cancel a seal
+            # half-way; they are raised once the group is done.
+            pushing = tg.create_task(self._push_outcome(list(look.unacked)))
+            while ahead < PUSH_WINDOW and not pushing.done():
+                if await self._seal_next(nxt) is not None:
+                    ahead += 1
+                    if not pushing.done():
+                        self._sealed_while_pushing += 1
+                    ctx.status.notify()  # progress: `wait_changed` callers look again
+                else:
+                    # Nothing to seal (or held by the guard): live writes made while the
+                    # request is in flight are sealed as they commit and go in the next.
+                    await self._wait_outbox_or(pushing)
+                if pushing.done():
+                    break
+                ctx.push_due.clear()  # before reading the outbox: no commit is missed
+                nxt = await ctx.read(self._next_unless_blocked)
+                if nxt is None:
+                    break  # a dead letter (this push's?): nothing more until resolved
+        failure = pushing.result()
+        if failure is not None:
+            raise failure
+
+    async def _wait_outbox_or(self, pushing: asyncio.Task[SyncError | None]) -> None:
+        """Until the writer commits outbox rows (or someone asks), or `pushing` is done."""
+        async with asyncio.TaskGroup() as tg:
+            due = tg.create_task(self.ctx.push_due.wait())
+            await asyncio.wait((pushing, due), return_when=asyncio.FIRST_COMPLETED)
+            due.cancel()
+
+    async def _push_outcome(self, batches: list[OwnBatch]) -> SyncError | None:
+        try:
+            await self._push(batches)
+        except (HubRefused, HubUnreachable) as exc:
+            return exc
+        return None
+
+    async def _seal_next(self, nxt: _Next | None) -> OwnBatch | None:
+        """Seal the next outbox changes after the last sealed batch; None if none wait.
+
+        `nxt`: what `_next` read just before (else it is read here)."""
         ctx = self.ctx
         settings = ctx.settings
-        if look.outbox is not None and look.scan is not None:
-            guard_verdict(ctx, look.scan)
-            outbox = look.outbox
+        if nxt is not None and nxt.outbox is not None:
+            guard_verdict(ctx, nxt.scan)
+            outbox = nxt.outbox
         else:
-            first = await guard_check(ctx, look.scan)
+            first = await guard_check(ctx, nxt.scan if nxt is not None else None)
             outbox = await ctx.read(lambda c: _outbox(c, first, settings.max_batch_changes,
                                                       settings.max_batch_bytes))
         prev, rows = outbox
@@ -192,7 +294,7 @@ class Pusher:
     async def _push(self, batches: list[OwnBatch]) -> None:
         """Push `batches` (chain order) in one request; handle each ack, then any refusal."""
         ctx = self.ctx
-        self.requests += 1
+        self._requests += 1
         refusal: HubRefused | None = None
         try:
             if len(batches) > 1 and self._many:
@@ -201,43 +303,67 @@ class Pusher:
                 acks = [await ctx.hub.push(batches[0].sealed)]
         except HubRefused as exc:
             if exc.status in (400, 413, 415) and len(batches) > 1:
-                # A hub of the previous release reads the body as one sealed batch (400),
-                # or its body limit is lower (413): push one by one from now on.  A batch
-                # that is itself malformed is then refused alone, and dead-lettered.
-                log.info("the hub refused %d batches in one push (HTTP %d); pushing one "
-                         "by one", len(batches), exc.status)
-                self._many = False
+                self._fewer_per_request(batches, exc)
                 return
             if exc.transient:
                 raise
             await self._refused(batches[0], exc)
             return
-        for batch, ack in zip(batches, acks, strict=False):
-            if not await self._acked(batch, ack):
-                return
+        if not await self._record_acks(batches, acks):
+            return
         if refusal is not None:
             if refusal.transient:
                 raise refusal
             await self._refused(batches[len(acks)], refusal)
 
-    async def _acked(self, batch: OwnBatch, ack: PushAck) -> bool:
-        """Record the hub's ack of `batch`; False (dead letter) if its receipt is wrong."""
+    def _fewer_per_request(self, batches: list[OwnBatch], exc: HubRefused) -> None:
+        """The hub refused several batches in one request as a whole: send fewer.
+
+        413: its body limit is lower than our window (or it is a hub of the previous
+        release, whose limit is one batch's): halve the window's bytes until one batch
+        goes alone.  400 or 415: a hub of the previous release reads the body as one
+        sealed batch: push one by one from now on.  A batch that is itself bad is then
+        refused alone, and dead-lettered.
+        """
+        if exc.status == 413:
+            self._window_bytes = sum(len(b.sealed) for b in batches) // 2
+        else:
+            self._many = False
+        log.info("the hub refused %d batches in one push (HTTP %d); sending %s",
+                 len(batches), exc.status,
+                 "fewer bytes per request" if self._many else "one batch per request")
+
+    async def _record_acks(self, batches: list[OwnBatch], acks: list[PushAck]) -> bool:
+        """Record the hub's acks of `batches` (in order, one write for all); False if a
+        receipt is wrong: the acks before it are recorded, that batch is dead-lettered."""
         ctx = self.ctx
-        receipt = ack.receipt
-        try:
-            verify_receipt(receipt, ctx.state.hub_verify_key)
-            if receipt.batch_hash != batch.batch_hash or receipt.site_id != ctx.site_id:
-                raise BadSignature(f"receipt for hub seq {receipt.hub_seq} names another batch",
-                                   hint="the hub answered for a batch we did not send")
-        except BadSignature as exc:
-            await self._dead_letter(batch, exc.code, exc.message, exc.hint)
+        updates: list[tuple[str, tuple[int, bytes, int]]] = []
+        wrong: tuple[OwnBatch, BadSignature] | None = None
+        for batch, ack in zip(batches, acks, strict=False):
+            receipt = ack.receipt
+            try:
+                verify_receipt(receipt, ctx.state.hub_verify_key)
+                if (receipt.batch_hash, receipt.site_id, receipt.hub_seq) != (
+                        batch.batch_hash, ctx.site_id, ack.hub_seq):
+                    raise BadSignature(f"receipt for hub seq {receipt.hub_seq} names another "
+                                       "batch", hint="the hub answered for a batch we did "
+                                       "not send")
+            except BadSignature as exc:
+                wrong = (batch, exc)
+                break
+            updates.append(("UPDATE pushed_batches SET hub_seq = ?, receipt = ? "
+                            "WHERE seq_from = ?", (ack.hub_seq, receipt.signature,
+                                                   batch.seq_from)))
+        if updates:
+            await ctx.execute(*updates, label="ack")
+            self._acked_count += len(updates)
+            ctx.status.pushed(ctx.now_ms())
+            ctx.status.online(ctx.now_ms())
+            ctx.heartbeat_due.set()
+        if wrong is not None:
+            batch, error = wrong
+            await self._dead_letter(batch, error.code, error.message, error.hint)
             return False
-        await ctx.execute(("UPDATE pushed_batches SET hub_seq = ?, receipt = ? "
-                           "WHERE seq_from = ?", (ack.hub_seq, receipt.signature, batch.seq_from)),
-                          label="ack")
-        ctx.status.pushed(ctx.now_ms())
-        ctx.status.online(ctx.now_ms())
-        ctx.heartbeat_due.set()
         return True
 
     async def _refused(self, batch: OwnBatch, exc: HubRefused) -> None:
@@ -271,4 +397,4 @@ class Pusher:
         ctx.heartbeat_due.set()
 
 
-__all__ = ["OwnBatch", "Pusher", "SyncError"]
+__all__ = ["OwnBatch", "Pusher", "PusherStatistics", "SyncError"]

@@ -49,19 +49,21 @@ async def add_operator(store_path: Path) -> str:
 
 @asynccontextmanager
 async def local_hub(store_path: Path, *, port: int = 0,
-                    tls: tuple[Path, Path] | None = None) -> AsyncIterator[LocalHub]:
+                    tls: tuple[Path, Path] | None = None,
+                    config: dict[str, object] | None = None) -> AsyncIterator[LocalHub]:
+    """`config`: more hub options (`cloud_hub.config`), e.g. {"max_batch_bytes": 4096}."""
     raw: dict[str, object] = {"store": f"sqlite:{store_path}", "port": port,
-                              "host": "127.0.0.1"}
+                              "host": "127.0.0.1", **(config or {})}
     if tls is not None:
         raw |= {"tls_cert": str(tls[0]), "tls_key": str(tls[1])}
-    config = parse_hub_config(raw)
+    parsed = parse_hub_config(raw)
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def on_ready(url: str, fingerprint: str) -> None:
         ready.set_result(url)
 
     async with asyncio.TaskGroup() as tg:
-        task = tg.create_task(serve(config, now_ms=wall_ms, random_bytes=nacl.utils.random,
+        task = tg.create_task(serve(parsed, now_ms=wall_ms, random_bytes=nacl.utils.random,
                                     on_ready=on_ready))
         try:
             async with asyncio.timeout(START_DEADLINE_S):
