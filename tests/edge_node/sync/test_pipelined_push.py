@@ -128,9 +128,11 @@ async def test_live_writes_during_a_push_go_in_the_next_request(tmp_path: Path,
             await wait_for(lambda: a.sync.ctx.keyring is not None, "keys at a")
             await a.write("Patient", "first", patient("Sato"))
             await wait_for(lambda: hold.arrived, "the first push at the hub")
-            for i in range(6):  # one batch each: the pusher seals as they are committed
+            for i in range(6):  # the pusher seals each as it is committed
                 await a.write("Patient", f"p{i}", patient(f"N{i}"))
-            await wait_for(lambda: _ahead(a) == 6, "6 batches sealed meanwhile")
+                # (waited for, or two writes could share a batch of up to 2 changes)
+                await wait_for(lambda: _ahead(a) == i + 1,  # noqa: B023 - awaited here
+                               f"write {i + 1} sealed while the first push is in flight")
             assert _sealed(a) == 7
             hold.release()
             await _arrived_in_order(a, b, 7, 7)
