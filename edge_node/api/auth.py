@@ -2,14 +2,18 @@
 
 Every request needs `Authorization: Bearer <token>` of an enabled account
 (401 otherwise).  Accounts are looked up by the token's SHA-256 on a read
-connection and cached per process (positive answers only); `edge user add`
-in another process is seen on the next request that carries the new token.
+connection and cached per process (positive answers only) for
+`ACCOUNT_RECHECK_S`: `edge user add` in another process is seen on the next
+request that carries the new token, and `edge user disable` (or a replaced
+token) within that time.
 
 What each role may do is listed in `edge_node.store.users`.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
@@ -22,6 +26,9 @@ USER_KEY: Final = web.RequestKey("chartsync.user", User)
 CHART_READERS: Final = frozenset({Role.CLINICIAN, Role.CLERK, Role.ADMIN})
 CLERK_WRITES: Final = frozenset({"Patient", "Encounter"})
 AUDIT_READERS: Final = frozenset({Role.ADMIN, Role.AUDITOR})
+#: How long an account seen enabled is trusted before it is looked up again: a disabled
+#: account or a replaced token is refused at most this long after the change.
+ACCOUNT_RECHECK_S: Final = 5.0
 
 
 def bearer_token(request: web.Request) -> str:
@@ -38,24 +45,30 @@ def bearer_token(request: web.Request) -> str:
 class Authenticator:
     """Token → user, with a per-process cache of accounts already seen."""
 
-    def __init__(self) -> None:
-        self._cache: dict[bytes, User] = {}
+    def __init__(self, recheck_s: float = ACCOUNT_RECHECK_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        #: token hash -> (account, when to look it up again)
+        self._cache: dict[bytes, tuple[User, float]] = {}
+        self.recheck_s = recheck_s
+        self.monotonic = monotonic
 
     async def user(self, request: web.Request, reader: Reader) -> User:
         """The account of the request's token; raises `Unauthorized`."""
         token = bearer_token(request)
         digest = token_hash(token)
         cached = self._cache.get(digest)
-        if cached is not None:
-            return cached
+        now = self.monotonic()
+        if cached is not None and now < cached[1]:
+            return cached[0]
         row = await reader.user_row(digest)
         user = user_from_row(row, token) if row is not None else None
         if user is None:
+            self._cache.pop(digest, None)
             raise Unauthorized("the bearer token is not valid for this edge (unknown or "
                                "disabled account)",
                                hint="ask an admin for a token made with `chartsync edge "
                                "user add`")
-        self._cache[digest] = user
+        self._cache[digest] = (user, now + self.recheck_s)
         return user
 
 

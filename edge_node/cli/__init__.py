@@ -2,7 +2,7 @@
 
     init    create a data directory: database, site identity, first admin token
     serve   run the FHIR API on the LAN
-    user    add a staff account (prints its token once)
+    user    staff accounts: add (prints its token once), list, disable, enable, token
     backup  consistent online copy of the database
     check   integrity: rows, history, outbox and audit agree
     invite  enrollment token for a new site          approve  approve a site (fingerprint)

@@ -4,6 +4,12 @@ A token is 32 random bytes, base64url, shown once by `edge user add`.  Only its
 SHA-256 is stored: a high-entropy token needs no slow hash, and lookups by hash
 keep authentication to one indexed query.  Comparison is constant-time.
 
+An account is disabled (`edge user disable`) when its holder leaves or its token
+may have leaked; `edge user token` replaces a token (the old one stops working).
+Rows are never deleted: audit and history rows keep naming the account.  A
+running edge re-checks an account at most `ACCOUNT_RECHECK_S` after it last
+looked it up (`edge_node.api.auth`).
+
 Roles and what they may do (enforced in `edge_node.api.auth`):
 
     clinician  read and write every chart resource
@@ -76,6 +82,72 @@ def add_user(conn: sqlite3.Connection, *, name: str, role: Role, now_ms: int,
         raise StoreError(f"a user named {name!r} already exists",
                          hint="choose another name") from exc
     return User(user_id, name, role), token
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account as `edge user list` shows it (never its token)."""
+
+    user_id: UserId
+    name: str
+    role: Role
+    created_ms: int
+    disabled: bool
+
+
+def list_accounts(conn: sqlite3.Connection) -> list[Account]:
+    """Every account, enabled or not, by name."""
+    return [Account(UserId(r[0]), r[1], Role(r[2]), r[3], bool(r[4])) for r in conn.execute(
+        "SELECT id, name, role, created_ms, disabled FROM users ORDER BY name")]
+
+
+def _account(conn: sqlite3.Connection, name: str) -> Account:
+    for account in list_accounts(conn):
+        if account.name == name:
+            return account
+    raise StoreError(f"there is no user named {name!r}",
+                     hint="`chartsync edge user list` shows the accounts of this edge")
+
+
+def set_disabled(conn: sqlite3.Connection, name: str, *, disabled: bool) -> Account:
+    """Disable (or enable again) the account `name`; return it as it now is.
+
+    Raises `StoreError` for an unknown name, or when disabling the last enabled admin
+    (nobody could read the audit log or manage the site any more).
+    """
+    conn.execute("BEGIN IMMEDIATE")  # the last-admin check and the update, together
+    try:
+        account = _account(conn, name)
+        if disabled and account.role is Role.ADMIN and not account.disabled:
+            admins = sum(1 for a in list_accounts(conn)
+                         if a.role is Role.ADMIN and not a.disabled)
+            if admins == 1:
+                raise StoreError(f"{name!r} is the last enabled admin of this edge",
+                                 hint="add another admin first (`chartsync edge user add "
+                                 "NAME --role admin`), then disable this one")
+        conn.execute("UPDATE users SET disabled = ? WHERE id = ?",
+                     (int(disabled), account.user_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return Account(account.user_id, account.name, account.role, account.created_ms, disabled)
+
+
+def replace_token(conn: sqlite3.Connection, name: str, *, random_bytes: bytes
+                  ) -> tuple[Account, str]:
+    """A new token for the account `name` (the old one stops working); shown once.
+
+    `random_bytes`: 32 bytes.  Raises `StoreError` for an unknown or disabled account.
+    """
+    account = _account(conn, name)
+    if account.disabled:
+        raise StoreError(f"the account {name!r} is disabled",
+                         hint=f"enable it first: `chartsync edge user enable {name}`")
+    token = make_token(random_bytes)
+    conn.execute("UPDATE users SET token_hash = ? WHERE id = ?",
+                 (token_hash(token), account.user_id))
+    return account, token
 
 
 def user_from_row(row: tuple[str, str, str, bytes], token: str) -> User | None:

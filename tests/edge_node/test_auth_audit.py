@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from edge_node.cli.check import check_path
 from edge_node.fhir.search import SEARCH_PARAMS
 from edge_node.fhir.types import SERVED_TYPES
@@ -176,3 +178,32 @@ async def test_process_log_carries_no_patient_data_or_tokens(
     assert "GET /fhir/{type}" in caplog.text  # the access log did run
     for secret in ("Kuroda", "Misaki", "1980-04-01", tokens["clinician"]):
         assert secret not in caplog.text
+
+
+async def test_a_disabled_account_or_replaced_token_is_refused_within_the_recheck_time(
+        api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    """`edge user disable` / `edge user token` in another process while the edge serves."""
+    from chartsync.cli import main
+    from edge_node.api.app import AUTH
+    from edge_node.api.auth import ACCOUNT_RECHECK_S
+
+    now = [1000.0]
+    api.client.app[AUTH].monotonic = lambda: now[0]
+    assert (await api.request("GET", "/fhir/Patient", role="clerk"))[0] == 200
+    data = str(api.data_dir)
+    assert main(["edge", "user", "disable", "clerk", "--data", data]) == 0
+    now[0] += ACCOUNT_RECHECK_S
+    status, body, _ = await api.request("GET", "/fhir/Patient", role="clerk")
+    assert status == 401 and "disabled" in body["issue"][0]["diagnostics"]
+    assert main(["edge", "user", "enable", "clerk", "--data", data]) == 0
+    assert (await api.request("GET", "/fhir/Patient", role="clerk"))[0] == 200
+
+    old = api.tokens["clinician"]
+    assert (await api.request("GET", "/fhir/Patient"))[0] == 200
+    assert main(["edge", "user", "token", "clinician", "--data", data]) == 0
+    now[0] += ACCOUNT_RECHECK_S
+    assert (await api.request("GET", "/fhir/Patient"))[0] == 401
+    new = capsys.readouterr().out.strip().splitlines()[-1]
+    assert len(new) == 43 and new != old
+    api.tokens["clinician"] = new
+    assert (await api.request("GET", "/fhir/Patient"))[0] == 200
