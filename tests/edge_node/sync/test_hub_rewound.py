@@ -151,6 +151,8 @@ async def test_an_own_batch_the_restored_hub_lost_is_sent_again(tmp_path: Path) 
         async with running(a_dir) as a, running(b_dir) as b:
             await wait_for(lambda: a.sync.ctx.keyring and b.sync.ctx.keyring, "keys")
             await a.write("Patient", "p1", patient("Sato"))
+            # (waited for, or p1 and p2 could be sealed in one batch: one hub position)
+            await wait_for(lambda: b.sync.ctx.cursor == 1, "p1 at b")
             await a.write("Patient", "p2", patient("Suzuki"))
             await wait_for(lambda: b.sync.ctx.cursor == 2 and len(b.states()) == 2, "p1, p2")
             await asyncio.to_thread(_backup, db, backup)
