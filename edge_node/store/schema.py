@@ -11,6 +11,9 @@ SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
        counts this site's changes of the last hour on every pusher round; with only
        (origin, seq) that scan grew with the site's whole history (24 ms at 100,000
        rows, now well under 1 ms)
+    4  relay_queue: other sites' batches to push back to a hub that lost them (rebuilt,
+       or restored from an older backup), queued in the transaction that decides it, so
+       a dropped line or a crash mid-relay loses none (they were only in memory)
 
 `check_version` reads the file read-only first, so a file written by a newer
 chartsync is refused before anything (WAL switch, migration) touches it.
@@ -25,7 +28,7 @@ from typing import Final
 
 from edge_node.errors import SchemaTooNew, StoreError
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 DB_NAME: Final = "edge.sqlite3"
 
 _V1: Final = """
@@ -184,8 +187,16 @@ _V3: Final = """
 CREATE INDEX history_recent ON history (origin, recorded_ms)
 """
 
+_V4: Final = """
+CREATE TABLE relay_queue (
+    id INTEGER PRIMARY KEY,
+    sealed BLOB NOT NULL,
+    queued_ms INTEGER NOT NULL
+)
+"""
+
 #: MIGRATIONS[n - 1] takes a file from version n - 1 to n.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
 
 
 def db_path(data_dir: Path) -> Path:

@@ -61,6 +61,11 @@ LOG_TRIMMED = "log_trimmed"
 HEARTBEAT_MIN_GAP_S = 1.0
 #: Received stream frames waiting to be applied (back-pressure on the socket beyond).
 STREAM_QUEUE_BATCHES = 128
+#: Relays read from the queue at a time (and removed together once pushed).
+RELAY_CHUNK = 64
+#: Queues received copies for relay (`_drain_relays`); a WHERE/ORDER BY is appended.
+_QUEUE_RELAYS = ("INSERT INTO relay_queue (sealed, queued_ms) "
+                 "SELECT sealed, ? FROM received_batches ")
 
 
 def _transient(exc: BaseException) -> bool:
@@ -157,6 +162,7 @@ class SyncLoop:
         hub_key = await ctx.hub.hub_key()
         await self._check_log_id(hub_key.log_id)
         await self._check_head()
+        await self._drain_relays()  # what an earlier session could not finish
         await refresh_registry(ctx)
         await self.puller.retry_held()
         ctx.status.online(ctx.now_ms())
@@ -252,25 +258,40 @@ class SyncLoop:
                     "batches and relaying received ones to rebuild it")
         await ctx.execute(("UPDATE sync_state SET cursor = 0", ()),
                           ("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL", ()),
+                          (_QUEUE_RELAYS + "ORDER BY hub_seq", (ctx.now_ms(),)),
                           label="hub rebuilt")
         ctx.cursor = 0
         ctx.push_due.set()
+        await self._drain_relays()
 
-        def received(conn: sqlite3.Connection) -> list[bytes]:
-            return [bytes(r[0]) for r in conn.execute(
-                "SELECT sealed FROM received_batches ORDER BY hub_seq")]
+    async def _drain_relays(self) -> None:
+        """Push the other sites' batches queued for relay (`relay_queue`, oldest first)
+        back to the hub, to rebuild what it lost.
 
-        await self._relay(await ctx.read(received))
-
-    async def _relay(self, batches: list[bytes]) -> None:
-        """Push other sites' batches this site received back to the hub (rebuilding it)."""
-        for sealed in batches:
+        A queued batch leaves the queue only once the hub has it (stored, or already
+        held) or refused it for good, so a relay cut by a dropped line or a crash goes
+        on at the next session; re-pushing one the hub took meanwhile is harmless (a
+        duplicate is acknowledged).  Raises the transient failure that stopped it.
+        """
+        ctx = self.ctx
+        while True:
+            rows = await ctx.read(_queued_relays)
+            if not rows:
+                return
+            done = 0
             try:
-                await self.ctx.hub.push(sealed)
-            except HubRefused as exc:
-                if exc.transient:
-                    raise
-                log.info("relay of a received batch refused (%s)", exc.hub_code)
+                for relay_id, sealed in rows:
+                    try:
+                        await ctx.hub.push(sealed)
+                    except HubRefused as exc:
+                        if exc.transient:
+                            raise
+                        log.info("relay of a received batch refused (%s)", exc.hub_code)
+                    done = relay_id
+            finally:
+                if done:
+                    await ctx.execute(("DELETE FROM relay_queue WHERE id <= ?", (done,)),
+                                      label="relayed")
 
     async def _check_head(self) -> None:
         """Rewind if the hub's log no longer holds what this site read from it or pushed.
@@ -362,16 +383,13 @@ class SyncLoop:
                     extra={"practice_id": str(ctx.state.practice_id),
                            "site_id": str(ctx.site_id)})
 
-        def lost(conn: sqlite3.Connection) -> list[bytes]:
-            return [bytes(r[0]) for r in conn.execute(
-                "SELECT sealed FROM received_batches WHERE hub_seq > ? ORDER BY hub_seq",
-                (to,))]
-
-        relay = await ctx.read(lost)
         await ctx.execute(
             ("UPDATE sync_state SET cursor = min(cursor, ?)", (to,)),
             ("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL WHERE hub_seq > ?",
              (to,)),
+            # Queued for relay in the same transaction as the copies leave, so a crash or
+            # a dropped line cannot lose them (`_drain_relays`).
+            (_QUEUE_RELAYS + "WHERE hub_seq > ? ORDER BY hub_seq", (ctx.now_ms(), to)),
             # Copies are keyed by hub sequence: those numbers now name other batches.
             ("DELETE FROM held_batches WHERE hub_seq > ?", (to,)),
             ("DELETE FROM received_batches WHERE hub_seq > ?", (to,)),
@@ -379,7 +397,7 @@ class SyncLoop:
         ctx.cursor = min(cursor, to)
         ctx.status.hub_rewound(message, head)
         ctx.push_due.set()
-        await self._relay(relay)
+        await self._drain_relays()
 
     # --- re-bootstrap (issue #5; the work is edge_node.snapshots.rebootstrap) -------
 
@@ -484,6 +502,11 @@ class SyncLoop:
                 if exc.status != 404 and exc.transient:
                     raise
                 # 404: a hub without the dashboard yet (issue #5 hub side); nothing to do.
+
+
+def _queued_relays(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
+    return [(int(r[0]), bytes(r[1])) for r in conn.execute(
+        "SELECT id, sealed FROM relay_queue ORDER BY id LIMIT ?", (RELAY_CHUNK,))]
 
 
 def _last_own_hub_seq(conn: sqlite3.Connection) -> int:

@@ -1,4 +1,4 @@
-"""Schema upgrades run on open, in place, keeping every row (schema v2 → v3); a file newer
+"""Schema upgrades run on open, in place, keeping every row (schema v2 → v4); a file newer
 than this build is still refused untouched."""
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def _downgrade_to_v2(db: Path) -> None:
     """What a file written by the release before schema v3 looks like."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
+        conn.execute("DROP TABLE relay_queue")
         conn.execute("DROP INDEX history_recent")
         conn.execute("PRAGMA user_version = 2")
     finally:
@@ -63,7 +64,7 @@ def _dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 3
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 4
     data = tmp_path / "e"
     make_data_dir(data)
     # Records created two hours ago, then, within the last hour, two rewritten and one
@@ -99,7 +100,8 @@ async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Pat
         assert current is not None and current.version == 2
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+        assert conn.execute("SELECT count(*) FROM relay_queue").fetchone() == (0,)
         plan = " / ".join(r[3] for r in conn.execute(_GUARD_PLAN, (site, 0, now, now)))
         assert "SEARCH h USING INDEX history_recent (origin=? AND recorded_ms>?)" in plan, plan
         # The guard decides exactly as before the upgrade.
@@ -107,7 +109,9 @@ async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Pat
         assert scan.changes == before and scan.total == 6
     finally:
         conn.close()
-    assert _dump(db) == rows  # every row kept, in place
+    after = _dump(db)
+    assert after.pop("relay_queue") == []
+    assert after == rows  # every row kept, in place
     report = check_path(data)
     assert report.ok, report.problems
 

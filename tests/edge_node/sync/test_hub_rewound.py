@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from edge_node.sync.errors import HubUnreachable
+from edge_node.sync.hub_client import HubClient
+from sync_protocol.models import PushAck
 from tests.edge_node.sync.children import free_port
 from tests.edge_node.sync.edges import patient, practice, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
@@ -179,3 +182,43 @@ async def test_an_own_batch_the_restored_hub_lost_is_sent_again(tmp_path: Path) 
             await wait_for(lambda: len(a.states()) == 3 and a.states() == b.states(),
                            "p3 reached a", 20)
             assert a.history() == b.history()
+
+
+async def test_a_relay_cut_by_a_dropped_line_goes_on_in_the_next_session(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B is the only site back after the hub's restore and must relay A's lost batch; the
+    line drops on that very push.  The batch was already gone from B's copies (its hub
+    seq now names another batch), so only the relay queue, written with the rewind,
+    still holds it: the next session pushes it, and it comes back to B from the hub."""
+    db, backup, port = tmp_path / "hub.db", tmp_path / "hub-backup.db", free_port()
+    operator = await add_operator(db)
+    async with local_hub(db, port=port) as hub:
+        a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
+        async with running(a_dir) as a, running(b_dir) as b:
+            await wait_for(lambda: a.sync.ctx.keyring and b.sync.ctx.keyring, "keys")
+            await a.write("Patient", "p1", patient("Sato"))
+            await wait_for(lambda: ("Patient", "p1") in b.states(), "p1 at b")
+            await asyncio.to_thread(_backup, db, backup)
+            await a.write("Patient", "p2", patient("Suzuki"))
+            await wait_for(lambda: b.sync.ctx.cursor == 2 and len(b.states()) == 2, "p2 at b")
+            [(a_p2,)] = b.query("SELECT sealed FROM received_batches WHERE hub_seq = 2")
+    _restore(backup, db)  # the hub's log ends at 1: A's p2 is lost, and A stays away
+
+    cuts: list[bytes] = []
+    original = HubClient.push
+
+    async def push(self: HubClient, sealed: bytes) -> PushAck:
+        if sealed == a_p2 and not cuts:
+            cuts.append(sealed)
+            raise HubUnreachable("connection reset by peer (test)")
+        return await original(self, sealed)
+
+    monkeypatch.setattr(HubClient, "push", push)
+    async with local_hub(db, port=port), running(b_dir) as b:
+        await wait_for(lambda: cuts, "the relay of A's p2 cut")
+        await wait_for(lambda: b.query("SELECT count(*) FROM relay_queue") == [(0,)],
+                       "the relay queue drained by a later session", 20)
+        await wait_for(lambda: b.query("SELECT count(*) FROM received_batches WHERE sealed = ?",
+                                       a_p2) == [(1,)], "A's p2 back at b from the hub", 20)
+        assert b.query("SELECT count(*) FROM relay_queue") == [(0,)]
+        assert len(cuts) == 1
