@@ -44,7 +44,11 @@ async def test_newer_schema_is_refused_without_touching_the_file(tmp_path: Path)
     with pytest.raises(SchemaTooNew) as info:
         async with Edge.open(EdgeConfig(data), clock=wall_ms, entropy=os.urandom):
             pass
-    assert "newer chartsync" in str(info.value)
+    # Names the file and both versions, and says what to do.
+    assert str(info.value) == (
+        f"{db} has edge schema version {SCHEMA_VERSION + 1}; this chartsync knows up to "
+        f"{SCHEMA_VERSION} (run the newer chartsync that wrote it, or restore a backup made "
+        "by this one; the file was not changed)")
     with pytest.raises(SchemaTooNew):
         open_sync(data)
     with pytest.raises(SchemaTooNew):

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from edge_node.sync.errors import HubUnreachable
 from edge_node.sync.hub_client import HubClient
 from sync_protocol.models import PushAck
 from tests.edge_node.sync.children import free_port
-from tests.edge_node.sync.edges import patient, practice, running, wait_for
+from tests.edge_node.sync.edges import Running, patient, practice, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
 
@@ -36,7 +39,18 @@ def _restore(backup: Path, db: Path) -> None:
     db.write_bytes(backup.read_bytes())
 
 
-async def test_edges_ahead_of_a_restored_hub_rewind_and_converge(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class _BackedUp:
+    db: Path
+    backup: Path
+    port: int
+
+
+@asynccontextmanager
+async def _backed_up_after_p1(tmp_path: Path
+                              ) -> AsyncIterator[tuple[_BackedUp, Running, Running]]:
+    """Sites A and B running at a hub; A wrote p1, B has it, and the hub's database was
+    backed up just then (the nightly backup): `_restore(backup, db)` afterwards."""
     db, backup, port = tmp_path / "hub.db", tmp_path / "hub-backup.db", free_port()
     operator = await add_operator(db)
     async with local_hub(db, port=port) as hub:
@@ -45,13 +59,20 @@ async def test_edges_ahead_of_a_restored_hub_rewind_and_converge(tmp_path: Path)
             await wait_for(lambda: a.sync.ctx.keyring and b.sync.ctx.keyring, "keys")
             await a.write("Patient", "p1", patient("Sato"))
             await wait_for(lambda: ("Patient", "p1") in b.states(), "p1 at b")
-            await asyncio.to_thread(_backup, db, backup)  # the nightly backup, taken here
-            await a.write("Patient", "p2", patient("Suzuki"))
-            await b.write("Patient", "p3", patient("Tanaka"))
-            await wait_for(lambda: len(a.states()) == len(b.states()) == 3, "p2, p3 spread")
-            # Three batches in the log; both sites have read all of them (own ones too).
-            await wait_for(lambda: a.sync.ctx.cursor == b.sync.ctx.cursor == 3, "cursors at 3")
-            before = b.sync.ctx.cursor
+            await asyncio.to_thread(_backup, db, backup)
+            yield _BackedUp(db, backup, port), a, b
+
+
+async def test_edges_ahead_of_a_restored_hub_rewind_and_converge(tmp_path: Path) -> None:
+    async with _backed_up_after_p1(tmp_path) as (setup, a, b):
+        db, backup, port = setup.db, setup.backup, setup.port
+        a_dir, b_dir = a.data_dir, b.data_dir
+        await a.write("Patient", "p2", patient("Suzuki"))
+        await b.write("Patient", "p3", patient("Tanaka"))
+        await wait_for(lambda: len(a.states()) == len(b.states()) == 3, "p2, p3 spread")
+        # Three batches in the log; both sites have read all of them (own ones too).
+        await wait_for(lambda: a.sync.ctx.cursor == b.sync.ctx.cursor == 3, "cursors at 3")
+        before = b.sync.ctx.cursor
     _restore(backup, db)  # the hub's disk died; last night's backup comes back
 
     async with local_hub(db, port=port):
@@ -89,20 +110,14 @@ async def test_an_edge_ahead_of_a_restored_hub_rewinds_to_its_head(
     `copies="none"` B kept no copy of what it received (as after a bootstrap from a
     snapshot): nothing to compare at the head and nothing to relay; A re-sends its own.
     """
-    db, backup, port = tmp_path / "hub.db", tmp_path / "hub-backup.db", free_port()
-    operator = await add_operator(db)
-    async with local_hub(db, port=port) as hub:
-        a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
-        async with running(a_dir) as a, running(b_dir) as b:
-            await wait_for(lambda: a.sync.ctx.keyring and b.sync.ctx.keyring, "keys")
-            await a.write("Patient", "p1", patient("Sato"))
-            await wait_for(lambda: ("Patient", "p1") in b.states(), "p1 at b")
-            await asyncio.to_thread(_backup, db, backup)
-            await a.write("Patient", "p2", patient("Suzuki"))
-            await wait_for(lambda: len(b.states()) == 2, "p2 at b")
-            await b.write("Patient", "p3", patient("Tanaka"))
-            await wait_for(lambda: a.sync.ctx.cursor == b.sync.ctx.cursor == 3, "cursors at 3")
-            b_site, practice_id = str(b.edge.site.site_id), str(b.sync.ctx.state.practice_id)
+    async with _backed_up_after_p1(tmp_path) as (setup, a, b):
+        db, backup, port = setup.db, setup.backup, setup.port
+        a_dir, b_dir = a.data_dir, b.data_dir
+        await a.write("Patient", "p2", patient("Suzuki"))
+        await wait_for(lambda: len(b.states()) == 2, "p2 at b")
+        await b.write("Patient", "p3", patient("Tanaka"))
+        await wait_for(lambda: a.sync.ctx.cursor == b.sync.ctx.cursor == 3, "cursors at 3")
+        b_site, practice_id = str(b.edge.site.site_id), str(b.sync.ctx.state.practice_id)
     _restore(backup, db)  # the hub's log now ends at 1
     if copies == "none":
         conn = sqlite3.connect(b_dir / "edge.sqlite3")
@@ -190,18 +205,12 @@ async def test_a_relay_cut_by_a_dropped_line_goes_on_in_the_next_session(
     line drops on that very push.  The batch was already gone from B's copies (its hub
     seq now names another batch), so only the relay queue, written with the rewind,
     still holds it: the next session pushes it, and it comes back to B from the hub."""
-    db, backup, port = tmp_path / "hub.db", tmp_path / "hub-backup.db", free_port()
-    operator = await add_operator(db)
-    async with local_hub(db, port=port) as hub:
-        a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
-        async with running(a_dir) as a, running(b_dir) as b:
-            await wait_for(lambda: a.sync.ctx.keyring and b.sync.ctx.keyring, "keys")
-            await a.write("Patient", "p1", patient("Sato"))
-            await wait_for(lambda: ("Patient", "p1") in b.states(), "p1 at b")
-            await asyncio.to_thread(_backup, db, backup)
-            await a.write("Patient", "p2", patient("Suzuki"))
-            await wait_for(lambda: b.sync.ctx.cursor == 2 and len(b.states()) == 2, "p2 at b")
-            [(a_p2,)] = b.query("SELECT sealed FROM received_batches WHERE hub_seq = 2")
+    async with _backed_up_after_p1(tmp_path) as (setup, a, b):
+        db, backup, port = setup.db, setup.backup, setup.port
+        b_dir = b.data_dir
+        await a.write("Patient", "p2", patient("Suzuki"))
+        await wait_for(lambda: b.sync.ctx.cursor == 2 and len(b.states()) == 2, "p2 at b")
+        [(a_p2,)] = b.query("SELECT sealed FROM received_batches WHERE hub_seq = 2")
     _restore(backup, db)  # the hub's log ends at 1: A's p2 is lost, and A stays away
 
     cuts: list[bytes] = []
