@@ -19,7 +19,8 @@ from edge_node.sync.hub_client import HubSettings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = parser_for(sub, "init", help_text="create a data directory, and enroll it with a hub (--hub)",
+    p = parser_for(sub, "init",
+                   help_text="create a data directory, and enroll it with a hub (--hub)",
                    description="Create the edge database, the site's identity and keys "
                    "(sealed under DIR/site.key, mode 0600) and a first admin account, whose "
                    "token is printed once. Enrollment with a hub arrives with issue #5.",

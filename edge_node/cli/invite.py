@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
+import sys
 
 from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for
 from edge_node.errors import EdgeError
@@ -25,5 +27,9 @@ def run(args: argparse.Namespace) -> int:
         token, expires_ms = asyncio.run(invite(args.data, args.ttl_s))
     except EdgeError as err:
         return fail(err)
-    print(token)
+    print(token)  # alone on stdout, for scripts
+    until = dt.datetime.fromtimestamp(expires_ms / 1000, dt.UTC)
+    print(f"one-time token, valid until {until:%Y-%m-%d %H:%M} UTC; on the new site run "
+          "`chartsync edge init --data DIR --hub URL --token TOKEN --name NAME`",
+          file=sys.stderr)
     return EXIT_OK

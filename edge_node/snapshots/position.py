@@ -65,9 +65,9 @@ def snapshot_ready(conn: sqlite3.Connection, site_id: UUID) -> str | None:
     """None if a snapshot now would cover exactly the log up to the cursor; else why not.
 
     Every own change must be acknowledged, the cursor must have passed the
-    hub sequence of the last acknowledgement, and no batch may be held — otherwise the snapshot would hold
-    changes the log before its `hub_seq` does not, and a site bootstrapping from
-    it would meet them again in the tail.
+    hub sequence of the last acknowledgement, and no batch may be held —
+    otherwise the snapshot would hold changes the log before its `hub_seq` does
+    not, and a site bootstrapping from it would meet them again in the tail.
     """
     row = conn.execute("SELECT cursor FROM sync_state WHERE one = 1").fetchone()
     if row is None:

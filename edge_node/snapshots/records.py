@@ -124,5 +124,5 @@ def check_row(record: Any, *, label: str) -> tuple[str, list[Any]]:
                           "the latest one again")
 
 
-__all__ = ["BATCH", "CONFLICT", "FORMAT", "HISTORY", "META", "RESOURCE", "SnapshotMeta", "SyncPosition",
-           "check_row"]
+__all__ = ["BATCH", "CONFLICT", "FORMAT", "HISTORY", "META", "RESOURCE", "SnapshotMeta",
+           "SyncPosition", "check_row"]

@@ -47,6 +47,8 @@ async def test_first_site_invite_fingerprint_check_and_approval(tmp_path: Path) 
         assert plain.returncode != 0 and "insecure-http" in plain.stdout + plain.stderr
 
         invite = chartsync("edge", "invite", "--data", str(tmp_path / "main"))
+        assert len(invite.stdout.split()) == 1  # the token alone, for scripts
+        assert "valid until" in invite.stderr and "edge init" in invite.stderr
         branch = chartsync("edge", "init", "--data", str(tmp_path / "branch"), "--hub",
                            hub.url, "--token", invite.stdout.split()[0], "--name", "Branch",
                            "--insecure-http")
