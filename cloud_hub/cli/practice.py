@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import uuid
 
 import nacl.utils
 
@@ -27,6 +28,10 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         epilog="example:\n  chartsync hub practice create 'Sato Clinic' --store sqlite:hub.db\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     create.add_argument("name")
+    create.add_argument("--practice-id", type=_practice_id, metavar="UUID",
+                        help="re-create a lost hub's practice under its old id (`practice_id` "
+                        "in any site's GET /status); its sites then run `chartsync edge "
+                        "reenroll`")
     create.add_argument("--token-ttl-s", type=int, default=DEFAULT_TTL_S,
                         help="enrollment token lifetime in seconds (default: one day)")
     create.add_argument("--json", action="store_true", help="stable JSON output")
@@ -41,9 +46,17 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     listing.set_defaults(handler=run_list)
 
 
+def _practice_id(text: str) -> PracticeId:
+    try:
+        return PracticeId(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a practice id (a UUID such as "
+                                         "0190f0a0-1234-7abc-8def-0123456789ab)") from None
+
+
 def run_create(args: argparse.Namespace) -> int:
     now = int(time.time() * 1000)
-    practice_id = PracticeId(uuid7(now, nacl.utils.random(10)))
+    practice_id = args.practice_id or PracticeId(uuid7(now, nacl.utils.random(10)))
 
     async def action(store: HubStore) -> tuple[str, int]:
         await store.create_practice(practice_id, args.name, now)

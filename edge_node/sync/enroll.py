@@ -4,6 +4,7 @@
     token = await invite(data_dir)
     await approve(data_dir, site_id, fingerprint)      # FingerprintMismatch on a wrong one
     epoch = await revoke(data_dir, site_id, entropy)   # new practice key epoch, sealed on
+    result = await reenroll(data_dir, settings, token=..., name=..., now_ms=...)  # rebuilt hub
 
 The hub assigns the site id at enrollment; the data directory is created with
 it (dots carry it).  The practice's first site is approved by its token and
@@ -13,6 +14,15 @@ the mailbox.  Revoking rotates the practice key: the new epoch is sealed to
 every remaining approved site (this one included, so its running sync loop
 adopts it through the same mailbox path) and the revoked site, holding only
 older epochs, cannot open anything written after.
+
+A hub lost and rebuilt empty knows none of the sites' credentials.  Each site
+re-enrolls there under its old id and keys (`reenroll`, the edge stopped): it
+pins the new hub's key, takes a new credential, and goes back to position 0 of
+the new log — its own batches are pushed again from sequence 1 and the other
+sites' batches it received are queued for relay (`sync.rewind`), so the sites
+together give the hub back the practice's whole log.  The first site to
+re-enroll uses a token from the operator and is approved by it; the others use
+`invite` tokens and are approved (fingerprint checked) like new sites.
 """
 
 from __future__ import annotations
@@ -31,7 +41,14 @@ from edge_node.store.site import load_site
 from edge_node.store.users import User
 from edge_node.sync.errors import EnrollmentError, FingerprintMismatch
 from edge_node.sync.hub_client import HubClient, HubSettings
-from edge_node.sync.state import SyncState, require_sync_state, save_enrollment, save_keyring
+from edge_node.sync.rewind import relay_depth, rewind_statements
+from edge_node.sync.state import (
+    SyncState,
+    require_sync_state,
+    save_enrollment,
+    save_keyring,
+    seal_at_rest,
+)
 from sync_protocol.ids import SiteId
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
@@ -122,6 +139,73 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
         kit_path.chmod(0o600)
     return EnrollResult(site.site_id, enrolled.practice_id, enrolled.status,
                         keys.fingerprint, admin, admin_token, kit_path, words)
+
+
+@dataclass(frozen=True, slots=True)
+class Reenrolled:
+    site_id: UUID
+    practice_id: UUID
+    status: str
+    fingerprint: str
+    #: This site's own batches to push again, and other sites' batches queued for relay.
+    own_batches: int
+    relays: int
+
+
+async def reenroll(data_dir: Path, settings: HubSettings, *, token: str, name: str,
+                   now_ms: int) -> Reenrolled:
+    """Enroll this existing site, under its id and keys, with a hub rebuilt after a loss.
+
+    Pins the new hub's key, stores the new credential and hub address, and goes back
+    to position 0 of the hub's log (`sync.rewind`) in one transaction; the sync loop
+    then pushes and relays.  Raises `EnrollmentError` for a token of another practice
+    or an answer that does not match (nothing is changed then), `HubRefused` for the
+    hub's refusal (for example 409: the hub already knows this site).
+    """
+    conn, state, keys, site_id = _load(data_dir)
+    conn.close()
+    if not token.startswith(f"cse_{state.practice_id.hex}."):
+        raise EnrollmentError("this enrollment token is not for this site's practice "
+                              f"({state.practice_id})",
+                              hint="ask the operator for a token of this practice (recreated "
+                              "on the new hub under the same practice id)")
+    async with HubClient.open(settings) as hub:
+        hub_key = await hub.hub_key()
+        enrolled = await hub.enroll(token, name, keys.public(site_id), site_id=site_id)
+    if enrolled.hub_verify_key != hub_key.verify_key:
+        raise EnrollmentError("the hub's enrollment answer names another hub key than "
+                              "/v1/hub-key", hint="check the hub URL; try again")
+    if (enrolled.site_id, enrolled.practice_id) != (site_id, state.practice_id):
+        raise EnrollmentError(f"the hub enrolled site {enrolled.site_id} of practice "
+                              f"{enrolled.practice_id}, not this site {site_id}",
+                              hint="the hub does not support re-enrollment; upgrade it")
+    conn = open_sync(data_dir)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "UPDATE sync_state SET hub_url = ?, hub_ca = ?, insecure_http = ?, "
+                "credential_sealed = ?, hub_verify_key = ?, enrolled_status = ?, log_id = ?",
+                (settings.url, str(settings.ca_file) if settings.ca_file else None,
+                 int(settings.insecure_http),
+                 seal_at_rest(data_dir, enrolled.credential.encode()),
+                 enrolled.hub_verify_key, enrolled.status,
+                 str(hub_key.log_id) if hub_key.log_id else None))
+            for sql, params in rewind_statements(0, now_ms):
+                conn.execute(sql, params)
+            own = conn.execute("SELECT count(*) FROM pushed_batches").fetchone()[0]
+            relays = relay_depth(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    log.warning("site re-enrolled on a rebuilt hub (practice %s, site %s): %d own batches "
+                "to push again, %d received batches to relay", state.practice_id, site_id,
+                own, relays)
+    return Reenrolled(site_id, state.practice_id, enrolled.status, keys.fingerprint,
+                      int(own), relays)
 
 
 def _load(data_dir: Path) -> tuple[sqlite3.Connection, SyncState, SiteKeyPair, UUID]:

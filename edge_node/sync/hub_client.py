@@ -288,8 +288,12 @@ class HubClient:
         raw = await self._json("GET", "/v1/hub-key")
         return HubKey(_b64(raw["verify_key"]), raw["fingerprint"], _opt_uuid(raw.get("log_id")))
 
-    async def create_practice(self, name: str, *, operator_token: str) -> PracticeCreated:
-        raw = await self._json("POST", "/v1/practices", json={"name": name},
+    async def create_practice(self, name: str, *, operator_token: str,
+                              practice_id: UUID | None = None) -> PracticeCreated:
+        """`practice_id`: re-create a practice under its old id on a rebuilt hub."""
+        body = {"name": name} if practice_id is None else {"name": name,
+                                                           "practice_id": str(practice_id)}
+        raw = await self._json("POST", "/v1/practices", json=body,
                                credential=operator_token)
         return PracticeCreated(UUID(raw["practice_id"]), raw["name"])
 
@@ -301,11 +305,15 @@ class HubClient:
                                json=body, credential=credential)
         return EnrollmentToken(UUID(raw["practice_id"]), raw["token"], int(raw["expires_ms"]))
 
-    async def enroll(self, token: str, name: str, keys: SitePublicKeys) -> Enrollment:
-        raw = await self._json("POST", "/v1/enroll", json={
-            "token": token, "name": name,
-            "verify_key": base64.b64encode(keys.verify_key).decode(),
-            "box_key": base64.b64encode(keys.box_key).decode()})
+    async def enroll(self, token: str, name: str, keys: SitePublicKeys, *,
+                     site_id: UUID | None = None) -> Enrollment:
+        """`site_id`: re-enroll an existing site under its id and keys (a rebuilt hub)."""
+        body = {"token": token, "name": name,
+                "verify_key": base64.b64encode(keys.verify_key).decode(),
+                "box_key": base64.b64encode(keys.box_key).decode()}
+        if site_id is not None:
+            body["site_id"] = str(site_id)
+        raw = await self._json("POST", "/v1/enroll", json=body)
         return Enrollment(UUID(raw["practice_id"]), UUID(raw["site_id"]), raw["credential"],
                           raw["status"], raw["fingerprint"], _b64(raw["hub_verify_key"]))
 

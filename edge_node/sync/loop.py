@@ -44,6 +44,7 @@ from edge_node.sync.errors import HubRefused, HubUnreachable
 from edge_node.sync.hub_client import HubClient, HubSettings
 from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, missing_seqs, refresh_registry
 from edge_node.sync.pusher import Pusher
+from edge_node.sync.rewind import RELAY_LATER, queued_relays, rewind_statements
 from edge_node.sync.settings import SyncSettings
 from edge_node.sync.state import SyncState, keyring_row, load_sync_state
 from edge_node.sync.status import SyncStatus
@@ -61,11 +62,6 @@ LOG_TRIMMED = "log_trimmed"
 HEARTBEAT_MIN_GAP_S = 1.0
 #: Received stream frames waiting to be applied (back-pressure on the socket beyond).
 STREAM_QUEUE_BATCHES = 128
-#: Relays read from the queue at a time (and removed together once pushed).
-RELAY_CHUNK = 64
-#: Queues received copies for relay (`_drain_relays`); a WHERE/ORDER BY is appended.
-_QUEUE_RELAYS = ("INSERT INTO relay_queue (sealed, queued_ms) "
-                 "SELECT sealed, ? FROM received_batches ")
 
 
 def _transient(exc: BaseException) -> bool:
@@ -85,6 +81,10 @@ class SyncLoop:
         self.ctx = ctx
         self.pusher = Pusher(ctx)
         self.puller = Puller(ctx)
+        #: One relay drain at a time (session start, rewinds, mailbox polls).
+        self._relaying = asyncio.Lock()
+        #: Relays the hub could not take yet at the last drain (`RELAY_LATER`).
+        self._relays_waiting = 0
 
     @classmethod
     @asynccontextmanager
@@ -175,7 +175,8 @@ class SyncLoop:
             log.info("stream refused (%s); falling back to long-poll", exc.hub_code)
         while True:
             page = await ctx.hub.pull(after=ctx.cursor, wait_s=ctx.settings.long_poll_s)
-            await self._check_log_id(page.log_id)
+            if await self._check_log_id(page.log_id):
+                continue  # the page answered a cursor into the old log
             if page.head < ctx.cursor:  # the hub's log went back under us (a restore)
                 await self._check_head()
                 continue
@@ -243,26 +244,27 @@ class SyncLoop:
             await self.ctx.keys_changed.wait()
             self.ctx.keys_changed.clear()
 
-    async def _check_log_id(self, log_id: Any) -> None:
+    async def _check_log_id(self, log_id: Any) -> bool:
+        """Take note of the hub's log id; True if it changed (this site went back to 0)."""
         ctx = self.ctx
         if log_id is None:
-            return
+            return False
         stored = ctx.state.log_id
         if stored == log_id:
-            return
+            return False
         await ctx.execute(("UPDATE sync_state SET log_id = ?", (str(log_id),)), label="log id")
         ctx.state = _replace_log(ctx.state, log_id)
         if stored is None:
-            return
-        log.warning("the hub's log was recreated (log id changed); re-sending this site's "
-                    "batches and relaying received ones to rebuild it")
-        await ctx.execute(("UPDATE sync_state SET cursor = 0", ()),
-                          ("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL", ()),
-                          (_QUEUE_RELAYS + "ORDER BY hub_seq", (ctx.now_ms(),)),
-                          label="hub rebuilt")
+            return False
+        log.warning("the hub's log was recreated (log id changed; practice %s, site %s): "
+                    "re-sending this site's batches and relaying received ones to rebuild it",
+                    ctx.state.practice_id, ctx.site_id)
+        # Back to 0: received copies are keyed by the old log's sequence numbers.
+        await ctx.execute(*rewind_statements(0, ctx.now_ms()), label="hub rebuilt")
         ctx.cursor = 0
         ctx.push_due.set()
         await self._drain_relays()
+        return True
 
     async def _drain_relays(self) -> None:
         """Push the other sites' batches queued for relay (`relay_queue`, oldest first)
@@ -271,27 +273,40 @@ class SyncLoop:
         A queued batch leaves the queue only once the hub has it (stored, or already
         held) or refused it for good, so a relay cut by a dropped line or a crash goes
         on at the next session; re-pushing one the hub took meanwhile is harmless (a
-        duplicate is acknowledged).  Raises the transient failure that stopped it.
+        duplicate is acknowledged).  One the hub cannot take yet (`RELAY_LATER`: its
+        site has not re-enrolled on a rebuilt hub, or is still pending) stays queued
+        and is tried again at the next session and every mailbox poll.  Raises the
+        transient failure that stopped it.
         """
         ctx = self.ctx
-        while True:
-            rows = await ctx.read(_queued_relays)
-            if not rows:
-                return
-            done = 0
-            try:
-                for relay_id, sealed in rows:
-                    try:
-                        await ctx.hub.push(sealed)
-                    except HubRefused as exc:
-                        if exc.transient:
-                            raise
-                        log.info("relay of a received batch refused (%s)", exc.hub_code)
-                    done = relay_id
-            finally:
-                if done:
-                    await ctx.execute(("DELETE FROM relay_queue WHERE id <= ?", (done,)),
-                                      label="relayed")
+        async with self._relaying:
+            after, waiting = 0, 0
+            while rows := await ctx.read(functools.partial(queued_relays, after=after)):
+                handled: list[int] = []
+                try:
+                    for relay_id, sealed in rows:
+                        after = relay_id
+                        try:
+                            await ctx.hub.push(sealed)
+                        except HubRefused as exc:
+                            if exc.transient:
+                                raise
+                            if exc.hub_code in RELAY_LATER:
+                                waiting += 1
+                                continue
+                            log.info("relay of a received batch refused (%s); dropped",
+                                     exc.hub_code)
+                        handled.append(relay_id)
+                finally:
+                    if handled:
+                        marks = ",".join("?" * len(handled))
+                        await ctx.execute((f"DELETE FROM relay_queue WHERE id IN ({marks})",
+                                           tuple(handled)), label="relayed")
+            if waiting and waiting != self._relays_waiting:
+                log.warning("%d received batches wait to be passed on to the hub until their "
+                            "site is registered and approved there (practice %s, site %s)",
+                            waiting, ctx.state.practice_id, ctx.site_id)
+            self._relays_waiting = waiting
 
     async def _check_head(self) -> None:
         """Rewind if the hub's log no longer holds what this site read from it or pushed.
@@ -383,17 +398,7 @@ class SyncLoop:
                     extra={"practice_id": str(ctx.state.practice_id),
                            "site_id": str(ctx.site_id)})
 
-        await ctx.execute(
-            ("UPDATE sync_state SET cursor = min(cursor, ?)", (to,)),
-            ("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL WHERE hub_seq > ?",
-             (to,)),
-            # Queued for relay in the same transaction as the copies leave, so a crash or
-            # a dropped line cannot lose them (`_drain_relays`).
-            (_QUEUE_RELAYS + "WHERE hub_seq > ? ORDER BY hub_seq", (ctx.now_ms(), to)),
-            # Copies are keyed by hub sequence: those numbers now name other batches.
-            ("DELETE FROM held_batches WHERE hub_seq > ?", (to,)),
-            ("DELETE FROM received_batches WHERE hub_seq > ?", (to,)),
-            label="hub rewound")
+        await ctx.execute(*rewind_statements(to, ctx.now_ms()), label="hub rewound")
         ctx.cursor = min(cursor, to)
         ctx.status.hub_rewound(message, head)
         ctx.push_due.set()
@@ -435,6 +440,8 @@ class SyncLoop:
                     ctx.status.keys(me.status, ctx.keyring is not None)
             if ctx.state.enrolled_status == "approved":
                 await self._open_mail()
+                if self._relays_waiting:
+                    await self._drain_relays()  # a site re-enrolled and approved since?
             poll = ctx.settings.mailbox_poll_s
             if ctx.keyring is None:
                 poll = min(poll, 1.0)
@@ -502,11 +509,6 @@ class SyncLoop:
                 if exc.status != 404 and exc.transient:
                     raise
                 # 404: a hub without the dashboard yet (issue #5 hub side); nothing to do.
-
-
-def _queued_relays(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
-    return [(int(r[0]), bytes(r[1])) for r in conn.execute(
-        "SELECT id, sealed FROM relay_queue ORDER BY id LIMIT ?", (RELAY_CHUNK,))]
 
 
 def _last_own_hub_seq(conn: sqlite3.Connection) -> int:
