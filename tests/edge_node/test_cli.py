@@ -62,3 +62,15 @@ def test_user_list_disable_enable_token(tmp_path: Path,
     assert main(["edge", "user", "add", "sato", "--role", "admin", "--data", data]) == 0
     assert main(["edge", "user", "disable", "admin", "--data", data]) == 0
     assert main(["edge", "check", "--data", data]) == 0
+
+
+def test_reenroll_needs_an_enrolled_site(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    data = str(tmp_path / "e")
+    assert main(["edge", "init", "--data", data]) == 0
+    capsys.readouterr()
+    assert main(["edge", "reenroll", "--data", data, "--hub", "http://127.0.0.1:9",
+                 "--token", "cse_00.x", "--name", "Main", "--insecure-http"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "next step:" in err
+    assert main(["edge", "reenroll", "--data", data]) == 2  # --hub, --token, --name needed
