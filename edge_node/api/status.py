@@ -4,7 +4,8 @@ With a running sync loop (issue #5) `sync` says: online/offline and since
 when, outbox depth (not yet acknowledged by the hub), last push and pull, lag
 behind the hub (hub head - cursor, and the age of the oldest unpushed
 change), held batches (gaps, upgrades needed, missing key epochs), dead
-letters, a blast-radius hold, and the last error in plain words.
+letters, a blast-radius hold, other sites' changes queued to pass on to a hub
+that lost them (`relays_queued`), and the last error in plain words.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ async def _sync_section(sync: object, now_ms: int) -> dict[str, object]:
     for d in counts["dead_letters"]:
         notes.append(f"hub refused seq {d['seq_from']}-{d['seq_to']}: {d['message']} "
                      "(`chartsync edge dead-letters`)")
+    if counts["relays_queued"]:
+        notes.append(f"{counts['relays_queued']} changes of other sites to pass on to the hub "
+                     "(it lost them); those of a site not yet re-enrolled there wait for it")
     if s.enrolled_status != "approved" or not s.have_keys:
         notes.append("waiting for an approved site to run `chartsync edge approve` for this "
                      "site")
@@ -55,6 +59,7 @@ async def _sync_section(sync: object, now_ms: int) -> dict[str, object]:
         "oldest_unpushed_s": (now_ms - oldest) / 1000 if oldest else 0,
         "held": held, "dead_letters": counts["dead_letters"],
         "guard_held": sync.ctx.guard_holding,
+        "relays_queued": counts["relays_queued"],
         "state_digest": counts["state_digest"],
         "last_error": s.last_error, "notes": notes,
     }

@@ -44,7 +44,7 @@ from edge_node.sync.errors import HubRefused, HubUnreachable
 from edge_node.sync.hub_client import HubClient, HubSettings
 from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, missing_seqs, refresh_registry
 from edge_node.sync.pusher import Pusher
-from edge_node.sync.rewind import RELAY_LATER, queued_relays, rewind_statements
+from edge_node.sync.rewind import RELAY_LATER, queued_relays, relay_depth, rewind_statements
 from edge_node.sync.settings import SyncSettings
 from edge_node.sync.state import SyncState, keyring_row, load_sync_state
 from edge_node.sync.status import SyncStatus
@@ -567,6 +567,7 @@ def sync_counts(conn: sqlite3.Connection) -> dict[str, Any]:
     row = conn.execute("SELECT cursor, digest, digest_count FROM sync_state").fetchone()
     chains = dict(conn.execute("SELECT origin, next_seq FROM origin_chains"))
     return {"outbox_depth": int(depth), "oldest_unpushed_ms": oldest, "acked_seq": acked,
+            "relays_queued": relay_depth(conn),
             "held": held, "dead_letters": dead, "cursor": int(row[0]) if row else 0,
             "state_digest": row[1] if row else None, "records": row[2] if row else 0,
             "chains": chains}

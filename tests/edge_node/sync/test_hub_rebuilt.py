@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
 
+from edge_node.api.status import _sync_section
 from edge_node.sync.enroll import approve, invite, reenroll
 from edge_node.sync.errors import EnrollmentError
 from edge_node.sync.hub_client import HubClient, HubSettings
@@ -35,6 +37,11 @@ def _sync_state(data_dir: Path) -> list[tuple[object, ...]]:
         return list(conn.execute("SELECT * FROM sync_state"))
     finally:
         conn.close()
+
+
+async def _status_sync(site: Running) -> dict[str, Any]:
+    """The `sync` section of the site's GET /status."""
+    return await _sync_section(site.sync, site.edge.clock())
 
 
 def _unsent(site: Running) -> int:
@@ -100,6 +107,9 @@ async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path) -> None:
             await wait_for(lambda: a.sync.ctx.cursor == 3, "a read the rebuilt log")
             assert _hub_log(new_db) == {a_site: 3}
             assert _to_relay(a) == 2
+            status = await _status_sync(a)
+            assert status["relays_queued"] == 2
+            assert any("not yet re-enrolled" in n for n in status["notes"])
             assert a.query("SELECT count(*) FROM dead_letters") == [(0,)]  # new hub key pinned
 
             # B's machine is back: re-enrolled with an invite from A, approved by A after
