@@ -26,7 +26,7 @@ AEAD_TAG_BYTES: Final = 16
 _LEN_BYTES: Final = 4
 FIXED_OVERHEAD: Final = len(MAGIC) + _LEN_BYTES + NONCE_BYTES + SIGNATURE_BYTES
 
-#: Padded plaintext sizes: 1 KiB × 4^k up to 1 MiB, then whole MiB.
+#: Padded plaintext sizes: 1 KiB * 4^k up to 1 MiB, then whole MiB.
 BUCKETS: Final = (1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20)
 _MIB: Final = 1 << 20
 

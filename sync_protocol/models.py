@@ -23,7 +23,7 @@ from pydantic import (
 
 from sync_protocol.errors import MalformedInput
 
-#: FHIR resource type and id grammar (FHIR R4 `id`: 1–64 of [A-Za-z0-9.-]).
+#: FHIR resource type and id grammar (FHIR R4 `id`: 1-64 of [A-Za-z0-9.-]).
 RESOURCE_TYPE_PATTERN: Final = r"^[A-Z][A-Za-z]{1,63}$"
 RESOURCE_ID_PATTERN: Final = r"^[A-Za-z0-9\-.]{1,64}$"
 #: Register names: a FHIR top-level element, a choice group `value[x]`, or `@deleted`.

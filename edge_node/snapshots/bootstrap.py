@@ -120,7 +120,8 @@ async def _download(client: HubClient, partial: Path, id_file: Path, offset: int
             # Unbuffered: a killed process keeps every byte it received for the resume.
             with partial.open("ab" if same else "wb", buffering=0) as out:
                 if not same:
-                    id_file.write_text(str(download.snapshot_id or ""), encoding="ascii")
+                    await asyncio.to_thread(id_file.write_text,
+                                            str(download.snapshot_id or ""), encoding="ascii")
                 async for chunk in download.chunks(1 << 20):
                     out.write(chunk)
                     done += len(chunk)
