@@ -43,7 +43,7 @@ from edge_node.sync.context import SyncContext
 from edge_node.sync.errors import HubRefused, HubUnreachable
 from edge_node.sync.hub_client import HubClient, HubSettings
 from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, missing_seqs, refresh_registry
-from edge_node.sync.pusher import Pusher
+from edge_node.sync.pusher import PUSH_WINDOW, PUSH_WINDOW_BYTES, Pusher
 from edge_node.sync.rewind import RELAY_LATER, queued_relays, relay_depth, rewind_statements
 from edge_node.sync.settings import SyncSettings
 from edge_node.sync.state import SyncState, keyring_row, load_sync_state
@@ -85,6 +85,8 @@ class SyncLoop:
         self._relaying = asyncio.Lock()
         #: Relays the hub could not take yet at the last drain (`RELAY_LATER`).
         self._relays_waiting = 0
+        #: False once the hub refused several relays in one request (previous release).
+        self._relay_many = True
 
     @classmethod
     @asynccontextmanager
@@ -284,19 +286,17 @@ class SyncLoop:
             while rows := await ctx.read(functools.partial(queued_relays, after=after)):
                 handled: list[int] = []
                 try:
-                    for relay_id, sealed in rows:
-                        after = relay_id
-                        try:
-                            await ctx.hub.push(sealed)
-                        except HubRefused as exc:
-                            if exc.transient:
-                                raise
-                            if exc.hub_code in RELAY_LATER:
+                    i = 0
+                    while i < len(rows):
+                        window = _relay_window(rows[i:])
+                        outcomes = await self._relay(window)
+                        for (relay_id, _), later in zip(window, outcomes, strict=False):
+                            after = relay_id
+                            if later:
                                 waiting += 1
-                                continue
-                            log.info("relay of a received batch refused (%s); dropped",
-                                     exc.hub_code)
-                        handled.append(relay_id)
+                            else:
+                                handled.append(relay_id)
+                        i += len(outcomes)
                 finally:
                     if handled:
                         marks = ",".join("?" * len(handled))
@@ -307,6 +307,37 @@ class SyncLoop:
                             "site is registered and approved there (practice %s, site %s)",
                             waiting, ctx.state.practice_id, ctx.site_id)
             self._relays_waiting = waiting
+
+    async def _relay(self, window: list[tuple[int, bytes]]) -> list[bool]:
+        """Push `window` (in one request when it holds several batches); for a prefix of
+        it, whether each batch must wait (`RELAY_LATER`) rather than being done with
+        (stored, already held, or refused for good).  Raises a transient failure."""
+        hub = self.ctx.hub
+        if len(window) > 1 and self._relay_many:
+            try:
+                acks, refusal = await hub.push_many([sealed for _, sealed in window])
+            except HubRefused as exc:
+                if exc.status not in (400, 413, 415):
+                    if exc.transient:
+                        raise
+                    return [_relay_later(exc)]  # the first batch's refusal
+                # A hub of the previous release, or a lower body limit: one by one.
+                self._relay_many = False
+            else:
+                out = [False] * len(acks)
+                if refusal is not None:
+                    if refusal.transient and not out:
+                        raise refusal
+                    if not refusal.transient:
+                        out.append(_relay_later(refusal))
+                return out
+        try:
+            await hub.push(window[0][1])
+        except HubRefused as exc:
+            if exc.transient:
+                raise
+            return [_relay_later(exc)]
+        return [False]
 
     async def _check_head(self) -> None:
         """Rewind if the hub's log no longer holds what this site read from it or pushed.
@@ -509,6 +540,25 @@ class SyncLoop:
                 if exc.status != 404 and exc.transient:
                     raise
                 # 404: a hub without the dashboard yet (issue #5 hub side); nothing to do.
+
+
+def _relay_window(rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The first queued relays that go in one request (as the pusher's windows)."""
+    window, size = [rows[0]], len(rows[0][1])
+    for row in rows[1:PUSH_WINDOW]:
+        size += len(row[1])
+        if size > PUSH_WINDOW_BYTES:
+            break
+        window.append(row)
+    return window
+
+
+def _relay_later(exc: HubRefused) -> bool:
+    """Whether a relay refused with `exc` stays queued (else it is dropped, logged)."""
+    if exc.hub_code in RELAY_LATER:
+        return True
+    log.info("relay of a received batch refused (%s); dropped", exc.hub_code)
+    return False
 
 
 def _last_own_hub_seq(conn: sqlite3.Connection) -> int:

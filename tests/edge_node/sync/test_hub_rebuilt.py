@@ -61,7 +61,8 @@ async def _write_apart(site: Running, rids: list[str]) -> None:
             f"{rid} acknowledged")
 
 
-async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path) -> None:
+async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
     old_db = tmp_path / "old-hub" / "hub.db"
     old_db.parent.mkdir()
@@ -77,6 +78,7 @@ async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path) -> None:
             a_site, b_site = a.edge.site.site_id, b.edge.site.site_id
             before = _hub_log(old_db)
             history = a.history()
+            b_at_a = {bytes(s) for (s,) in a.query("SELECT sealed FROM received_batches")}
     assert before == {a_site: 3, b_site: 2}
 
     # The hub's machine is gone (database and signing key); a new one starts empty, at
@@ -97,6 +99,15 @@ async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path) -> None:
             await reenroll(a_dir, settings, token=wrong, name="site0", now_ms=wall_ms())
         assert _sync_state(a_dir) == state_before  # refused before anything changed
 
+        relayed_together: list[int] = []
+        push_many = HubClient.push_many
+
+        async def counted(self: HubClient, sealed: list[bytes]) -> Any:
+            if set(sealed) <= b_at_a:
+                relayed_together.append(len(sealed))
+            return await push_many(self, sealed)
+
+        monkeypatch.setattr(HubClient, "push_many", counted)
         done = await reenroll(a_dir, settings, token=token, name="site0", now_ms=wall_ms())
         assert (done.site_id, done.status, done.own_batches, done.relays) == (
             a_site, "approved", 3, 2)
@@ -120,6 +131,8 @@ async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path) -> None:
             assert (done.site_id, done.status, done.own_batches) == (b_site, "pending", 2)
             await approve(a_dir, b_site, done.fingerprint)
             await wait_for(lambda: _to_relay(a) == 0, "b's batches relayed by a", 20)
+            # Each try (refused while B was unknown, then taken) was one request for both.
+            assert len(relayed_together) >= 2 and set(relayed_together) == {2}
             await wait_for(lambda: a.sync.ctx.cursor == 5, "a read them back")
             assert _hub_log(new_db) == before
 
