@@ -39,7 +39,7 @@ from edge_node.errors import StoreError
 from edge_node.node import init_data_dir, open_sync
 from edge_node.store.site import load_site
 from edge_node.store.users import User
-from edge_node.sync.errors import EnrollmentError, FingerprintMismatch
+from edge_node.sync.errors import EnrollmentError, FingerprintMismatch, HubRefused
 from edge_node.sync.hub_client import HubClient, HubSettings
 from edge_node.sync.rewind import relay_depth, rewind_statements
 from edge_node.sync.state import (
@@ -171,7 +171,15 @@ async def reenroll(data_dir: Path, settings: HubSettings, *, token: str, name: s
                               "on the new hub under the same practice id)")
     async with HubClient.open(settings) as hub:
         hub_key = await hub.hub_key()
-        enrolled = await hub.enroll(token, name, keys.public(site_id), site_id=site_id)
+        try:
+            enrolled = await hub.enroll(token, name, keys.public(site_id), site_id=site_id)
+        except HubRefused as exc:
+            if exc.status != 409:
+                raise
+            raise EnrollmentError(f"the hub at {settings.url} already knows site {site_id}: it "
+                                  "was not rebuilt, so there is nothing to re-enroll",
+                                  hint="start `chartsync edge serve`; if it cannot sync, "
+                                  "see its status page for the reason") from exc
     if enrolled.hub_verify_key != hub_key.verify_key:
         raise EnrollmentError("the hub's enrollment answer names another hub key than "
                               "/v1/hub-key", hint="check the hub URL; try again")

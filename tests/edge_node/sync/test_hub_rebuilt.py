@@ -111,6 +111,10 @@ async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path,
         done = await reenroll(a_dir, settings, token=token, name="site0", now_ms=wall_ms())
         assert (done.site_id, done.status, done.own_batches, done.relays) == (
             a_site, "approved", 3, 2)
+        async with HubClient.open(settings) as c:
+            again = (await c.create_enrollment_token(practice_id, credential=operator)).token
+        with pytest.raises(EnrollmentError, match="already knows site"):
+            await reenroll(a_dir, settings, token=again, name="site0", now_ms=wall_ms())
         # A comes back first: it pushes its own batches again; B's, which it received,
         # wait in its relay queue until B is registered and approved on this hub.
         async with running(a_dir) as a:
