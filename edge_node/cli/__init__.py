@@ -8,6 +8,7 @@
     invite  enrollment token for a new site          approve  approve a site (fingerprint)
     revoke  revoke a site, rotate the practice key   dead-letters / held  sync problems
     restore  a lost site back from the hub           reenroll  this site on a rebuilt hub
+    sites   the practice's sites and public keys (to register a lost one on a rebuilt hub)
 
 Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
 """
@@ -28,6 +29,7 @@ from edge_node.cli import (
     restore,
     revoke,
     serve,
+    sites,
     user,
 )
 
@@ -49,7 +51,7 @@ exit codes: 0 ok, 1 failure, 2 usage error
 def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add every `edge` subcommand to `sub`."""
     for module in (init, serve, user, backup, check, restore, invite, approve, revoke,
-                   reenroll, dead_letters, held):
+                   reenroll, sites, dead_letters, held):
         module.add_parser(sub)
 
 

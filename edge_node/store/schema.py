@@ -13,7 +13,9 @@ SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
        rows, now well under 1 ms)
     4  relay_queue: other sites' batches to push back to a hub that lost them (rebuilt,
        or restored from an older backup), queued in the transaction that decides it, so
-       a dropped line or a crash mid-relay loses none (they were only in memory)
+       a dropped line or a crash mid-relay loses none (they were only in memory);
+       practice_sites: the practice's sites and public keys as last seen at the hub, so
+       a rebuilt hub can register a site lost with it and take its relayed batches
 
 `check_version` reads the file read-only first, so a file written by a newer
 chartsync is refused before anything (WAL switch, migration) touches it.
@@ -192,6 +194,14 @@ CREATE TABLE relay_queue (
     id INTEGER PRIMARY KEY,
     sealed BLOB NOT NULL,
     queued_ms INTEGER NOT NULL
+);
+CREATE TABLE practice_sites (
+    site_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    verify_key BLOB NOT NULL,
+    box_key BLOB NOT NULL,
+    seen_ms INTEGER NOT NULL
 )
 """
 

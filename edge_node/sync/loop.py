@@ -302,6 +302,7 @@ class SyncLoop:
                         marks = ",".join("?" * len(handled))
                         await ctx.execute((f"DELETE FROM relay_queue WHERE id IN ({marks})",
                                            tuple(handled)), label="relayed")
+                        ctx.status.notify()  # progress: `wait_changed` callers look again
             if waiting and waiting != self._relays_waiting:
                 log.warning("%d received batches wait to be passed on to the hub until their "
                             "site is registered and approved there (practice %s, site %s)",

@@ -28,7 +28,6 @@ from uuid import UUID
 
 from edge_node.errors import EdgeError
 from edge_node.sync.context import SyncContext
-from edge_node.sync.errors import HubRefused
 from sync_protocol.batch import SealedBatch, batch_hash, open_batch, read_sealed
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import (
@@ -356,14 +355,21 @@ def _header(raw: bytes) -> BatchHeader:
 
 
 async def refresh_registry(ctx: SyncContext) -> None:
-    """Reload the practice's site registry (public keys) from the hub."""
-    try:
-        sites = await ctx.hub.sites()
-    except HubRefused:
-        raise
+    """Reload the practice's site registry (public keys) from the hub, and keep a copy
+    (`practice_sites`: a rebuilt hub needs the keys of a site lost with the old one)."""
+    sites = await ctx.hub.sites()
     for site in sites:
         if site.status in ("approved", "revoked"):
             ctx.directory.add(site.public_keys)
+    if sites:
+        now = ctx.now_ms()
+        await ctx.execute(*[(
+            "INSERT INTO practice_sites (site_id, name, status, verify_key, box_key, seen_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, "
+            "status = excluded.status, verify_key = excluded.verify_key, "
+            "box_key = excluded.box_key, seen_ms = excluded.seen_ms",
+            (str(s.site_id), s.name, s.status, s.verify_key, s.box_key, now))
+            for s in sites], label="registry")
 
 
 __all__ = ["UUID", "MalformedInput", "Puller", "gap_detail", "missing_seqs",

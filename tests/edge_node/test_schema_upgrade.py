@@ -43,6 +43,7 @@ def _downgrade_to_v2(db: Path) -> None:
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("DROP TABLE relay_queue")
+        conn.execute("DROP TABLE practice_sites")
         conn.execute("DROP INDEX history_recent")
         conn.execute("PRAGMA user_version = 2")
     finally:
@@ -106,7 +107,7 @@ async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Pat
     finally:
         conn.close()
     after = _dump(db)
-    assert after.pop("relay_queue") == []
+    assert after.pop("relay_queue") == after.pop("practice_sites") == []
     assert after == rows  # every row kept, in place
     report = check_path(data)
     assert report.ok, report.problems

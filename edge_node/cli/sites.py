@@ -1,0 +1,57 @@
+"""`chartsync edge sites --data DIR [--json]`: the practice's sites as this site last saw
+them at the hub (ids, names, status, public keys).
+
+After losing the hub, a site lost with it can be registered on the rebuilt hub under
+its old id and keys (`POST /v1/practices/{pid}/sites`, the `register` object of
+`--json`), so that the batches it signed, relayed by the others, verify there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+
+from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for
+from edge_node.errors import EdgeError
+from edge_node.node import open_sync
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = parser_for(sub, "sites", help_text="the practice's sites and their public keys",
+                   description="List the practice's sites as this site last saw them at the "
+                   "hub: id, name, status and public keys (never a secret). With --json, "
+                   "each entry's `register` object is the body that registers a site lost "
+                   "with the hub on a rebuilt one (POST /v1/practices/{pid}/sites).",
+                   examples="  chartsync edge sites --data /var/lib/chartsync\n"
+                   "  chartsync edge sites --data /var/lib/chartsync --json > sites.json\n")
+    add_data_option(p)
+    p.add_argument("--json", action="store_true", help="stable JSON output")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        conn = open_sync(args.data)
+    except EdgeError as err:
+        return fail(err)
+    try:
+        rows = conn.execute("SELECT site_id, name, status, verify_key, box_key, seen_ms "
+                            "FROM practice_sites ORDER BY name, site_id").fetchall()
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps([{
+            "status": status, "last_seen_ms": seen,
+            "register": {"site_id": sid, "name": name,
+                         "verify_key": base64.b64encode(bytes(verify)).decode(),
+                         "box_key": base64.b64encode(bytes(box)).decode()}}
+            for sid, name, status, verify, box, seen in rows], indent=1))
+        return EXIT_OK
+    if not rows:
+        print("no sites seen yet (the list fills in once `edge serve` has reached the hub)")
+    for sid, name, status, _, _, seen in rows:
+        when = dt.datetime.fromtimestamp(seen / 1000, dt.UTC)
+        print(f"{sid}  {status:<9} {name}  (seen {when:%Y-%m-%d %H:%M} UTC)")
+    return EXIT_OK
