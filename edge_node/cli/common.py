@@ -1,14 +1,20 @@
-"""Pieces every edge subcommand shares: the --data option, the real clock, error printing."""
+"""Pieces every edge subcommand shares: the --data option, the database, the real clock,
+error printing."""
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from edge_node.errors import EdgeError
+from edge_node.node import open_sync
+
+T = TypeVar("T")
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -17,6 +23,16 @@ EXIT_FAILURE: Final = 1
 def add_data_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, metavar="DIR",
                         help="the edge's data directory (holds edge.sqlite3 and site.key)")
+
+
+def with_database(data_dir: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn` on the data directory's database (migrated), closed after; raises `EdgeError`
+    for a directory without one."""
+    conn = open_sync(data_dir)
+    try:
+        return fn(conn)
+    finally:
+        conn.close()
 
 
 def wall_ms() -> int:

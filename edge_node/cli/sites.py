@@ -13,9 +13,8 @@ import base64
 import datetime as dt
 import json
 
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for
+from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, with_database
 from edge_node.errors import EdgeError
-from edge_node.node import open_sync
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,14 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     try:
-        conn = open_sync(args.data)
+        rows = with_database(args.data, lambda conn: conn.execute(
+            "SELECT site_id, name, status, verify_key, box_key, seen_ms "
+            "FROM practice_sites ORDER BY name, site_id").fetchall())
     except EdgeError as err:
         return fail(err)
-    try:
-        rows = conn.execute("SELECT site_id, name, status, verify_key, box_key, seen_ms "
-                            "FROM practice_sites ORDER BY name, site_id").fetchall()
-    finally:
-        conn.close()
     if args.json:
         print(json.dumps([{
             "status": status, "last_seen_ms": seen,

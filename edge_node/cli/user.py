@@ -14,14 +14,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import sqlite3
-from collections.abc import Callable
-from typing import TypeVar
 
 from edge_node.api.auth import ACCOUNT_RECHECK_S
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.cli.common import (
+    EXIT_OK,
+    add_data_option,
+    fail,
+    parser_for,
+    wall_ms,
+    with_database,
+)
 from edge_node.errors import EdgeError
-from edge_node.node import open_sync
 from edge_node.store.users import (
     TOKEN_BYTES,
     Role,
@@ -31,7 +34,6 @@ from edge_node.store.users import (
     set_disabled,
 )
 
-T = TypeVar("T")
 _RECHECK = f"a running edge refuses it within {ACCOUNT_RECHECK_S:g} s"
 
 
@@ -77,17 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                                   "token": run_token}[name])
 
 
-def _with_db(args: argparse.Namespace, fn: Callable[[sqlite3.Connection], T]) -> T:
-    conn = open_sync(args.data)
-    try:
-        return fn(conn)
-    finally:
-        conn.close()
-
-
 def run_add(args: argparse.Namespace) -> int:
     try:
-        user, token = _with_db(args, lambda conn: add_user(
+        user, token = with_database(args.data, lambda conn: add_user(
             conn, name=args.name, role=Role(args.role), now_ms=wall_ms(),
             random_bytes=os.urandom(42)))
     except EdgeError as err:
@@ -99,7 +93,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     try:
-        accounts = _with_db(args, list_accounts)
+        accounts = with_database(args.data, list_accounts)
     except EdgeError as err:
         return fail(err)
     print(f"{'NAME':<20} {'ROLE':<10} {'STATE':<9} {'CREATED (UTC)':<17} ID")
@@ -112,7 +106,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 def _set(args: argparse.Namespace, disabled: bool) -> int:
     try:
-        account = _with_db(args, lambda conn: set_disabled(conn, args.name, disabled=disabled))
+        account = with_database(args.data, lambda conn: set_disabled(
+            conn, args.name, disabled=disabled))
     except EdgeError as err:
         return fail(err)
     if disabled:
@@ -132,7 +127,7 @@ def run_enable(args: argparse.Namespace) -> int:
 
 def run_token(args: argparse.Namespace) -> int:
     try:
-        account, token = _with_db(args, lambda conn: replace_token(
+        account, token = with_database(args.data, lambda conn: replace_token(
             conn, args.name, random_bytes=os.urandom(TOKEN_BYTES)))
     except EdgeError as err:
         return fail(err)
