@@ -43,7 +43,7 @@ from edge_node.sync.context import SyncContext
 from edge_node.sync.errors import HubRefused, HubUnreachable
 from edge_node.sync.hub_client import HubClient, HubSettings
 from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, missing_seqs, refresh_registry
-from edge_node.sync.pusher import PUSH_WINDOW, PUSH_WINDOW_BYTES, Pusher
+from edge_node.sync.pusher import Pusher, window_length
 from edge_node.sync.rewind import RELAY_LATER, queued_relays, relay_depth, rewind_statements
 from edge_node.sync.settings import SyncSettings
 from edge_node.sync.state import SyncState, keyring_row, load_sync_state
@@ -288,7 +288,7 @@ class SyncLoop:
                 try:
                     i = 0
                     while i < len(rows):
-                        window = _relay_window(rows[i:])
+                        window = rows[i:i + window_length([len(s) for _, s in rows[i:]])]
                         outcomes = await self._relay(window)
                         for (relay_id, _), later in zip(window, outcomes, strict=False):
                             after = relay_id
@@ -541,17 +541,6 @@ class SyncLoop:
                 if exc.status != 404 and exc.transient:
                     raise
                 # 404: a hub without the dashboard yet (issue #5 hub side); nothing to do.
-
-
-def _relay_window(rows: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
-    """The first queued relays that go in one request (as the pusher's windows)."""
-    window, size = [rows[0]], len(rows[0][1])
-    for row in rows[1:PUSH_WINDOW]:
-        size += len(row[1])
-        if size > PUSH_WINDOW_BYTES:
-            break
-        window.append(row)
-    return window
 
 
 def _relay_later(exc: HubRefused) -> bool:

@@ -29,6 +29,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edge_node.sync.context import SyncContext
@@ -74,6 +75,19 @@ class OwnBatch:
     sealed: bytes
 
 
+def window_length(sizes: Sequence[int], most: int = PUSH_WINDOW,
+                  most_bytes: int = PUSH_WINDOW_BYTES) -> int:
+    """How many of the batches of `sizes` (bytes, in order) go in one push request: at
+    most `most`, and within `most_bytes` unless the first alone is bigger (it goes
+    alone).  0 only for no batches (pure)."""
+    n, size = 0, 0
+    for length in sizes[:most]:
+        if n and size + length > most_bytes:
+            break
+        n, size = n + 1, size + length
+    return n
+
+
 def _unacked(conn: sqlite3.Connection, window: int, window_bytes: int
              ) -> tuple[list[OwnBatch], int]:
     """(the first unacknowledged batches in chain order, within one push's window of
@@ -82,13 +96,8 @@ def _unacked(conn: sqlite3.Connection, window: int, window_bytes: int
     rows = conn.execute("SELECT seq_from, length(sealed) FROM pushed_batches "
                         "WHERE hub_seq IS NULL ORDER BY seq_from LIMIT ?",
                         (MAX_UNACKED,)).fetchall()
-    chosen: list[int] = []
-    size = 0
-    for seq_from, length in rows[:window]:
-        if chosen and size + length > window_bytes:
-            break
-        chosen.append(seq_from)
-        size += length
+    chosen = [seq_from for seq_from, _ in
+              rows[:window_length([length for _, length in rows], window, window_bytes)]]
     if not chosen:
         return [], 0
     marks = ",".join("?" * len(chosen))
@@ -397,4 +406,4 @@ class Pusher:
         ctx.heartbeat_due.set()
 
 
-__all__ = ["OwnBatch", "Pusher", "PusherStatistics", "SyncError"]
+__all__ = ["OwnBatch", "Pusher", "PusherStatistics", "SyncError", "window_length"]
