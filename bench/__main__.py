@@ -78,7 +78,10 @@ SUITES: list[tuple[str, Callable[[], dict[str, float]], list[Target]]] = [
         ("scan_20k_history_us", 1_000, False), ("scan_100k_history_us", 1_000, False),
         ("scan_busy_hour_20k_us", None, False)]),
     ("edge", _edge, [
-        ("creates_per_s", 3_000, True), ("create_p99_ms", 25, False),
+        ("reference_bare_http_posts_per_s", None, True),
+        ("reference_sqlite_full_txn_per_s", None, True),
+        ("creates_per_s", 3_000, True), ("creates_vs_bare_http", None, True),
+        ("create_p99_ms", 25, False),
         ("updates_per_s", 3_000, True), ("update_p99_ms", 25, False),
         ("bundle_resources_per_s", None, True), ("reads_per_s", 5_000, True),
         ("search_patient_p99_ms", 20, False)]),
@@ -98,7 +101,8 @@ def _row(metric: str, value: float, target: float | None, higher: bool) -> str:
     if target is not None:
         ok = value >= target if higher else value <= target
         verdict = f"{'≥' if higher else '≤'} {target:,.0f}  {'ok' if ok else 'BELOW TARGET'}"
-    return f"  {metric:32s} {value:>14,.1f}   {verdict}"
+    shown = f"{value:>14,.2f}" if abs(value) < 10 else f"{value:>14,.1f}"
+    return f"  {metric:32s} {shown}   {verdict}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,12 @@ commit) and measures with aiohttp clients:
 * `Observation?patient=` search latency on the 100,000-resource store, one
   client at a time (target p99 ≤ 20 ms).
 
+Just before, in the same run, it measures what the machine can do that day
+(`bench.machine_reference`): a do-nothing aiohttp server driven by the same
+client, and sqlite3 with one fsynced transaction per row.  `creates_vs_bare_http`
+is the edge's creates/s as a share of the first: it moves with the code, not
+with the machine's mood.
+
     python -c "import asyncio, pathlib, tempfile; from bench.edge_bench import \\
         run_edge_bench; print(asyncio.run(run_edge_bench(pathlib.Path(tempfile.mkdtemp()))))"
 
@@ -33,6 +39,7 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
+from bench.machine_reference import bare_http_posts_per_s, sqlite_full_txn_per_s
 from edge_node.node import init_data_dir, open_sync
 from edge_node.store.users import Role, add_user
 
@@ -177,9 +184,11 @@ async def run_edge_bench(tmp_dir: Path) -> dict[str, float]:
                             now_ms=time.time_ns() // 1_000_000, random_bytes=os.urandom(42))
     finally:
         conn.close()
+    reference = {"reference_bare_http_posts_per_s": await bare_http_posts_per_s(),
+                 "reference_sqlite_full_txn_per_s": sqlite_full_txn_per_s()}
     proc, base = await _start(data, tmp_dir / "edge-bench.log")
     try:
-        return await _measure(base, token)
+        out = await _measure(base, token)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -187,3 +196,6 @@ async def run_edge_bench(tmp_dir: Path) -> dict[str, float]:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+    return {**reference, **out,
+            "creates_vs_bare_http": out["creates_per_s"]
+            / reference["reference_bare_http_posts_per_s"]}
