@@ -18,7 +18,8 @@
     ├── Forbidden               403  role may not do this
     ├── StoreUnavailable        503  the database refused a commit; retry may help
     └── StoreError                   a data directory that cannot be used (commands)
-        └── SchemaTooNew              file written by a newer chartsync
+        ├── SchemaTooNew              file written by a newer chartsync
+        └── DataDirInUse              another process owns the directory (`edge serve`)
 
 Each class has a stable `code`, an HTTP status and a FHIR `issue.code` (the
 OperationOutcome the API answers with) and says whether a retry can help.
@@ -144,3 +145,8 @@ class StoreError(EdgeError):
 
 class SchemaTooNew(StoreError):
     code = "schema_too_new"
+
+
+class DataDirInUse(StoreError):
+    code = "data_dir_in_use"
+    retryable = True

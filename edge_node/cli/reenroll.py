@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.errors import EdgeError
+from edge_node.store.data_lock import data_dir_owner
 from edge_node.sync.enroll import reenroll
 from edge_node.sync.hub_client import HubSettings
 
@@ -47,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = HubSettings.parse(args.hub, ca_file=args.hub_ca,
                                      insecure_http=args.insecure_http)
-        result = asyncio.run(reenroll(args.data, settings, token=args.token, name=args.name,
-                                      now_ms=wall_ms()))
+        with data_dir_owner(args.data, "reenroll"):
+            result = asyncio.run(reenroll(args.data, settings, token=args.token,
+                                          name=args.name, now_ms=wall_ms()))
     except EdgeError as err:
         return fail(err)
     print(f"site {result.site_id} re-enrolled in practice {result.practice_id} "

@@ -31,6 +31,7 @@ from edge_node.node import open_sync
 from edge_node.snapshots.bootstrap import restore_into
 from edge_node.snapshots.progress import progress_for
 from edge_node.snapshots.staging import BATCH_RECORDS
+from edge_node.store.data_lock import data_dir_owner
 from edge_node.store.schema import db_path
 from edge_node.sync.enroll import enroll_site, settings_of
 from edge_node.sync.errors import EnrollmentError
@@ -155,6 +156,7 @@ async def restore(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(restore(args))
+        with data_dir_owner(args.data, "restore", create=True):
+            return asyncio.run(restore(args))
     except EdgeError as err:
         return fail(err)

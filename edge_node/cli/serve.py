@@ -21,11 +21,12 @@ from aiohttp import web
 
 from edge_node.api.app import AccessLogger, build_app
 from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
-from edge_node.config import parse_edge_config
+from edge_node.config import EdgeConfig, parse_edge_config
 from edge_node.errors import EdgeError
 from edge_node.node import Edge
+from edge_node.store.data_lock import data_dir_owner
 from edge_node.sync.loop import SyncLoop
-from edge_node.sync.settings import parse_sync_settings
+from edge_node.sync.settings import SyncSettings, parse_sync_settings
 
 #: The cyclic garbage collector's thresholds for a serving edge.  Merging allocates
 #: several small tuples per change, almost none of them in cycles (reference counting
@@ -69,6 +70,12 @@ async def serve(args: argparse.Namespace) -> None:
     config = parse_edge_config({"data_dir": args.data, "max_body_bytes": args.max_body_bytes,
                                 "require_if_match": args.require_if_match})
     sync_settings = parse_sync_settings(_sync_options(args))
+    with data_dir_owner(config.data_dir, "serve"):
+        await _serve(args, config, sync_settings)
+
+
+async def _serve(args: argparse.Namespace, config: EdgeConfig,
+                 sync_settings: SyncSettings) -> None:
     async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge, \
             SyncLoop.open(edge, sync_settings) as sync:
         if sync is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +19,26 @@ from edge_node.api.app import build_app
 from edge_node.config import EdgeConfig
 from edge_node.node import Edge, init_data_dir, open_sync
 from edge_node.store.users import Role, add_user
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_serve(data: Path, log: Path, timeout_s: float = 30.0
+                      ) -> tuple[asyncio.subprocess.Process, str]:
+    """`python -m edge_node serve` on `data` as a child process; (process, base URL).
+
+    Its stderr goes to `log`; fails with the log's tail if it does not say it listens.
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(log, "ab") as err:  # noqa: ASYNC230 - a local file, opened once per start
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge_node", "serve", "--data", str(data), "--host",
+            "127.0.0.1", "--port", "0", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=err)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), timeout_s)
+    assert line.startswith(b"listening "), (line, log.read_text()[-2000:])  # noqa: ASYNC240
+    return proc, line.split()[1].decode()
 
 
 def wall_ms() -> int:

@@ -16,11 +16,9 @@ The kill moments are random but seeded (the seed is in the failure message).
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -32,29 +30,15 @@ import orjson
 from conflict import canonical_state, materialize_json, merge_all
 from edge_node.cli.check import check_path
 from sync_protocol.wire import decode_changes
-from tests.edge_node.conftest import make_data_dir
+from tests.edge_node.conftest import make_data_dir, start_serve
 from tests.edge_node.resources import observation, patient
 
-ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 22
 WORKERS = 16
 START_TIMEOUT_S = 30.0
 ROUND_TIMEOUT_S = 30.0
 
 Acked = dict[tuple[str, str, int], bytes]
-
-
-async def _start(data: Path, log: Path) -> tuple[asyncio.subprocess.Process, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with open(log, "ab") as err:  # noqa: ASYNC230 - a local file, opened once per start
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "edge_node", "serve", "--data", str(data), "--host",
-            "127.0.0.1", "--port", "0", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-            stderr=err)
-    assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)
-    assert line.startswith(b"listening "), (line, log.read_text()[-2000:])  # noqa: ASYNC240
-    return proc, line.split()[1].decode()
 
 
 async def _storm(base: str, token: str, acked: Acked, rng: random.Random, kill_after: int,
@@ -137,7 +121,7 @@ async def test_sigkill_under_write_storm_loses_no_acknowledged_write(tmp_path: P
     acked: Acked = {}
     log = tmp_path / "serve.log"
     for round_no in range(ROUNDS):
-        proc, base = await _start(data, log)
+        proc, base = await start_serve(data, log, START_TIMEOUT_S)
         try:
             async with asyncio.timeout(ROUND_TIMEOUT_S):
                 await _storm(base, tokens["clinician"], acked, rng, rng.randint(5, 80), proc)
@@ -149,7 +133,7 @@ async def test_sigkill_under_write_storm_loses_no_acknowledged_write(tmp_path: P
         assert proc.returncode == -signal.SIGKILL
         _verify(data, acked, seed, round_no)
     # The last restart serves every acknowledged write's latest version.
-    proc, base = await _start(data, log)
+    proc, base = await start_serve(data, log, START_TIMEOUT_S)
     try:
         latest: dict[tuple[str, str], int] = {}
         for rtype, rid, version in acked:
