@@ -22,6 +22,7 @@ from uuid import UUID
 
 from edge_node.config import EdgeConfig
 from edge_node.errors import StoreError
+from edge_node.store.account_events import chain_account_events
 from edge_node.store.audit import AuditChain
 from edge_node.store.connection import WriteConnection
 from edge_node.store.reads import Reader
@@ -108,7 +109,15 @@ def _boot(data_dir: Path) -> _Boot:
         any_hlc = conn.execute("SELECT max(hlc) FROM history").fetchone()[0] or 0
         out_max = conn.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
         next_seq = max(row[0] or 0, out_max) + 1
-        return _Boot(site, next_seq, max(row[1] or 0, any_hlc), AuditChain.load(conn))
+        conn.execute("BEGIN IMMEDIATE")  # account changes made while no writer ran
+        try:
+            chain = AuditChain.load(conn)
+            chain_account_events(conn, chain)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return _Boot(site, next_seq, max(row[1] or 0, any_hlc), chain)
     finally:
         conn.close()
 

@@ -58,6 +58,7 @@ async def get_audit(request: web.Request) -> web.Response:
     require_audit_read(user_of(request))
     edge = edge_of(request)
     f = parse_filter(request.query)
+    await edge.writer.flush()  # account changes made from the command line, chained first
     rows = await edge.reader.audit(f)
     audit_read(request, "audit-query", resource_type=None, resource_id=None,
                patient=f.patient, outcome=200, detail={"count": len(rows)})

@@ -11,6 +11,12 @@ from edge_node.store.apply import iso_instant
 _ACTIONS: Final = {"create": "C", "read": "R", "vread": "R", "search": "E", "history": "R",
                    "update": "U", "delete": "D"}
 _INTERACTION: Final = "http://hl7.org/fhir/restful-interaction"
+_REST: Final = {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                "code": "rest", "display": "RESTful Operation"}
+#: Account changes (`store.account_events`): DICOM's security-administration event.
+_ACCOUNT: Final = {"system": "http://dicom.nema.org/resources/ontology/DCM",
+                   "code": "110137", "display": "User Security Attributes Changed"}
+_ACCOUNT_ACTIONS: Final = {"account-add": "C"}
 
 
 def _outcome(status: int) -> str:
@@ -21,7 +27,14 @@ def audit_event(row: tuple[Any, ...], site_id: str) -> dict[str, Any]:
     """AuditEvent of an audit row (seq, at_ms, user, role, action, type, id, patient,
     outcome, client, detail)."""
     seq, at_ms, user, role, action, rtype, rid, patient, status, client, detail = row
-    entities = []
+    details = orjson.loads(detail) if detail else {}
+    account = action.startswith("account-")
+    entities: list[dict[str, Any]] = []
+    if account:
+        entities.append({"what": {"identifier": {"system": "urn:chartsync:user",
+                                                 "value": details.get("account", "")}},
+                         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role",
+                                  "code": "11", "display": "Security User Entity"}})
     if rtype and rid:
         entities.append({"what": {"reference": f"{rtype}/{rid}"}})
     elif rtype:
@@ -33,10 +46,10 @@ def audit_event(row: tuple[Any, ...], site_id: str) -> dict[str, Any]:
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": f"a{seq}",
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                 "code": "rest", "display": "RESTful Operation"},
-        "subtype": [{"system": _INTERACTION, "code": action}],
-        "action": _ACTIONS.get(action, "E"),
+        "type": _ACCOUNT if account else _REST,
+        "subtype": [{"system": "urn:chartsync:account-change" if account else _INTERACTION,
+                     "code": action}],
+        "action": _ACCOUNT_ACTIONS.get(action, "U") if account else _ACTIONS.get(action, "E"),
         "recorded": iso_instant(int(at_ms)),
         "outcome": _outcome(int(status)),
         "outcomeDesc": f"HTTP {status}",
@@ -48,7 +61,6 @@ def audit_event(row: tuple[Any, ...], site_id: str) -> dict[str, Any]:
     }
     if entities:
         event["entity"] = entities
-    details = orjson.loads(detail) if detail else {}
     if details:
         event["extension"] = [{"url": "urn:chartsync:audit-detail",
                                "valueString": orjson.dumps(details).decode()}]

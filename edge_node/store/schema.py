@@ -16,6 +16,9 @@ SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
        a dropped line or a crash mid-relay loses none (they were only in memory);
        practice_sites: the practice's sites and public keys as last seen at the hub, so
        a rebuilt hub can register a site lost with it and take its relayed batches
+    5  account_events: account changes made by `chartsync edge user` (a process that
+       cannot append to the audit chain while `serve` owns its head), kept until the
+       writer chains them into `audit` and deletes them in the same transaction
 
 `check_version` reads the file read-only first, so a file written by a newer
 chartsync is refused before anything (WAL switch, migration) touches it.
@@ -30,7 +33,7 @@ from typing import Final
 
 from edge_node.errors import SchemaTooNew, StoreError
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 DB_NAME: Final = "edge.sqlite3"
 
 _V1: Final = """
@@ -205,8 +208,19 @@ CREATE TABLE practice_sites (
 )
 """
 
+_V5: Final = """
+CREATE TABLE account_events (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    account TEXT NOT NULL,
+    role TEXT NOT NULL,
+    by_whom TEXT NOT NULL
+)
+"""
+
 #: MIGRATIONS[n - 1] takes a file from version n - 1 to n.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5)
 
 
 def db_path(data_dir: Path) -> Path:

@@ -24,11 +24,14 @@ import base64
 import hashlib
 import hmac
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from edge_node.errors import StoreError
+from edge_node.store.account_events import record_account_event
 from sync_protocol.ids import UserId, uuid7
 
 TOKEN_BYTES: Final = 32
@@ -62,25 +65,45 @@ def make_token(random_bytes: bytes) -> str:
     return base64.urlsafe_b64encode(random_bytes[:TOKEN_BYTES]).rstrip(b"=").decode("ascii")
 
 
+#: Who made an account change, when no person is named (`edge init`, tests, benchmarks).
+BY_SETUP: Final = "setup"
+
+
+@contextmanager
+def _account_change(conn: sqlite3.Connection) -> Iterator[None]:
+    """The account change and its audit event, together (inside or outside a transaction)."""
+    conn.execute("SAVEPOINT account_change")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK TO account_change")
+        conn.execute("RELEASE account_change")
+        raise
+    conn.execute("RELEASE account_change")
+
+
 def add_user(conn: sqlite3.Connection, *, name: str, role: Role, now_ms: int,
-             random_bytes: bytes) -> tuple[User, str]:
+             random_bytes: bytes, by_whom: str = BY_SETUP) -> tuple[User, str]:
     """Create an account; return it and its token (shown once, never stored).
 
     `random_bytes`: 42 bytes (10 for the id, 32 for the token).  Raises
-    `StoreError` if the name is taken.
+    `StoreError` if the name is taken.  The change is audited (`store.account_events`)
+    as made by `by_whom`.
     """
     if not name or len(name) > 128:
         raise StoreError("a user name is 1-128 characters", hint="pick a shorter name")
     user_id = UserId(str(uuid7(now_ms, random_bytes[:10])))
     token = make_token(random_bytes[10:])
-    try:
-        conn.execute(
-            "INSERT INTO users (id, name, role, token_hash, created_ms) VALUES (?, ?, ?, ?, ?)",
-            (user_id, name, role.value, token_hash(token), now_ms),
-        )
-    except sqlite3.IntegrityError as exc:
-        raise StoreError(f"a user named {name!r} already exists",
-                         hint="choose another name") from exc
+    with _account_change(conn):
+        try:
+            conn.execute(
+                "INSERT INTO users (id, name, role, token_hash, created_ms) "
+                "VALUES (?, ?, ?, ?, ?)", (user_id, name, role.value, token_hash(token), now_ms))
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"a user named {name!r} already exists",
+                             hint="choose another name") from exc
+        record_account_event(conn, action="add", account_id=user_id, role=role.value,
+                             now_ms=now_ms, by_whom=by_whom)
     return User(user_id, name, role), token
 
 
@@ -109,11 +132,12 @@ def _account(conn: sqlite3.Connection, name: str) -> Account:
                      hint="`chartsync edge user list` shows the accounts of this edge")
 
 
-def set_disabled(conn: sqlite3.Connection, name: str, *, disabled: bool) -> Account:
+def set_disabled(conn: sqlite3.Connection, name: str, *, disabled: bool, now_ms: int,
+                 by_whom: str = BY_SETUP) -> Account:
     """Disable (or enable again) the account `name`; return it as it now is.
 
     Raises `StoreError` for an unknown name, or when disabling the last enabled admin
-    (nobody could read the audit log or manage the site any more).
+    (nobody could read the audit log or manage the site any more).  Audited.
     """
     conn.execute("BEGIN IMMEDIATE")  # the last-admin check and the update, together
     try:
@@ -127,6 +151,9 @@ def set_disabled(conn: sqlite3.Connection, name: str, *, disabled: bool) -> Acco
                                  "NAME --role admin`), then disable this one")
         conn.execute("UPDATE users SET disabled = ? WHERE id = ?",
                      (int(disabled), account.user_id))
+        record_account_event(conn, action="disable" if disabled else "enable",
+                             account_id=account.user_id, role=account.role.value,
+                             now_ms=now_ms, by_whom=by_whom)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -134,19 +161,23 @@ def set_disabled(conn: sqlite3.Connection, name: str, *, disabled: bool) -> Acco
     return Account(account.user_id, account.name, account.role, account.created_ms, disabled)
 
 
-def replace_token(conn: sqlite3.Connection, name: str, *, random_bytes: bytes
-                  ) -> tuple[Account, str]:
+def replace_token(conn: sqlite3.Connection, name: str, *, random_bytes: bytes, now_ms: int,
+                  by_whom: str = BY_SETUP) -> tuple[Account, str]:
     """A new token for the account `name` (the old one stops working); shown once.
 
     `random_bytes`: 32 bytes.  Raises `StoreError` for an unknown or disabled account.
+    Audited.
     """
-    account = _account(conn, name)
-    if account.disabled:
-        raise StoreError(f"the account {name!r} is disabled",
-                         hint=f"enable it first: `chartsync edge user enable {name}`")
-    token = make_token(random_bytes)
-    conn.execute("UPDATE users SET token_hash = ? WHERE id = ?",
-                 (token_hash(token), account.user_id))
+    with _account_change(conn):
+        account = _account(conn, name)
+        if account.disabled:
+            raise StoreError(f"the account {name!r} is disabled",
+                             hint=f"enable it first: `chartsync edge user enable {name}`")
+        token = make_token(random_bytes)
+        conn.execute("UPDATE users SET token_hash = ? WHERE id = ?",
+                     (token_hash(token), account.user_id))
+        record_account_event(conn, action="token", account_id=account.user_id,
+                             role=account.role.value, now_ms=now_ms, by_whom=by_whom)
     return account, token
 
 

@@ -63,6 +63,7 @@ from edge_node.errors import (
     StoreUnavailable,
     VersionConflict,
 )
+from edge_node.store.account_events import chain_account_events
 from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
 from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
 from edge_node.store.connection import WriteConnection
@@ -248,6 +249,17 @@ class Writer:
         if records:
             self._idle.clear()
             self._queue.put_nowait(_Request((), False, None, None, tuple(records), "audit"))
+
+    async def flush(self) -> None:
+        """Commit a group now, even an empty one; return after its COMMIT.
+
+        The audit query calls it first, so account changes made by `edge user` in
+        another process are in the chain it reads (`store.account_events`).
+        """
+        future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
+        self._idle.clear()
+        self._queue.put_nowait(_Request((), False, None, future, (), "flush"))
+        await future
 
     async def wait_idle(self) -> None:
         """Wait until everything queued so far is committed (tests, shutdown)."""
@@ -456,7 +468,7 @@ class Writer:
     async def _write(self, rows: Rows, audit_rows: list[tuple[Any, ...]],
                      fresh: set[Key], statements: list[Statement]) -> None:
         await self._conn.call(lambda conn: write_rows(conn, rows, audit_rows, fresh,
-                                                      statements))
+                                                      statements, self._chain))
 
     def _apply_remote(self, request: _Request, view: dict[Key, Stored | None], rows: Rows,
                       now_ms: int, statements: list[Statement]) -> list[Result]:
@@ -592,11 +604,14 @@ def _observed(clock: HybridClock, remote: int, now_ms: int) -> HybridClock:
 
 
 def write_rows(conn: sqlite3.Connection, rows: Rows, audit_rows: list[tuple[Any, ...]],
-               fresh: set[Key], statements: Sequence[Statement] = ()) -> None:
+               fresh: set[Key], statements: Sequence[Statement] = (),
+               chain: AuditChain | None = None) -> None:
     """Write one group's rows in one transaction (on the connection's thread).
 
     `fresh`: resources that had no row before this group (no old search tokens
-    or conflicts to delete).  Rolls back and re-raises on any failure.
+    or conflicts to delete).  With the audit `chain` (already past `audit_rows`),
+    pending account changes are chained after them (`store.account_events`).
+    Rolls back and re-raises on any failure (the caller puts the chain back).
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -619,6 +634,8 @@ def write_rows(conn: sqlite3.Connection, rows: Rows, audit_rows: list[tuple[Any,
                     "VALUES (?, ?, ?, ?, ?, ?)", found)
         if audit_rows:
             conn.executemany(INSERT_AUDIT, audit_rows)
+        if chain is not None:
+            chain_account_events(conn, chain)
         for sql, params in statements:
             conn.execute(sql, params)
         conn.execute("COMMIT")

@@ -77,14 +77,16 @@ async def test_check_detects_an_edited_and_a_deleted_audit_row(api: Api) -> None
     await api.edge.writer.wait_idle()
     assert check_path(api.data_dir).ok
     conn = sqlite3.connect(api.data_dir / "edge.sqlite3")
-    conn.execute("UPDATE audit SET user = 'someone-else' WHERE seq = 2")
+    seq, user = conn.execute("SELECT seq, user FROM audit WHERE action = 'create' "
+                             "ORDER BY seq LIMIT 1 OFFSET 1").fetchone()
+    conn.execute("UPDATE audit SET user = 'someone-else' WHERE seq = ?", (seq,))
     conn.commit()
     problems = check_path(api.data_dir).problems
-    assert any("audit row 2 was altered" in p for p in problems)
-    conn.execute("UPDATE audit SET user = (SELECT user FROM audit WHERE seq = 1) WHERE seq = 2")
+    assert any(f"audit row {seq} was altered" in p for p in problems)
+    conn.execute("UPDATE audit SET user = ? WHERE seq = ?", (user, seq))
     conn.commit()
     assert check_path(api.data_dir).ok
-    conn.execute("DELETE FROM audit WHERE seq = 2")
+    conn.execute("DELETE FROM audit WHERE seq = ?", (seq,))
     conn.commit()
     conn.close()
     problems = check_path(api.data_dir).problems
@@ -207,3 +209,51 @@ async def test_a_disabled_account_or_replaced_token_is_refused_within_the_rechec
     assert len(new) == 43 and new != old
     api.tokens["clinician"] = new
     assert (await api.request("GET", "/fhir/Patient"))[0] == 200
+
+
+async def test_account_changes_are_audited_in_the_chain(
+        api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    """Account changes from `edge user` (another process) reach the chained audit log:
+    the ones made before the edge opened at start, the others with the next group."""
+    import getpass
+
+    from chartsync.cli import main
+
+    data = str(api.data_dir)
+    ids = api.user_ids
+    # make_data_dir added four accounts before the edge opened: chained at its start.
+    status, body, _ = await api.request("GET", "/audit?user=setup", role="admin")
+    assert status == 200
+    assert [(r["action"], r["detail"]["account"], r["role"]) for r in body["rows"]] == [
+        ("account-add", ids[role], "operator")
+        for role in ("admin", "clinician", "clerk", "auditor")]
+    assert main(["edge", "user", "disable", "clerk", "--data", data]) == 0
+    assert main(["edge", "user", "enable", "clerk", "--data", data]) == 0
+    assert main(["edge", "user", "token", "clinician", "--data", data]) == 0
+    assert main(["edge", "user", "add", "sato", "--role", "clerk", "--data", data]) == 0
+    assert main(["edge", "user", "add", "sato", "--role", "clerk", "--data", data]) == 1
+    capsys.readouterr()
+    by = f"os:{getpass.getuser()}"
+    status, body, _ = await api.request("GET", f"/audit?user={by}", role="auditor")
+    rows = body["rows"]
+    assert [(r["action"], r["detail"]) for r in rows[:3]] == [
+        ("account-disable", {"account": ids["clerk"], "account_role": "clerk"}),
+        ("account-enable", {"account": ids["clerk"], "account_role": "clerk"}),
+        ("account-token", {"account": ids["clinician"], "account_role": "clinician"})]
+    assert [r["action"] for r in rows] == [  # the refused second add left nothing
+        "account-disable", "account-enable", "account-token", "account-add"]
+    assert all(r["client"] == "local" and r["patient"] is None for r in rows)
+    status, bundle, _ = await api.request("GET", f"/audit?user={by}&format=AuditEvent",
+                                          role="admin")
+    events = [e["resource"] for e in bundle["entry"]]
+    assert {e["type"]["code"] for e in events} == {"110137"}
+    assert events[0]["entity"][0]["what"]["identifier"]["value"] == ids["clerk"]
+    assert [e["action"] for e in events] == ["U", "U", "U", "C"]
+    await api.edge.writer.wait_idle()
+    conn = sqlite3.connect(api.data_dir / "edge.sqlite3")
+    try:
+        assert conn.execute("SELECT count(*) FROM account_events").fetchone() == (0,)
+    finally:
+        conn.close()
+    report = check_path(api.data_dir)
+    assert report.ok, report.problems
