@@ -28,7 +28,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         epilog="example:\n  chartsync hub practice create 'Sato Clinic' --store sqlite:hub.db\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     create.add_argument("name")
-    create.add_argument("--practice-id", type=_practice_id, metavar="UUID",
+    create.add_argument("--practice-id", type=practice_id_arg, metavar="UUID",
                         help="re-create a lost hub's practice under its old id (`practice_id` "
                         "in any site's GET /status); its sites then run `chartsync edge "
                         "reenroll`")
@@ -46,7 +46,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     listing.set_defaults(handler=run_list)
 
 
-def _practice_id(text: str) -> PracticeId:
+def practice_id_arg(text: str) -> PracticeId:
     try:
         return PracticeId(uuid.UUID(text))
     except ValueError:

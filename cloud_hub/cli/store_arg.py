@@ -35,4 +35,6 @@ def with_store(url: str, action: Callable[[HubStore], Awaitable[T]]) -> tuple[in
         return EXIT_OK, asyncio.run(run())
     except HubError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"next step: {exc.hint}", file=sys.stderr)
         return EXIT_FAILURE, None

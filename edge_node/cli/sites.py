@@ -2,8 +2,9 @@
 them at the hub (ids, names, status, public keys).
 
 After losing the hub, a site lost with it can be registered on the rebuilt hub under
-its old id and keys (`POST /v1/practices/{pid}/sites`, the `register` object of
-`--json`), so that the batches it signed, relayed by the others, verify there.
+its old id and keys (`chartsync hub site register-former --from` this command's
+`--json` output, or `POST /v1/practices/{pid}/sites` with an entry's `register`
+object), so that the batches it signed, relayed by the others, verify there.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = parser_for(sub, "sites", help_text="the practice's sites and their public keys",
                    description="List the practice's sites as this site last saw them at the "
                    "hub: id, name, status and public keys (never a secret). With --json, "
-                   "each entry's `register` object is the body that registers a site lost "
-                   "with the hub on a rebuilt one (POST /v1/practices/{pid}/sites).",
+                   "the output is what `chartsync hub site register-former --from FILE` reads "
+                   "to register the sites lost with the hub on a rebuilt one (each entry's "
+                   "`register` object is also the body of POST /v1/practices/{pid}/sites).",
                    examples="  chartsync edge sites --data /var/lib/chartsync\n"
                    "  chartsync edge sites --data /var/lib/chartsync --json > sites.json\n")
     add_data_option(p)
