@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import uuid
 
 import nacl.utils
 
 from cloud_hub.api.practices import issue_enrollment_token
-from cloud_hub.cli.store_arg import EXIT_OK, add_store_arg, with_store
+from cloud_hub.cli.store_arg import EXIT_OK, add_store_arg, uuid_arg, with_store
 from cloud_hub.store.base import HubStore, PracticeRecord
 from sync_protocol.ids import PracticeId, uuid7
 
@@ -46,12 +45,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     listing.set_defaults(handler=run_list)
 
 
-def practice_id_arg(text: str) -> PracticeId:
-    try:
-        return PracticeId(uuid.UUID(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a practice id (a UUID such as "
-                                         "0190f0a0-1234-7abc-8def-0123456789ab)") from None
+#: `--practice-id UUID`.
+practice_id_arg = uuid_arg("practice", "`practice_id` in any site's GET /status, or "
+                           "`chartsync hub practice list`")
 
 
 def run_create(args: argparse.Namespace) -> int:

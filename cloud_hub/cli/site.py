@@ -28,7 +28,6 @@ import logging
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,7 +36,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from cloud_hub.api.messages import FormerSite
 from cloud_hub.cli.practice import practice_id_arg
-from cloud_hub.cli.store_arg import EXIT_FAILURE, EXIT_OK, add_store_arg, with_store
+from cloud_hub.cli.store_arg import EXIT_FAILURE, EXIT_OK, add_store_arg, uuid_arg, with_store
 from cloud_hub.credentials import credential_hash, new_site_credential
 from cloud_hub.errors import Forbidden, NotFound
 from cloud_hub.ingest import public_keys
@@ -84,21 +83,14 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "kit). Otherwise an approved site approves, after comparing fingerprints.",
         epilog="example:\n  chartsync hub site approve SITE_ID --practice-id PID "
         "--store sqlite:hub.db\n", formatter_class=argparse.RawDescriptionHelpFormatter)
-    approve.add_argument("site_id", type=_site_id, metavar="SITE_ID")
+    approve.add_argument("site_id", type=uuid_arg("site", "`chartsync hub site list` shows "
+                                                  "them"), metavar="SITE_ID")
     for cmd, handler in ((listing, run_list), (register, run_register),
                          (approve, run_approve)):
         cmd.add_argument("--practice-id", type=practice_id_arg, required=True, metavar="UUID")
         cmd.add_argument("--json", action="store_true", help="stable JSON output")
         add_store_arg(cmd)
         cmd.set_defaults(handler=handler)
-
-
-def _site_id(text: str) -> SiteId:
-    try:
-        return SiteId(uuid.UUID(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a site id (a UUID; `chartsync hub "
-                                         "site list` shows them)") from None
 
 
 def _operator_ref() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -14,6 +15,17 @@ from cloud_hub.store.locator import is_store_url, open_store
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def uuid_arg(what: str, where: str) -> Callable[[str], uuid.UUID]:
+    """An argparse type for the id of `what` (a UUID); `where` tells where to find one."""
+    def parse(text: str) -> uuid.UUID:
+        try:
+            return uuid.UUID(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {what} id (a UUID; "
+                                             f"{where})") from None
+    return parse
 
 
 def add_store_arg(parser: argparse.ArgumentParser) -> None:
