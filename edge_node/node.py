@@ -28,6 +28,7 @@ from edge_node.store.connection import WriteConnection
 from edge_node.store.reads import Reader
 from edge_node.store.schema import check_version, configure, db_path, migrate
 from edge_node.store.site import Site, insert_site, load_site, new_site_id, write_key_file
+from edge_node.store.transaction import write_transaction
 from edge_node.store.users import Role, User, add_user
 from edge_node.store.writer import Writer
 from sync_protocol.hlc import HybridClock
@@ -66,14 +67,13 @@ def init_data_dir(data_dir: Path, *, now_ms: int, entropy: Entropy, admin_name: 
     conn = connect(path)
     try:
         migrate(conn, path)
-        conn.execute("BEGIN IMMEDIATE")
-        insert_site(conn, site_id=site_id, created_ms=now_ms, keys=keys, file_key=file_key,
-                    nonce=entropy(24))
-        if practice_id is not None:
-            conn.execute("UPDATE site SET practice_id = ?", (str(practice_id),))
-        admin, token = add_user(conn, name=admin_name, role=Role.ADMIN, now_ms=now_ms,
-                                random_bytes=entropy(42))
-        conn.execute("COMMIT")
+        with write_transaction(conn):
+            insert_site(conn, site_id=site_id, created_ms=now_ms, keys=keys,
+                        file_key=file_key, nonce=entropy(24))
+            if practice_id is not None:
+                conn.execute("UPDATE site SET practice_id = ?", (str(practice_id),))
+            admin, token = add_user(conn, name=admin_name, role=Role.ADMIN, now_ms=now_ms,
+                                    random_bytes=entropy(42))
         site = load_site(conn, data_dir)
     finally:
         conn.close()
@@ -109,14 +109,9 @@ def _boot(data_dir: Path) -> _Boot:
         any_hlc = conn.execute("SELECT max(hlc) FROM history").fetchone()[0] or 0
         out_max = conn.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
         next_seq = max(row[0] or 0, out_max) + 1
-        conn.execute("BEGIN IMMEDIATE")  # account changes made while no writer ran
-        try:
+        with write_transaction(conn):  # account changes made while no writer ran
             chain = AuditChain.load(conn)
             chain_account_events(conn, chain)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return _Boot(site, next_seq, max(row[1] or 0, any_hlc), chain)
     finally:
         conn.close()

@@ -33,6 +33,7 @@ from edge_node.snapshots.progress import progress_for
 from edge_node.snapshots.staging import BATCH_RECORDS
 from edge_node.store.data_lock import data_dir_owner
 from edge_node.store.schema import db_path
+from edge_node.store.transaction import write_transaction
 from edge_node.sync.enroll import enroll_site, settings_of
 from edge_node.sync.errors import EnrollmentError
 from edge_node.sync.hub_client import HubClient, HubSettings
@@ -132,9 +133,8 @@ async def restore(args: argparse.Namespace) -> int:
     try:
         state = require_sync_state(conn, data_dir)
         if state.keyring is None:
-            conn.execute("BEGIN IMMEDIATE")
-            save_keyring(conn, data_dir, keyring)
-            conn.execute("COMMIT")
+            with write_transaction(conn):
+                save_keyring(conn, data_dir, keyring)
     finally:
         conn.close()
     async with HubClient.open(settings_of(state), credential=state.credential) as client:

@@ -34,6 +34,7 @@ from edge_node.snapshots.position import write_position
 from edge_node.snapshots.records import SnapshotMeta
 from edge_node.store.apply import Rows, Stored, apply_change
 from edge_node.store.schema import db_path
+from edge_node.store.transaction import write_transaction
 from edge_node.store.writer import write_rows
 from sync_protocol.models import Change
 
@@ -70,14 +71,14 @@ def install_file(data_dir: Path, staging: Path, meta: SnapshotMeta) -> None:
         conn = sqlite3.connect(staging, isolation_level=None)
         try:
             conn.execute("ATTACH DATABASE ? AS live", (str(live),))
-            conn.execute("BEGIN IMMEDIATE")
-            for table in _site_tables(conn, "live"):
-                conn.execute(f"DELETE FROM main.{table}")
-                conn.execute(f"INSERT INTO main.{table} SELECT * FROM live.{table}")
-            for table in MERGED_TABLES:
-                conn.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM live.{table}")
-            write_position(conn, meta.position)
-            conn.execute("COMMIT")
+            with write_transaction(conn):
+                for table in _site_tables(conn, "live"):
+                    conn.execute(f"DELETE FROM main.{table}")
+                    conn.execute(f"INSERT INTO main.{table} SELECT * FROM live.{table}")
+                for table in MERGED_TABLES:
+                    conn.execute(f"INSERT OR IGNORE INTO main.{table} "
+                                 f"SELECT * FROM live.{table}")
+                write_position(conn, meta.position)
             conn.execute("DETACH DATABASE live")
             conn.execute("PRAGMA journal_mode=DELETE")
         finally:
@@ -156,8 +157,7 @@ def swap_into(conn: sqlite3.Connection, staging: Path, meta: SnapshotMeta) -> No
     """
     conn.execute("ATTACH DATABASE ? AS st", (str(staging),))
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             for table in PRACTICE_TABLES:
                 conn.execute(f"DELETE FROM main.{table}")
                 if table != "origin_chains":
@@ -165,10 +165,6 @@ def swap_into(conn: sqlite3.Connection, staging: Path, meta: SnapshotMeta) -> No
             for table in MERGED_TABLES:
                 conn.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM st.{table}")
             write_position(conn, meta.position)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.execute("DETACH DATABASE st")
 

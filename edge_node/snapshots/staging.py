@@ -38,6 +38,7 @@ from edge_node.snapshots.records import (
     check_row,
 )
 from edge_node.store.schema import migrate
+from edge_node.store.transaction import write_transaction
 from sync_protocol.errors import ProtocolError
 from sync_protocol.keys import Keyring, SiteDirectory
 from sync_protocol.snapshot import SnapshotHeader, SnapshotOpener
@@ -100,8 +101,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _defer_indexes(conn: sqlite3.Connection) -> None:
     """Drop the practice tables' secondary indexes, noting them to build after the load."""
     conn.execute(_INDEXES)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         found = conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
             f"AND tbl_name IN ({', '.join('?' * len(_LOADED))})", _LOADED).fetchall()
@@ -109,24 +109,15 @@ def _defer_indexes(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT OR IGNORE INTO restore_indexes (name, sql) VALUES (?, ?)",
                          (name, sql))
             conn.execute(f'DROP INDEX "{name}"')
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _build_indexes(conn: sqlite3.Connection) -> None:
     """Build the deferred indexes in one transaction (a killed build is simply redone)."""
     conn.execute(_INDEXES)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         for _, sql in conn.execute("SELECT name, sql FROM restore_indexes").fetchall():
             conn.execute(str(sql).replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
         conn.execute("DROP TABLE restore_indexes")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 class Staging:
@@ -281,8 +272,7 @@ def _tokens(row: list[Any]) -> list[tuple[str, str, str, str]]:
 
 def _flush(conn: sqlite3.Connection, pending: dict[str, list[Any]],
            tokens: list[tuple[str, str, str, str]], index: int) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         for kind, rows in pending.items():
             if rows:
                 conn.executemany(_INSERT[kind], rows)
@@ -291,10 +281,6 @@ def _flush(conn: sqlite3.Connection, pending: dict[str, list[Any]],
             conn.executemany(_TOKENS, tokens)
             tokens.clear()
         conn.execute("UPDATE restore_state SET records_done = ?", (index,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return index
 
 

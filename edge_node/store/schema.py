@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Final
 
 from edge_node.errors import SchemaTooNew, StoreError
+from edge_node.store.transaction import write_transaction
 
 SCHEMA_VERSION: Final = 5
 DB_NAME: Final = "edge.sqlite3"
@@ -281,14 +282,9 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
             hint="run the newer chartsync that wrote it; the file was not changed",
         )
     for number in range(version + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             for statement in MIGRATIONS[number - 1].split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     return SCHEMA_VERSION

@@ -32,6 +32,7 @@ from typing import Final
 
 from edge_node.errors import StoreError
 from edge_node.store.account_events import record_account_event
+from edge_node.store.transaction import write_transaction
 from sync_protocol.ids import UserId, uuid7
 
 TOKEN_BYTES: Final = 32
@@ -139,8 +140,7 @@ def set_disabled(conn: sqlite3.Connection, name: str, *, disabled: bool, now_ms:
     Raises `StoreError` for an unknown name, or when disabling the last enabled admin
     (nobody could read the audit log or manage the site any more).  Audited.
     """
-    conn.execute("BEGIN IMMEDIATE")  # the last-admin check and the update, together
-    try:
+    with write_transaction(conn):  # the last-admin check and the update, together
         account = _account(conn, name)
         if disabled and account.role is Role.ADMIN and not account.disabled:
             admins = sum(1 for a in list_accounts(conn)
@@ -154,10 +154,6 @@ def set_disabled(conn: sqlite3.Connection, name: str, *, disabled: bool, now_ms:
         record_account_event(conn, action="disable" if disabled else "enable",
                              account_id=account.user_id, role=account.role.value,
                              now_ms=now_ms, by_whom=by_whom)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return Account(account.user_id, account.name, account.role, account.created_ms, disabled)
 
 

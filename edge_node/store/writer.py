@@ -67,6 +67,7 @@ from edge_node.store.account_events import chain_account_events
 from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
 from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
 from edge_node.store.connection import WriteConnection
+from edge_node.store.transaction import write_transaction
 from sync_protocol.digest import StateDigest
 from sync_protocol.hlc import HybridClock
 from sync_protocol.ids import SiteId
@@ -613,8 +614,7 @@ def write_rows(conn: sqlite3.Connection, rows: Rows, audit_rows: list[tuple[Any,
     pending account changes are chained after them (`store.account_events`).
     Rolls back and re-raises on any failure (the caller puts the chain back).
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         if rows:
             stale = [k for k in rows.tokens if k not in fresh]
             conn.executemany(_UPSERT_RESOURCE, rows.resources.values())
@@ -638,10 +638,6 @@ def write_rows(conn: sqlite3.Connection, rows: Rows, audit_rows: list[tuple[Any,
             chain_account_events(conn, chain)
         for sql, params in statements:
             conn.execute(sql, params)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 class _Overlay:

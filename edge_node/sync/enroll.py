@@ -38,6 +38,7 @@ from uuid import UUID
 from edge_node.errors import StoreError
 from edge_node.node import init_data_dir, open_sync
 from edge_node.store.site import load_site
+from edge_node.store.transaction import write_transaction
 from edge_node.store.users import User
 from edge_node.sync.errors import EnrollmentError, FingerprintMismatch, HubRefused
 from edge_node.sync.hub_client import HubClient, HubSettings
@@ -113,15 +114,14 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
         site_id=SiteId(enrolled.site_id), keys=keys, practice_id=enrolled.practice_id)
     conn = open_sync(data_dir)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        save_enrollment(conn, data_dir, hub_url=settings.url, hub_ca=settings.ca_file,
-                        insecure_http=settings.insecure_http,
-                        practice_id=enrolled.practice_id, credential=enrolled.credential,
-                        hub_verify_key=enrolled.hub_verify_key, status=enrolled.status,
-                        log_id=hub_key.log_id)
-        if keyring is not None:
-            save_keyring(conn, data_dir, keyring)
-        conn.execute("COMMIT")
+        with write_transaction(conn):
+            save_enrollment(conn, data_dir, hub_url=settings.url, hub_ca=settings.ca_file,
+                            insecure_http=settings.insecure_http,
+                            practice_id=enrolled.practice_id, credential=enrolled.credential,
+                            hub_verify_key=enrolled.hub_verify_key, status=enrolled.status,
+                            log_id=hub_key.log_id)
+            if keyring is not None:
+                save_keyring(conn, data_dir, keyring)
     finally:
         conn.close()
     kit_path: Path | None = None
@@ -189,8 +189,7 @@ async def reenroll(data_dir: Path, settings: HubSettings, *, token: str, name: s
                               hint="the hub does not support re-enrollment; upgrade it")
     conn = open_sync(data_dir)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             conn.execute(
                 "UPDATE sync_state SET hub_url = ?, hub_ca = ?, insecure_http = ?, "
                 "credential_sealed = ?, hub_verify_key = ?, enrolled_status = ?, log_id = ?",
@@ -203,10 +202,6 @@ async def reenroll(data_dir: Path, settings: HubSettings, *, token: str, name: s
                 conn.execute(sql, params)
             own = conn.execute("SELECT count(*) FROM pushed_batches").fetchone()[0]
             relays = relay_depth(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.close()
     log.warning("site re-enrolled on a rebuilt hub (practice %s, site %s): %d own batches "
@@ -287,9 +282,8 @@ async def revoke(data_dir: Path, site_id: UUID, entropy: Entropy) -> int:
             epoch = max(state.keyring.keys) + 1
             new_key = PracticeKey.generate(epoch, entropy(32))
             keyring = state.keyring.with_key(new_key)
-            conn.execute("BEGIN IMMEDIATE")
-            save_keyring(conn, data_dir, keyring)
-            conn.execute("COMMIT")
+            with write_transaction(conn):
+                save_keyring(conn, data_dir, keyring)
             for site in await hub.sites():
                 if site.status != "approved" or site.site_id == site_id:
                     continue
