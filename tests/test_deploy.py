@@ -221,7 +221,10 @@ def test_edge_env_documents_every_serve_flag_and_sync_option() -> None:
     text = EDGE_ENV.read_text(encoding="utf-8")
     readme = README.read_text(encoding="utf-8")
     parser = build_parser()
-    edge = next(a for a in parser._subparsers._group_actions[0].choices["edge"]._actions
+    assert parser._subparsers is not None
+    commands = parser._subparsers._group_actions[0]
+    assert isinstance(commands, argparse._SubParsersAction)
+    edge = next(a for a in commands.choices["edge"]._actions
                 if isinstance(a, argparse._SubParsersAction))
     serve = edge.choices["serve"]
     flags = [a.option_strings[0] for a in serve._actions if a.option_strings
@@ -380,15 +383,21 @@ def test_nginx_limits_and_timeouts_match_the_hub() -> None:
     defaults = HubConfig(store="sqlite:x")
     loc = _locations(text)
     body = re.compile(r"client_max_body_size (\S+);")
-    assert _mib(body.search(loc["/v1/batches"]).group(1)) == defaults.max_batch_bytes
-    assert _mib(body.search(loc["/v1/snapshots"]).group(1)) == defaults.max_snapshot_bytes
+    batches_body = body.search(loc["/v1/batches"])
+    assert batches_body is not None
+    assert _mib(batches_body.group(1)) == defaults.max_batch_bytes
+    snapshots_body = body.search(loc["/v1/snapshots"])
+    assert snapshots_body is not None
+    assert _mib(snapshots_body.group(1)) == defaults.max_snapshot_bytes
     assert "proxy_set_header Upgrade $http_upgrade;" in loc["/v1/stream"]
     assert "proxy_buffering off;" in loc["/v1/stream"]
     from cloud_hub.api.batches import MAX_WAIT_S
     read = re.search(r"proxy_read_timeout (\d+)s;", loc["/v1/batches"])
     assert read and int(read.group(1)) > MAX_WAIT_S
     assert re.search(r"^\s*ssl_protocols TLSv1\.2 TLSv1\.3;", text, re.MULTILINE)
-    ciphers = re.search(r"ssl_ciphers (\S+);", text).group(1).split(":")
+    ciphers_line = re.search(r"ssl_ciphers (\S+);", text)
+    assert ciphers_line is not None
+    ciphers = ciphers_line.group(1).split(":")
     assert all(c.startswith("ECDHE-") and ("GCM" in c or "CHACHA20" in c) for c in ciphers)
     assert "Strict-Transport-Security" in text
     assert re.search(r"^\s*gzip off;", text, re.MULTILINE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,12 @@ async def test_sites_at_one_cursor_report_equal_digests_to_the_dashboard(
     store = f"sqlite:{tmp_path / 'hub.db'}"
     async with local_practice(tmp_path, store=store, site_names=("a", "b"),
                               sync_options=FAST_SYNC) as lp:
-        operator = subprocess.run(
+        created = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-m", "chartsync", "hub", "operator", "create", "--store", store],
             cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
-            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout.split()[0]
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+        operator = created.stdout.split()[0]
         for i in range(5):
             await lp.fhir("a" if i % 2 else "b").ok("POST", "/fhir/Patient", {
                 "resourceType": "Patient", "name": [{"family": f"佐藤{i}"}]})

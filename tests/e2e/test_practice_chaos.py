@@ -137,7 +137,7 @@ async def test_three_edges_converge_through_stops_cuts_and_a_killed_hub(
             assert len(rows) == len(set((r[2], r[3]) for r in rows)), f"{s.name}: double apply"
             histories.append(sorted(rows))
         first = {(r[2], r[3]): r for r in histories[0]}
-        for s, h in zip(sites[1:], histories[1:]):
+        for s, h in zip(sites[1:], histories[1:], strict=True):
             here = {(r[2], r[3]): r for r in h}
             assert here.keys() == first.keys(), (s.name, sorted(here.keys() ^ first.keys())[:5])
             differing = [(here[k], first[k]) for k in here if here[k] != first[k]]

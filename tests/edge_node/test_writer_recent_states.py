@@ -59,7 +59,9 @@ async def test_rows_rewritten_by_exclusive_work_are_read_again(tmp_path: Path) -
         version, state = await edge.writer.exclusive(lambda conn: _stored(conn, "p1"))
         assert version == 41
         identifier = state_from_canonical(state).registers["identifier"]
-        assert len(identifier.heads) == 1 and b'"4"' in identifier.heads[0].value
+        assert len(identifier.heads) == 1
+        head_value = identifier.heads[0].value
+        assert head_value is not None and b'"4"' in head_value
 
 
 async def test_states_beyond_the_bound_are_loaded_and_match_the_database(tmp_path: Path
@@ -78,6 +80,7 @@ async def test_states_beyond_the_bound_are_loaded_and_match_the_database(tmp_pat
             assert version == 3
             assert canonical_state(state_from_canonical(raw)) == raw
             value = state_from_canonical(raw).registers["identifier"].heads[0].value
+            assert value is not None
             assert f'"2-{i}"'.encode() in value
     report = check_path(data)
     assert report.ok, report.problems

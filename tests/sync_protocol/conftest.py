@@ -18,7 +18,8 @@ BASE_MS = 1_790_000_000_000
 
 
 def allergy(patient: str, rnd: random.Random) -> dict[str, object]:
-    substance = rnd.choice([("J7F7111190", "さば"), ("J7F1010000", "卵"), ("1149019", "ペニシリン")])
+    substance = rnd.choice([("J7F7111190", "さば"), ("J7F1010000", "卵"),
+                            ("1149019", "ペニシリン")])
     return {
         "resourceType": "AllergyIntolerance",
         "clinicalStatus": {"coding": [{

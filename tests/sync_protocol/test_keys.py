@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import TypedDict
 
 import nacl.pwhash
 import nacl.signing
@@ -22,8 +23,14 @@ from sync_protocol.receipt import sign_receipt, verify_receipt
 from sync_protocol.recovery import create_recovery_kit, open_recovery_kit
 from tests.sync_protocol.conftest import Practice, new_site
 
-FAST_KDF = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN,
-            "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN}
+
+class _KdfLimits(TypedDict):
+    opslimit: int
+    memlimit: int
+
+
+FAST_KDF: _KdfLimits = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN,
+                        "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN}
 PASSPHRASE = "correct horse battery staple 42"
 
 

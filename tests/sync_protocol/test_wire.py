@@ -64,9 +64,10 @@ def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-junk = (st.none() | st.booleans() | st.integers(-5, 1 << 64) | st.binary(max_size=20)
-        | st.text(max_size=70) | st.lists(st.integers(-1, 3), max_size=4)
-        | st.just({}) | st.just([]))
+junk: st.SearchStrategy[Any] = (
+    st.none() | st.booleans() | st.integers(-5, 1 << 64) | st.binary(max_size=20)
+    | st.text(max_size=70) | st.lists(st.integers(-1, 3), max_size=4)
+    | st.just({}) | st.just([]))
 
 
 @settings(max_examples=500, deadline=None)
@@ -121,7 +122,7 @@ def test_a_change_cannot_replace_its_own_dot() -> None:
                   elements={DELETED: b"false"}, replaces={DELETED: (Dot(ORIGIN, 4),)},
                   hlc=1, origin=ORIGIN, seq=4, user="u")
     with pytest.raises(pydantic.ValidationError, match="own dot"):
-        Change(**fields)  # type: ignore[arg-type]
-    wire = encode_changes([Change(**{**fields, "seq": 5})])  # type: ignore[arg-type]
+        Change(**fields)
+    wire = encode_changes([Change(**{**fields, "seq": 5})])
     with pytest.raises(MalformedInput, match="own dot"):
         decode_changes(wire, origin=ORIGIN, seq_from=4)

@@ -1,4 +1,5 @@
-"""A practice of real edges at a real hub, with charts, history and conflicts — and views to compare.
+"""A practice of real edges at a real hub, with charts, history and conflicts — and
+views to compare.
 
     dirs = await practice(tmp, hub.url, operator, 3)
     await offline_conflicts(dirs[:2])         # the same allergy edited apart on two sites
@@ -123,7 +124,7 @@ async def wait_snapshot(hub_url: str, credential: str, *, after: int = 0,
                         deadline_s: float = 30.0) -> int:
     """Wait until the hub holds a snapshot past hub sequence `after`; its hub sequence."""
     async with asyncio.timeout(deadline_s):
-        while (seq := await latest_snapshot_seq(hub_url, credential)) is None or seq <= after:
+        while (seq := await latest_snapshot_seq(hub_url, credential)) is None or seq <= after:  # noqa: ASYNC110 - HTTP only, no event
             await asyncio.sleep(0.05)  # yield between hub polls; the deadline bounds the wait
     return seq
 
@@ -132,7 +133,7 @@ async def approve_when_pending(hub_url: str, credential: str, approver: Path, na
                                deadline_s: float = 30.0) -> None:
     """Play the approving administrator: approve site `name` once it shows up pending."""
     async with asyncio.timeout(deadline_s):
-        while (site := await pending_site(hub_url, credential, name)) is None:
+        while (site := await pending_site(hub_url, credential, name)) is None:  # noqa: ASYNC110 - HTTP only, no event
             await asyncio.sleep(0.05)  # yield between hub polls; the deadline bounds the wait
     await approve(approver, site.site_id, site.fingerprint)
 

@@ -1,4 +1,5 @@
-"""`chartsync edge restore` killed with SIGKILL mid-download or mid-staging: the rerun ends identical.
+"""`chartsync edge restore` killed with SIGKILL mid-download or mid-staging: the rerun
+ends identical.
 
 Mid-download: a proxy freezes the snapshot download after 512 body bytes;
 the process is killed with those bytes on disk; the rerun continues the file

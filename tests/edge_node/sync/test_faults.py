@@ -31,7 +31,7 @@ from tests.edge_node.sync.edges import (
 )
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
-SMALL_BATCHES = SyncSettings(**{**{f: getattr(FAST, f) for f in FAST.__slots__},  # type: ignore[attr-defined]
+SMALL_BATCHES = SyncSettings(**{**{f: getattr(FAST, f) for f in FAST.__slots__},
                                 "max_batch_changes": 40})
 
 

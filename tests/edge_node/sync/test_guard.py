@@ -12,7 +12,7 @@ from edge_node.sync.settings import SyncSettings
 from tests.edge_node.sync.edges import ACTOR, FAST, patient, practice, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
-GUARDED = SyncSettings(**{**{f: getattr(FAST, f) for f in FAST.__slots__},  # type: ignore[attr-defined]
+GUARDED = SyncSettings(**{**{f: getattr(FAST, f) for f in FAST.__slots__},
                           "guard_min_records": 5, "guard_share": 0.2})
 
 

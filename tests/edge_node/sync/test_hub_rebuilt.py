@@ -100,12 +100,14 @@ async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path,
     operator = await add_operator(new_db)
     async with local_hub(new_db, port=port) as hub:
         settings = HubSettings.parse(hub.url, insecure_http=True)
-        async with HubClient.open(settings) as c:
-            await c.create_practice("Sato", operator_token=operator, practice_id=practice_id)
-            token = (await c.create_enrollment_token(practice_id, credential=operator)).token
-            other = await c.create_practice("Other", operator_token=operator)
-            wrong = (await c.create_enrollment_token(other.practice_id,
-                                                     credential=operator)).token
+        async with HubClient.open(settings) as client:
+            await client.create_practice("Sato", operator_token=operator,
+                                         practice_id=practice_id)
+            token = (await client.create_enrollment_token(practice_id,
+                                                          credential=operator)).token
+            other = await client.create_practice("Other", operator_token=operator)
+            wrong = (await client.create_enrollment_token(other.practice_id,
+                                                          credential=operator)).token
         state_before = _sync_state(a_dir)
         with pytest.raises(EnrollmentError, match="not for this site's practice"):
             await reenroll(a_dir, settings, token=wrong, name="site0", now_ms=wall_ms())
@@ -123,8 +125,9 @@ async def test_a_lost_hub_is_rebuilt_from_the_sites(tmp_path: Path,
         done = await reenroll(a_dir, settings, token=token, name="site0", now_ms=wall_ms())
         assert (done.site_id, done.status, done.own_batches, done.relays) == (
             a_site, "approved", 3, 3)
-        async with HubClient.open(settings) as c:
-            again = (await c.create_enrollment_token(practice_id, credential=operator)).token
+        async with HubClient.open(settings) as client:
+            again = (await client.create_enrollment_token(practice_id,
+                                                          credential=operator)).token
         with pytest.raises(EnrollmentError, match="already knows site"):
             await reenroll(a_dir, settings, token=again, name="site0", now_ms=wall_ms())
         # A comes back first: it pushes its own batches again; B's, which it received,

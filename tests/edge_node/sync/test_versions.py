@@ -7,6 +7,7 @@ the reader in this process keeps speaking 1.0 until it is "upgraded" and restart
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -35,7 +36,8 @@ async def test_newer_minor_held_then_applied_after_upgrade(
                                [("upgrade",)], "held at b", 20)
             assert ("Patient", "p1") not in b.states()
             section = await _sync_section(b.sync, b.edge.clock())
-            assert any("upgrade needed" in n and "1.1" in n for n in section["notes"]), section
+            notes = cast("list[str]", section["notes"])
+            assert any("upgrade needed" in n and "1.1" in n for n in notes), section
         monkeypatch.setattr(sync_protocol.version, "PROTOCOL_VERSION", (1, 1))
         monkeypatch.setattr(sync_protocol.batch, "PROTOCOL_VERSION", (1, 1))
         async with running(b_dir) as b:
