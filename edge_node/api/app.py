@@ -90,6 +90,7 @@ def build_app(edge: Edge, sync: object | None = None) -> web.Application:
     app[EDGE] = edge
     app[AUTH] = Authenticator()
     app[status.SYNC] = sync
+    status.install_sync_header(app)
     r = app.router
     r.add_get("/fhir/metadata", resources.metadata)
     r.add_post("/fhir", bundles.post_bundle)

@@ -6,9 +6,24 @@ behind the hub (hub head - cursor, and the age of the oldest unpushed
 change), held batches (gaps, upgrades needed, missing key epochs), dead
 letters, a blast-radius hold, other sites' changes queued to pass on to a hub
 that lost them (`relays_queued`), and the last error in plain words.
+
+Every response also carries the short form in a `Chartsync-Sync` header
+(`install_sync_header`), so a clinic app can show on any screen whether the edge
+is offline and how old its copy of the other sites' changes may be (DOMAIN.md §6,
+38):
+
+    Chartsync-Sync: online              (the hub streams every change as it lands)
+    Chartsync-Sync: offline; since=2026-11-25T08:02:11.004Z
+    Chartsync-Sync: starting            (sync loop started, hub not tried yet)
+    Chartsync-Sync: local               (no hub configured: this edge works alone)
+
+`since` is when the hub stopped answering, or when this edge started if it has
+not reached the hub since: other sites' changes made after it are not here yet.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 import orjson
 from aiohttp import web
@@ -17,6 +32,49 @@ from edge_node.api.context import edge_of
 from edge_node.store.apply import iso_instant
 
 SYNC: web.AppKey[object | None] = web.AppKey("sync", object)
+SYNC_HEADER: Final = "Chartsync-Sync"
+_LOCAL: Final = "local"
+
+
+class _SyncHeader:
+    """The header's value, formatted again only when the loop's state changed."""
+
+    __slots__ = ("_key", "_value")
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._value = _LOCAL
+
+    def value(self, sync: object | None) -> str:
+        if sync is None:
+            return _LOCAL
+        from edge_node.sync.loop import SyncLoop
+
+        assert isinstance(sync, SyncLoop)
+        s = sync.statistics()
+        key = (s.online, s.since_ms)
+        if key != self._key:
+            if s.online is None:
+                value = "starting"
+            elif s.online:
+                value = "online"
+            else:
+                value = f"offline; since={iso_instant(s.since_ms or 0)}"
+            self._key, self._value = key, value
+        return self._value
+
+
+_HEADER: web.AppKey[_SyncHeader] = web.AppKey("sync_header", _SyncHeader)
+
+
+def install_sync_header(app: web.Application) -> None:
+    """Put `Chartsync-Sync` on every response of `app`, errors included (module doc)."""
+    app[_HEADER] = _SyncHeader()
+
+    async def add_sync_header(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers[SYNC_HEADER] = request.app[_HEADER].value(request.app.get(SYNC))
+
+    app.on_response_prepare.append(add_sync_header)
 
 
 async def _sync_section(sync: object, now_ms: int) -> dict[str, object]:
