@@ -12,6 +12,7 @@ expanded: a decompression bomb is refused, not inflated.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -69,12 +70,18 @@ def unpad(padded: bytes) -> bytes:
     return padded[_LEN_BYTES:_LEN_BYTES + n]
 
 
-_COMPRESSOR = zstandard.ZstdCompressor(level=3)
+#: One compressor per thread: a `ZstdCompressor` must not be used by two threads at once
+#: (python-zstandard's rule; one shared instance crashed the process with a segmentation
+#: fault when an edge exported a snapshot on a worker thread while another thread sealed).
+_COMPRESSORS = threading.local()
 
 
 def compress(data: bytes) -> bytes:
-    """zstd level 3, with the content size in the frame header."""
-    return _COMPRESSOR.compress(data)
+    """zstd level 3, with the content size in the frame header.  Safe from any thread."""
+    compressor: zstandard.ZstdCompressor | None = getattr(_COMPRESSORS, "zstd", None)
+    if compressor is None:
+        compressor = _COMPRESSORS.zstd = zstandard.ZstdCompressor(level=3)
+    return compressor.compress(data)
 
 
 def decompress(data: bytes, *, max_bytes: int, what: str) -> bytes:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -75,3 +79,32 @@ def test_decompress_refuses_frames_past_the_limit_even_without_a_declared_size()
     assert decompress(undeclared, max_bytes=len(data), what="t") == data
     with pytest.raises(MalformedInput):
         decompress(b"not zstd at all", max_bytes=100, what="t")
+
+
+_THREADED_COMPRESS = """
+import os, threading
+from sync_protocol.framing import compress, decompress
+data = [os.urandom(1000) * 500 + os.urandom(200_000) for _ in range(4)]
+wrong = []
+def work(i):
+    for n in range(150):
+        d = data[(i + n) % 4]
+        if decompress(compress(d), max_bytes=10**8, what="t") != d:
+            wrong.append(i)
+threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("wrong", len(wrong))
+"""
+
+
+def test_compress_is_safe_from_many_threads_at_once() -> None:
+    """A snapshot export on a worker thread compresses while the loop thread seals: one
+    shared zstd compressor crashed the whole process (SIGSEGV).  In a child process, so
+    a crash fails this test instead of killing the test run."""
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _THREADED_COMPRESS], cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.split() == ["wrong", "0"]
