@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_node.config import EdgeConfig
-from edge_node.node import Edge
+from edge_node.node import Edge, open_sync
+from edge_node.store.users import Role, add_user
 from edge_node.store.writer import Actor, WriteOp
 from edge_node.sync.enroll import EnrollResult, approve, enroll_site, invite
 from edge_node.sync.hub_client import HubClient, HubSettings
@@ -157,3 +158,14 @@ async def wait_for(cond: Callable[[], Any], what: str, deadline_s: float = DEADL
 
 def patient(name: str, birth: str = "1970-01-01") -> dict[str, Any]:
     return {"name": [{"family": name}], "birthDate": birth, "gender": "female"}
+
+
+def clinician_token(data_dir: Path) -> str:
+    """A clinician's API token at the site in `data_dir` (added before it runs)."""
+    conn = open_sync(data_dir)
+    try:
+        _, token = add_user(conn, name="clinician", role=Role.CLINICIAN, now_ms=wall_ms(),
+                            random_bytes=os.urandom(42))
+    finally:
+        conn.close()
+    return token

@@ -12,7 +12,6 @@ seq k.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,12 +23,17 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from edge_node.api.app import build_app
 from edge_node.api.status import _sync_section
-from edge_node.node import open_sync
-from edge_node.store.users import Role, add_user
 from edge_node.sync.loop import heartbeat_report
 from edge_node.sync.puller import gap_detail, missing_seqs, seq_words
-from tests.edge_node.conftest import wall_ms
-from tests.edge_node.sync.edges import Running, patient, practice, running, unsynced, wait_for
+from tests.edge_node.sync.edges import (
+    Running,
+    clinician_token,
+    patient,
+    practice,
+    running,
+    unsynced,
+    wait_for,
+)
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
 _COLUMNS = ("practice_id, hub_seq, site_id, seq_from, seq_to, batch_id, batch_hash, prev_hash, "
@@ -78,17 +82,6 @@ def _put_back_at_the_end(path: Path, row: tuple[Any, ...]) -> int:
         conn.close()
 
 
-def _clinician(data_dir: Path) -> str:
-    """A clinician's API token at the site in `data_dir` (added before it runs)."""
-    conn = open_sync(data_dir)
-    try:
-        _, token = add_user(conn, name="clinician", role=Role.CLINICIAN, now_ms=wall_ms(),
-                            random_bytes=os.urandom(42))
-    finally:
-        conn.close()
-    return token
-
-
 @asynccontextmanager
 async def _api(site: Running, token: str) -> AsyncIterator[Any]:
     """`get(path) -> (status, body)` against the site's real HTTP API."""
@@ -117,7 +110,7 @@ async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> N
     operator = await add_operator(db)
     async with local_hub(db) as hub:
         a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
-        token = _clinician(b_dir)
+        token = clinician_token(b_dir)
         async with running(a_dir) as a:
             # A pushes four batches, seq 1-4 (one patient each), while B is stopped.
             for n, (rid, name) in enumerate((("p1", "Sato"), ("p2", "Suzuki"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -10,11 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from edge_node.api.app import build_app
-from edge_node.node import open_sync
-from edge_node.store.users import Role, add_user
-from tests.edge_node.conftest import wall_ms
 from tests.edge_node.sync.children import free_port, hub_child, started
-from tests.edge_node.sync.edges import practice, running, unsynced, wait_for
+from tests.edge_node.sync.edges import clinician_token, practice, running, unsynced, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
 
@@ -37,16 +33,6 @@ async def test_status_page_is_self_contained_and_data_needs_a_token(tmp_path: Pa
             assert (await client.get("/status")).status == 401
 
 
-def _clinician(data_dir: Path) -> str:
-    conn = open_sync(data_dir)
-    try:
-        _, token = add_user(conn, name="clinician", role=Role.CLINICIAN, now_ms=wall_ms(),
-                            random_bytes=os.urandom(42))
-    finally:
-        conn.close()
-    return token
-
-
 async def _sync_header(client: TestClient[Any, Any], token: str | None) -> str:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with client.get("/fhir/Patient", headers=headers) as r:
@@ -62,7 +48,7 @@ async def test_every_response_says_whether_the_edge_is_offline(tmp_path: Path) -
     url = f"http://127.0.0.1:{port}"
     async with started(hub_child(db, port, tmp_path)):
         [a_dir] = await practice(tmp_path, url, operator, 1)
-    token = _clinician(a_dir)
+    token = clinician_token(a_dir)
     async with running(a_dir) as a, \
             TestClient(TestServer(build_app(a.edge, a.sync))) as client:
         await wait_for(lambda: a.sync.statistics().online is False, "offline: no hub")
