@@ -13,7 +13,7 @@ from edge_node.node import Edge
 from edge_node.store.apply import Applied
 from edge_node.store.audit import AuditRecord
 from edge_node.store.writer import Actor, Result
-from sync_protocol.ids import uuid7
+from sync_protocol.ids import uuid7_text
 
 EDGE: Final = web.AppKey("edge", Edge)
 ACTION_KEY: Final = web.RequestKey("chartsync.action", str)
@@ -41,7 +41,7 @@ def set_action(request: web.Request, action: str) -> None:
 
 def mint_id(edge: Edge) -> str:
     """A fresh time-ordered resource id."""
-    return str(uuid7(edge.clock(), edge.entropy(10)))
+    return uuid7_text(edge.clock(), edge.entropy(10))
 
 
 async def read_json(request: web.Request) -> Any:

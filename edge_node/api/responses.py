@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from email.utils import formatdate
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -23,8 +24,15 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
+@lru_cache(maxsize=256)
+def _http_date_of_second(second: int) -> str:
+    return formatdate(second, usegmt=True)
+
+
 def http_date(ms: int) -> str:
-    return formatdate(ms / 1000, usegmt=True)
+    """IMF-fixdate of `ms` (whole seconds, as HTTP dates are); one formatting per second
+    seen: every write of a busy second has the same Last-Modified."""
+    return _http_date_of_second(ms // 1000)
 
 
 def fhir_bytes(body: bytes, status: int = 200, headers: dict[str, str] | None = None
