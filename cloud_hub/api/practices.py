@@ -7,6 +7,7 @@ from uuid import UUID
 
 from aiohttp import web
 
+from cloud_hub import operator_actions
 from cloud_hub.api import auth
 from cloud_hub.api.body import read_json
 from cloud_hub.api.context import hub
@@ -19,7 +20,7 @@ from cloud_hub.api.messages import (
     FormerSite,
     PracticeOut,
 )
-from cloud_hub.api.sites import audit, site_out
+from cloud_hub.api.sites import site_out
 from cloud_hub.credentials import (
     credential_hash,
     new_enrollment_token,
@@ -89,14 +90,9 @@ async def register_former_site(request: web.Request) -> web.Response:
     if not await ctx.store.practice_exists(practice_id):
         raise not_found("practice")
     body = await read_json(request, FormerSite, ctx.config.max_json_bytes)
-    now = ctx.now_ms()
-    # A credential nobody holds: a former site never calls the hub.
-    unusable = credential_hash(new_site_credential(practice_id, SiteId(body.site_id),
-                                                   ctx.random_bytes(32)))
-    record = await ctx.store.register_former_site(
-        practice_id, NewSite(SiteId(body.site_id), body.name, body.verify_key, body.box_key,
-                             unusable), now)
-    await audit(request, who, practice_id, record.site_id, "registered_former_site")
+    record = await operator_actions.register_former_site(
+        ctx.store, practice_id, body.site_id, body.name, body.verify_key, body.box_key,
+        operator_ref=who.ref, now_ms=ctx.now_ms(), random_bytes=ctx.random_bytes(42))
     return web.json_response(site_out(record), status=201)
 
 

@@ -3,7 +3,8 @@
 The operator may approve (disaster recovery: every site of the practice was
 lost, and a restored site holding the keys from the recovery kit has no approved
 site to approve it) and revoke; each operator action is kept in the store's
-`operator_actions` with the acting credential's ref, and logged with the ids.
+`operator_actions` with the acting credential's ref, and logged with the ids
+(`cloud_hub.operator_actions`, shared with the hub commands).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from aiohttp import web
 from cloud_hub.api import auth
 from cloud_hub.api.context import hub
 from cloud_hub.api.messages import SiteOut
-from cloud_hub.errors import Forbidden, not_found
+from cloud_hub.errors import not_found
 from cloud_hub.ingest import public_keys
-from cloud_hub.log_keys import ACTION_ID, OPERATOR_REF, PRACTICE_ID, SITE_ID
+from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
 from cloud_hub.notifier import REGISTRY_CHANGED
-from cloud_hub.store.base import OperatorAction, SiteRecord, SiteStatus
-from sync_protocol.ids import PracticeId, SiteId, uuid7
+from cloud_hub.operator_actions import approve_site, record_operator_action, refuse_revoked
+from cloud_hub.store.base import SiteRecord, SiteStatus
+from sync_protocol.ids import PracticeId, SiteId
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +57,18 @@ async def list_sites(request: web.Request) -> web.Response:
 
 async def _set_status(request: web.Request, practice_id: PracticeId, target: SiteId,
                       status: SiteStatus, by: SiteId | None) -> web.Response:
-    ctx = hub(request)
-    updated = await ctx.store.set_site_status(practice_id, target, status, by)
+    updated = await hub(request).store.set_site_status(practice_id, target, status, by)
+    return _changed(request, practice_id, updated)
+
+
+def _changed(request: web.Request, practice_id: PracticeId,
+             updated: SiteRecord | None) -> web.Response:
+    """Announce a site's new status to the practice's connected sites; its entry."""
     if updated is None:
         raise not_found("site")
-    ctx.notifier.publish(practice_id, REGISTRY_CHANGED)
-    log.info("site %s", status.value, extra={PRACTICE_ID: str(practice_id),
-                                               SITE_ID: str(target)})
+    hub(request).notifier.publish(practice_id, REGISTRY_CHANGED)
+    log.info("site %s", updated.status.value, extra={PRACTICE_ID: str(practice_id),
+                                                      SITE_ID: str(updated.site_id)})
     return web.json_response(site_out(updated))
 
 
@@ -72,9 +79,7 @@ async def approve(request: web.Request) -> web.Response:
     existing = await hub(request).store.get_site(site.practice_id, target)
     if existing is None:
         raise not_found("site")
-    if existing.status is SiteStatus.REVOKED:
-        raise Forbidden(f"site {target} was revoked and cannot be approved again",
-                        hint="enroll the machine again with a new token")
+    refuse_revoked(existing)
     return await _set_status(request, site.practice_id, target, SiteStatus.APPROVED,
                              site.site_id)
 
@@ -93,24 +98,13 @@ def _practice_id(request: web.Request) -> PracticeId:
         raise not_found("site") from None
 
 
-async def audit(request: web.Request, who: auth.OperatorCaller, practice_id: PracticeId,
-                 site_id: SiteId, action: str) -> None:
-    """Record an operator action (store and log, with ids and the credential's ref)."""
-    ctx = hub(request)
-    now = ctx.now_ms()
-    record = OperatorAction(uuid7(now, ctx.random_bytes(10)), practice_id, site_id, action,
-                            who.ref, now)
-    await ctx.store.record_operator_action(record)
-    log.warning("operator %s a site", action, extra={
-        PRACTICE_ID: str(practice_id), SITE_ID: str(site_id), OPERATOR_REF: who.ref,
-        ACTION_ID: str(record.action_id)})
-
-
 async def operator_revoke(request: web.Request) -> web.Response:
     who = await auth.operator(request)
     practice_id, target = _practice_id(request), _site_id(request)
     response = await _set_status(request, practice_id, target, SiteStatus.REVOKED, None)
-    await audit(request, who, practice_id, target, "revoked")
+    ctx = hub(request)
+    await record_operator_action(ctx.store, practice_id, target, "revoked", who.ref,
+                                 ctx.now_ms(), ctx.random_bytes(10))
     return response
 
 
@@ -122,12 +116,7 @@ async def operator_approve(request: web.Request) -> web.Response:
     """
     who = await auth.operator(request)
     practice_id, target = _practice_id(request), _site_id(request)
-    existing = await hub(request).store.get_site(practice_id, target)
-    if existing is None:
-        raise not_found("site")
-    if existing.status is SiteStatus.REVOKED:
-        raise Forbidden(f"site {target} was revoked and cannot be approved again",
-                        hint="enroll the machine again with a new token")
-    response = await _set_status(request, practice_id, target, SiteStatus.APPROVED, None)
-    await audit(request, who, practice_id, target, "approved")
-    return response
+    ctx = hub(request)
+    updated = await approve_site(ctx.store, practice_id, target, operator_ref=who.ref,
+                                 now_ms=ctx.now_ms(), random_bytes=ctx.random_bytes(10))
+    return _changed(request, practice_id, updated)

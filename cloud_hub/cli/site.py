@@ -14,7 +14,8 @@ after a failure is safe.  `approve` is for disaster recovery, when no approved
 site is left to approve a restored one.
 
 Each change is recorded in `operator_actions` with `console:<login>` as the
-operator reference, and logged with the ids.  A running hub reads the registry
+operator reference, and logged with the ids, by the same code as the operator API
+(`cloud_hub.operator_actions`).  A running hub reads the registry
 from the store on every request: pushes and approvals see the change at once;
 other sites' directories pick it up at their next refresh.
 """
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import logging
 import os
 import sys
 import time
@@ -37,14 +37,12 @@ from pydantic import TypeAdapter, ValidationError
 from cloud_hub.api.messages import FormerSite
 from cloud_hub.cli.practice import practice_id_arg
 from cloud_hub.cli.store_arg import EXIT_FAILURE, EXIT_OK, add_store_arg, uuid_arg, with_store
-from cloud_hub.credentials import credential_hash, new_site_credential
-from cloud_hub.errors import Forbidden, NotFound
+from cloud_hub.errors import NotFound
 from cloud_hub.ingest import public_keys
-from cloud_hub.log_keys import ACTION_ID, OPERATOR_REF, PRACTICE_ID, SITE_ID
-from cloud_hub.store.base import HubStore, NewSite, OperatorAction, SiteRecord, SiteStatus
-from sync_protocol.ids import PracticeId, SiteId, uuid7
+from cloud_hub.operator_actions import approve_site, register_former_site
+from cloud_hub.store.base import HubStore, SiteRecord
+from sync_protocol.ids import PracticeId, SiteId
 
-log = logging.getLogger(__name__)
 #: `edge sites --json` prints a few entries per practice; a file far larger is not one.
 MAX_FILE_BYTES: Final = 1024 * 1024
 
@@ -125,17 +123,6 @@ def _no_site(practice_id: PracticeId, site_id: SiteId) -> NotFound:
                     hint=f"`chartsync hub site list --practice-id {practice_id}` shows its sites")
 
 
-async def _record(store: HubStore, practice_id: PracticeId, site_id: SiteId,
-                  action: str) -> None:
-    now = int(time.time() * 1000)
-    record = OperatorAction(uuid7(now, nacl.utils.random(10)), practice_id, site_id, action,
-                            _operator_ref(), now)
-    await store.record_operator_action(record)
-    log.warning("operator %s a site", action, extra={
-        PRACTICE_ID: str(practice_id), SITE_ID: str(site_id), OPERATOR_REF: record.operator_ref,
-        ACTION_ID: str(record.action_id)})
-
-
 def run_list(args: argparse.Namespace) -> int:
     async def action(store: HubStore) -> list[SiteRecord]:
         await _require_practice(store, args.practice_id)
@@ -196,13 +183,10 @@ def run_register(args: argparse.Namespace) -> int:
             if existing is not None:
                 out.append((existing, False))
                 continue
-            # A credential nobody holds: a former site never calls the hub.
-            unusable = credential_hash(new_site_credential(practice_id, site_id,
-                                                           nacl.utils.random(32)))
-            record = await store.register_former_site(
-                practice_id, NewSite(site_id, site.name, site.verify_key, site.box_key,
-                                     unusable), int(time.time() * 1000))
-            await _record(store, practice_id, site_id, "registered_former_site")
+            record = await register_former_site(
+                store, practice_id, site.site_id, site.name, site.verify_key, site.box_key,
+                operator_ref=_operator_ref(), now_ms=int(time.time() * 1000),
+                random_bytes=nacl.utils.random(42))
             out.append((record, True))
         return out
 
@@ -211,7 +195,8 @@ def run_register(args: argparse.Namespace) -> int:
         return code
     if args.json:
         print(json.dumps([{**_site_json(r), "registered": new} for r, new in results]))
-    for record, new in results if not args.json else ():
+        return EXIT_OK
+    for record, new in results:
         said = "registered (revoked)" if new else f"already known ({record.status.value})"
         print(f"{record.site_id}  {said}  {record.name}")
     return EXIT_OK
@@ -223,16 +208,11 @@ def run_approve(args: argparse.Namespace) -> int:
 
     async def action(store: HubStore) -> SiteRecord:
         await _require_practice(store, practice_id)
-        existing = await store.get_site(practice_id, target)
-        if existing is None:
-            raise _no_site(practice_id, target)
-        if existing.status is SiteStatus.REVOKED:
-            raise Forbidden(f"site {target} was revoked and cannot be approved again",
-                            hint="enroll the machine again with a new token")
-        updated = await store.set_site_status(practice_id, target, SiteStatus.APPROVED, None)
+        updated = await approve_site(store, practice_id, target, operator_ref=_operator_ref(),
+                                     now_ms=int(time.time() * 1000),
+                                     random_bytes=nacl.utils.random(10))
         if updated is None:
             raise _no_site(practice_id, target)
-        await _record(store, practice_id, target, "approved")
         return updated
 
     code, site = with_store(args.store, action)
