@@ -37,21 +37,23 @@ _LOCAL: Final = "local"
 
 
 class _SyncHeader:
-    """The header's value, formatted again only when the loop's state changed."""
+    """The header's value for one app's sync loop, formatted again only when the loop's
+    state changed."""
 
-    __slots__ = ("_key", "_value")
+    __slots__ = ("_key", "_statistics", "_value")
 
-    def __init__(self) -> None:
+    def __init__(self, sync: object | None) -> None:
+        from edge_node.sync.loop import SyncLoop
+
+        assert sync is None or isinstance(sync, SyncLoop)
+        self._statistics = sync.statistics if sync is not None else None
         self._key: tuple[object, ...] | None = None
         self._value = _LOCAL
 
-    def value(self, sync: object | None) -> str:
-        if sync is None:
+    def value(self) -> str:
+        if self._statistics is None:
             return _LOCAL
-        from edge_node.sync.loop import SyncLoop
-
-        assert isinstance(sync, SyncLoop)
-        s = sync.statistics()
+        s = self._statistics()
         key = (s.online, s.since_ms)
         if key != self._key:
             if s.online is None:
@@ -64,15 +66,15 @@ class _SyncHeader:
         return self._value
 
 
-_HEADER: web.AppKey[_SyncHeader] = web.AppKey("sync_header", _SyncHeader)
-
-
 def install_sync_header(app: web.Application) -> None:
-    """Put `Chartsync-Sync` on every response of `app`, errors included (module doc)."""
-    app[_HEADER] = _SyncHeader()
+    """Put `Chartsync-Sync` on every response of `app`, errors included (module doc).
+
+    Call after `app[SYNC]` is set; the app's sync loop does not change afterwards.
+    """
+    header = _SyncHeader(app[SYNC])
 
     async def add_sync_header(request: web.Request, response: web.StreamResponse) -> None:
-        response.headers[SYNC_HEADER] = request.app[_HEADER].value(request.app.get(SYNC))
+        response.headers[SYNC_HEADER] = header.value()
 
     app.on_response_prepare.append(add_sync_header)
 

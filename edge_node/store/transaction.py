@@ -8,6 +8,10 @@ write cannot deadlock against another writer); the block's end commits; an
 exception in the block, or a failed COMMIT (disk full, I/O error), rolls back
 and propagates, so no caller leaves a half-written state or an open
 transaction behind.
+
+`savepoint(conn, name)` is for a change that must apply whole or not at all
+whether or not its caller already opened a transaction (an account added by
+`edge init` inside its own transaction, or alone by `edge user add`).
 """
 
 from __future__ import annotations
@@ -30,4 +34,18 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
-__all__ = ["write_transaction"]
+@contextmanager
+def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
+    """The block whole or not at all, nested in the caller's transaction if there is one
+    (else a transaction of its own, committed at the block's end)."""
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        conn.execute(f"ROLLBACK TO {name}")
+        conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
+
+
+__all__ = ["savepoint", "write_transaction"]

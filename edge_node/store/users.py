@@ -24,15 +24,13 @@ import base64
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from edge_node.errors import StoreError
 from edge_node.store.account_events import record_account_event
-from edge_node.store.transaction import write_transaction
+from edge_node.store.transaction import savepoint, write_transaction
 from sync_protocol.ids import UserId, uuid7
 
 TOKEN_BYTES: Final = 32
@@ -70,19 +68,6 @@ def make_token(random_bytes: bytes) -> str:
 BY_SETUP: Final = "setup"
 
 
-@contextmanager
-def _account_change(conn: sqlite3.Connection) -> Iterator[None]:
-    """The account change and its audit event, together (inside or outside a transaction)."""
-    conn.execute("SAVEPOINT account_change")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK TO account_change")
-        conn.execute("RELEASE account_change")
-        raise
-    conn.execute("RELEASE account_change")
-
-
 def add_user(conn: sqlite3.Connection, *, name: str, role: Role, now_ms: int,
              random_bytes: bytes, by_whom: str = BY_SETUP) -> tuple[User, str]:
     """Create an account; return it and its token (shown once, never stored).
@@ -95,7 +80,7 @@ def add_user(conn: sqlite3.Connection, *, name: str, role: Role, now_ms: int,
         raise StoreError("a user name is 1-128 characters", hint="pick a shorter name")
     user_id = UserId(str(uuid7(now_ms, random_bytes[:10])))
     token = make_token(random_bytes[10:])
-    with _account_change(conn):
+    with savepoint(conn, "account_change"):
         try:
             conn.execute(
                 "INSERT INTO users (id, name, role, token_hash, created_ms) "
@@ -164,7 +149,7 @@ def replace_token(conn: sqlite3.Connection, name: str, *, random_bytes: bytes, n
     `random_bytes`: 32 bytes.  Raises `StoreError` for an unknown or disabled account.
     Audited.
     """
-    with _account_change(conn):
+    with savepoint(conn, "account_change"):
         account = _account(conn, name)
         if account.disabled:
             raise StoreError(f"the account {name!r} is disabled",

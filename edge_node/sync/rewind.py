@@ -19,7 +19,9 @@ line or a crash mid-way.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Final
+from typing import Final
+
+from edge_node.store.writer import Statement
 
 #: Relays read from the queue at a time.
 RELAY_CHUNK: Final = 64
@@ -27,8 +29,6 @@ RELAY_CHUNK: Final = 64
 #: origin is not registered and approved there yet (a rebuilt hub, before that site
 #: re-enrolls), or the batches before it in its origin's chain are still to come.
 RELAY_LATER: Final = frozenset({"wrong_origin", "chain_broken"})
-
-Statement = tuple[str, tuple[Any, ...]]
 
 
 def rewind_statements(to: int, now_ms: int) -> list[Statement]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_node.store.transaction import write_transaction
+from edge_node.store.transaction import savepoint, write_transaction
 
 
 def _conn(tmp_path: Path) -> sqlite3.Connection:
@@ -50,3 +50,19 @@ def test_a_failed_commit_rolls_back(tmp_path: Path) -> None:
         conn.execute("INSERT INTO parent VALUES (99)")
         conn.execute("INSERT INTO child VALUES (2, 99)")
     assert _rows(conn) == [2]
+
+
+def test_a_savepoint_is_undone_alone_inside_a_transaction_and_commits_outside(
+        tmp_path: Path) -> None:
+    conn = _conn(tmp_path)
+    with write_transaction(conn):
+        conn.execute("INSERT INTO parent VALUES (1)")
+        with pytest.raises(ValueError), savepoint(conn, "inner"):
+            conn.execute("INSERT INTO child VALUES (1, 1)")
+            raise ValueError("refused")
+        with savepoint(conn, "inner"):
+            conn.execute("INSERT INTO child VALUES (2, 1)")
+    assert _rows(conn) == [2] and not conn.in_transaction
+    with savepoint(conn, "alone"):
+        conn.execute("INSERT INTO child VALUES (3, 1)")
+    assert not conn.in_transaction and _rows(conn) == [2, 3]
