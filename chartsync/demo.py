@@ -29,7 +29,7 @@ from conflict import conflicts
 from conflict.decode import state_from_canonical
 
 SYNC_DEADLINE_S = 60.0
-#: Quick cadence for a demo; production defaults are in edge_node/sync/settings.py.
+#: Quick cadence for a demo; production defaults are in edge_node/hub_link/settings.py.
 DEMO_SYNC_OPTIONS = ("heartbeat_s=2", "mailbox_poll_s=0.5", "backoff_max_s=2.0",
                      "control_poll_s=0.5")
 

@@ -27,10 +27,10 @@ from typing import Any
 import aiohttp
 
 from chartsync.link import Link
+from edge_node.hub_link.client import HubSettings
 from edge_node.node import open_sync
 from edge_node.store.users import Role, add_user
 from edge_node.sync.enroll import approve, enroll_site, invite
-from edge_node.sync.hub_client import HubSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 START_DEADLINE_S = 60.0

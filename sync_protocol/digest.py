@@ -52,6 +52,10 @@ class StateDigest:
     def value(self) -> int:
         return self._value
 
+    def copy(self) -> StateDigest:
+        """An independent digest of the same set, to step while this one stays as it is."""
+        return StateDigest(self._key, self._value, self.count)
+
     def hexdigest(self) -> str:
         return self._value.to_bytes(32, "big").hex()
 

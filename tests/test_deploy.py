@@ -27,7 +27,7 @@ from cloud_hub.cli.serve import raw_options
 from cloud_hub.config import HubConfig, parse_hub_config
 from edge_node.cli.serve import _sync_options
 from edge_node.config import parse_edge_config
-from edge_node.sync.settings import SyncSettings, parse_sync_settings
+from edge_node.hub_link.settings import SyncSettings, parse_sync_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -84,3 +84,176 @@ def test_import_scan_sees_every_form() -> None:
         "    from edge_node.cli import main\n"
     )
     assert imports_in(source, "<probe>") == {"os", "asyncio", "socket", "edge_node"}
+
+
+# --- inside edge_node: one straight stack --------------------------------------------------
+
+#: The edge's folders and top modules, lowest first.  Each may import only what stands
+#: below it; nothing may import what stands above it or beside it.
+EDGE_STACK: tuple[str, ...] = (
+    "errors",
+    "config",
+    "fhir",
+    "store",
+    "node",
+    "hub_link",
+    "snapshots",
+    "sync",
+    "api",
+    "cli",
+    "__main__",
+)
+
+
+def edge_layer(module: str) -> str | None:
+    """The stack entry of ``edge_node`` module ``module`` (dotted), or None outside the edge."""
+    parts = module.split(".")
+    if parts[0] != "edge_node":
+        return None
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def edge_module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def absolute_imports(source: str, filename: str, module: str, is_package: bool) -> set[str]:
+    """Dotted modules (or module.name) that ``source`` imports at any depth, relative resolved."""
+    found: set[str] = set()
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    return found
+
+
+def edge_import_violations() -> list[str]:
+    rank = {name: i for i, name in enumerate(EDGE_STACK)}
+    problems = []
+    for path in sorted((ROOT / "edge_node").rglob("*.py")):
+        module = edge_module_name(path)
+        own = edge_layer(module)
+        if own == "__init__":
+            continue  # the package docstring; imports nothing of its own
+        assert own in rank, f"{path.relative_to(ROOT)}: {own!r} is not in EDGE_STACK"
+        source = path.read_text(encoding="utf-8")
+        for target in sorted(absolute_imports(source, str(path), module,
+                                              path.name == "__init__.py")):
+            layer = edge_layer(target)
+            if layer is None or layer == own or layer == "__init__":
+                continue
+            if layer not in rank:
+                continue  # `from edge_node.x import name`: x is checked on its own entry
+            if rank[layer] > rank[own]:
+                problems.append(f"{module} imports {target}: {layer} stands above {own}")
+    return problems
+
+
+def test_edge_stack_is_complete() -> None:
+    present = {p.name.removesuffix(".py") for p in (ROOT / "edge_node").iterdir()
+               if (p.is_dir() and (p / "__init__.py").exists()) or p.suffix == ".py"}
+    assert present - {"__init__"} == set(EDGE_STACK), "EDGE_STACK must name every folder"
+
+
+def test_edge_imports_only_downwards() -> None:
+    problems = edge_import_violations()
+    assert not problems, "edge_node/ imports against its stack:\n" + "\n".join(problems)
+
+
+def test_edge_stack_scan_resolves_relative_and_local_imports() -> None:
+    source = "from ..sync import loop\ndef f():\n    from edge_node.api.app import make_app\n"
+    found = absolute_imports(source, "<probe>", "edge_node.store.writer", False)
+    assert {"edge_node.sync.loop", "edge_node.api.app"} <= found
+
+
+# --- nobody reaches into another module's private names ------------------------------------
+
+#: Underscore names that are public API of the standard library's types.
+PUBLIC_UNDERSCORE = frozenset({"_replace", "_asdict", "_fields", "_make", "_field_defaults"})
+
+
+def private_access_violations(path: Path) -> list[str]:
+    """``x._name`` where ``x`` is not self/cls and ``_name`` is not defined in this module,
+    and ``from m import _name`` of another module."""
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source, filename=str(path))
+    defined: set[str] = set()
+    foreign: set[str] = set()  # names bound to modules that are not ours (argparse, ...)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            foreign.update((a.asname or a.name).split(".")[0] for a in node.names
+                           if a.name.split(".")[0] not in PROJECT_PACKAGES)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            defined.add(node.target.id)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.Assign):
+                    defined.update(t.id for t in item.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            defined.add(node.value)  # __slots__ entries
+    problems = []
+    rel = path.relative_to(ROOT)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            problems.extend(
+                f"{rel}:{node.lineno}: imports {node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__")
+            )
+        elif isinstance(node, ast.Attribute):
+            name = node.attr
+            if not name.startswith("_") or name.startswith("__") or name in PUBLIC_UNDERSCORE:
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls", *foreign):
+                continue
+            if name in defined:
+                continue
+            problems.append(f"{rel}:{node.lineno}: reaches into .{name}")
+    return problems
+
+
+PRIVATE_CHECKED = ("edge_node", "cloud_hub", "sync_protocol", "conflict", "chartsync")
+PROJECT_PACKAGES = frozenset({*PRIVATE_CHECKED, "bench", "tests"})
+
+
+@pytest.mark.parametrize("package", PRIVATE_CHECKED)
+def test_no_access_to_other_modules_private_names(package: str) -> None:
+    problems = [p for path in sorted((ROOT / package).rglob("*.py"))
+                for p in private_access_violations(path)]
+    assert not problems, "private names used from outside their module:\n" + "\n".join(problems)
+
+
+def test_private_scan_sees_reaches_and_allows_own_names(tmp_path: Path) -> None:
+    probe = ROOT / "tests" / f"_probe_private_{tmp_path.name}.py"
+    probe.write_text(
+        "import argparse\nfrom edge_node.store import writer\nfrom m import _hidden\n"
+        "class A:\n    def __init__(self):\n        self._mine = 1\n"
+        "    def f(self, other, w):\n        return other._mine, w._hlc, writer._LOAD, "
+        "argparse._SubParsersAction\n",
+        encoding="utf-8",
+    )
+    try:
+        found = private_access_violations(probe)
+    finally:
+        probe.unlink()
+    assert [f.split(": ", 1)[1] for f in found] == [
+        "imports m._hidden", "reaches into ._hlc", "reaches into ._LOAD"]

@@ -26,8 +26,9 @@ from edge_node.api.context import (
 from edge_node.api.responses import fhir_bytes
 from edge_node.errors import EdgeError
 from edge_node.fhir.bundle import Entry, apply_order, parse_bundle
+from edge_node.fhir.instant import iso_instant
 from edge_node.fhir.outcome import error_outcome
-from edge_node.store.apply import Applied, iso_instant
+from edge_node.store.apply import Applied
 from edge_node.store.writer import Result
 
 _STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}

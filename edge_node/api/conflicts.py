@@ -30,9 +30,9 @@ from edge_node.api.context import (
 from edge_node.api.responses import fhir_bytes, fhir_json, version_headers
 from edge_node.errors import IdMismatch, NotFound
 from edge_node.fhir.bundle import parse_if_match
+from edge_node.fhir.instant import iso_instant
 from edge_node.fhir.validation import check_type, validate
-from edge_node.store.apply import iso_instant
-from edge_node.store.writer import WriteOp
+from edge_node.fhir.write_op import WriteOp
 from sync_protocol.hlc import physical_ms
 
 

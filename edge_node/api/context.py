@@ -9,10 +9,11 @@ from aiohttp import web
 
 from edge_node.api.auth import user_of
 from edge_node.errors import BodyTooLarge, EdgeError, InvalidJson
+from edge_node.fhir.write_op import Actor
 from edge_node.node import Edge
 from edge_node.store.apply import Applied
 from edge_node.store.audit import AuditRecord
-from edge_node.store.writer import Actor, Result
+from edge_node.store.writer import Result
 from sync_protocol.ids import uuid7_text
 
 EDGE: Final = web.AppKey("edge", Edge)

@@ -23,12 +23,12 @@ from edge_node.api.responses import base_url, fhir_bytes, fhir_json, version_hea
 from edge_node.errors import BadRequest, Gone, IdMismatch, NotFound, UnsupportedSearch
 from edge_node.fhir.bundle import parse_if_match
 from edge_node.fhir.capability import capability_statement
+from edge_node.fhir.instant import iso_instant
 from edge_node.fhir.provenance import provenance
 from edge_node.fhir.search import parse_search
 from edge_node.fhir.validation import check_type, validate
-from edge_node.store.apply import iso_instant
-from edge_node.store.reads import Version
-from edge_node.store.writer import WriteOp
+from edge_node.fhir.version import Version
+from edge_node.fhir.write_op import WriteOp
 from sync_protocol.models import RESOURCE_ID_PATTERN
 
 _ID: Final = re.compile(RESOURCE_ID_PATTERN)

@@ -29,7 +29,7 @@ import orjson
 from aiohttp import web
 
 from edge_node.api.context import edge_of
-from edge_node.store.apply import iso_instant
+from edge_node.fhir.instant import iso_instant
 
 SYNC: web.AppKey[object | None] = web.AppKey("sync", object)
 SYNC_HEADER: Final = "Chartsync-Sync"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.errors import EdgeError
+from edge_node.hub_link.client import HubSettings
+from edge_node.hub_link.errors import EnrollmentError
 from edge_node.node import init_data_dir
 from edge_node.sync.enroll import enroll_site
-from edge_node.sync.errors import EnrollmentError
-from edge_node.sync.hub_client import HubSettings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.errors import EdgeError
+from edge_node.hub_link.client import HubSettings
 from edge_node.store.data_lock import data_dir_owner
 from edge_node.sync.enroll import reenroll
-from edge_node.sync.hub_client import HubSettings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

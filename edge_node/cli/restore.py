@@ -27,17 +27,17 @@ from pathlib import Path
 
 from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.errors import EdgeError
+from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.errors import EnrollmentError
 from edge_node.node import open_sync
 from edge_node.snapshots.bootstrap import restore_into
 from edge_node.snapshots.progress import progress_for
 from edge_node.snapshots.staging import BATCH_RECORDS
 from edge_node.store.data_lock import data_dir_owner
 from edge_node.store.schema import db_path
+from edge_node.store.sync_state import require_sync_state, save_keyring
 from edge_node.store.transaction import write_transaction
 from edge_node.sync.enroll import enroll_site, settings_of
-from edge_node.sync.errors import EnrollmentError
-from edge_node.sync.hub_client import HubClient, HubSettings
-from edge_node.sync.state import require_sync_state, save_keyring
 from sync_protocol.errors import ProtocolError
 from sync_protocol.keys import Keyring, SiteDirectory
 from sync_protocol.recovery import open_recovery_kit, open_shared_recovery_kit

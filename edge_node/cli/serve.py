@@ -23,10 +23,10 @@ from edge_node.api.app import AccessLogger, build_app
 from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.config import EdgeConfig, parse_edge_config
 from edge_node.errors import EdgeError
+from edge_node.hub_link.settings import SyncSettings, parse_sync_settings
 from edge_node.node import Edge
 from edge_node.store.data_lock import data_dir_owner
 from edge_node.sync.loop import SyncLoop
-from edge_node.sync.settings import SyncSettings, parse_sync_settings
 
 #: The cyclic garbage collector's thresholds for a serving edge.  Merging allocates
 #: several small tuples per change, almost none of them in cycles (reference counting
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "query strings are never logged); costs ~10%% of throughput")
     p.add_argument("--sync-option", action="append", default=[], metavar="KEY=VALUE",
                    help="tune the sync loop, e.g. heartbeat_s=10 guard_share=0.2 "
-                   "(see edge_node/sync/settings.py)")
+                   "(see edge_node/hub_link/settings.py)")
     p.set_defaults(handler=run)
 
 

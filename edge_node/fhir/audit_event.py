@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import orjson
 
-from edge_node.store.apply import iso_instant
+from edge_node.fhir.instant import iso_instant
 
 _ACTIONS: Final = {"create": "C", "read": "R", "vread": "R", "search": "E", "history": "R",
                    "update": "U", "delete": "D"}

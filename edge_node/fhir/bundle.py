@@ -29,7 +29,7 @@ from edge_node.errors import (
     RequestError,
 )
 from edge_node.fhir.validation import check_type, validate
-from edge_node.store.writer import WriteOp
+from edge_node.fhir.write_op import WriteOp
 from sync_protocol.models import RESOURCE_ID_PATTERN
 
 _ID: Final = re.compile(RESOURCE_ID_PATTERN)

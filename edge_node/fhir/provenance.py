@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from edge_node.store.apply import iso_instant
-from edge_node.store.reads import Version
+from edge_node.fhir.instant import iso_instant
+from edge_node.fhir.version import Version
 
 _PARTICIPANT: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 _OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"

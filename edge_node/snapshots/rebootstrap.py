@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Final, TypeVar
 from uuid import UUID
 
+from edge_node.hub_link.client import HubClient
 from edge_node.snapshots.bootstrap import fetch_and_stage
 from edge_node.snapshots.errors import NoSnapshot
 from edge_node.snapshots.install import merge_own, swap_into
 from edge_node.snapshots.progress import BootstrapProgress, NoProgress
 from edge_node.snapshots.staging import Staged
-from edge_node.sync.hub_client import HubClient
 from sync_protocol.canonical import unpack
 from sync_protocol.keys import Keyring, SiteDirectory
 from sync_protocol.models import Change

@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from edge_node.hub_link.context import SyncContext
+from edge_node.hub_link.errors import HubRefused
 from edge_node.snapshots.errors import SnapshotDeferred, SnapshotError
 from edge_node.snapshots.export import ExportResult, PositionOf, export_snapshot
 from edge_node.snapshots.position import read_position, snapshot_ready
 from edge_node.snapshots.records import SyncPosition
-from edge_node.sync.context import SyncContext
-from edge_node.sync.errors import HubRefused
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,13 @@ listed in the `conflicts` table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Final
 
 import orjson
 
 from conflict import canonical_state, conflicts, materialize, materialize_json, merge
 from conflict.state import ResourceState, shown
+from edge_node.fhir.instant import iso_instant
 from edge_node.fhir.search_index import index_tokens, patient_ref
 from edge_node.fhir.types import PATIENT_ELEMENT
 from sync_protocol.models import Change
@@ -85,14 +84,6 @@ class Rows:
 
     def __bool__(self) -> bool:
         return bool(self.history)
-
-
-@lru_cache(maxsize=1024)
-def iso_instant(ms: int) -> str:
-    """FHIR instant for milliseconds since the epoch (UTC)."""
-    # Cached: a group commit stamps every row with one `now_ms` (pure, so safe).
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
 
 
 def with_meta(body: bytes, version: int, last_updated_ms: int, *, conflicted: bool) -> bytes:

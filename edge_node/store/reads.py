@@ -30,6 +30,7 @@ from conflict import ResourceState
 from conflict.decode import state_from_canonical
 from edge_node.errors import StoreUnavailable
 from edge_node.fhir.search import SearchQuery
+from edge_node.fhir.version import Version
 from edge_node.store.users import USER_BY_HASH
 
 _UPDATED_OPS: Final = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
@@ -45,24 +46,6 @@ class Current:
     json: bytes | None
     last_updated_ms: int
     patient_ref: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """One history row."""
-
-    resource_type: str
-    resource_id: str
-    version: int
-    origin: str
-    seq: int
-    user: str
-    device: str
-    hlc: int
-    recorded_ms: int
-    deleted: bool
-    json: bytes | None
-    hid: int
 
 
 _VERSION_COLUMNS: Final = ("type, id, version, origin, seq, user, device, hlc, recorded_ms, "

@@ -47,7 +47,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgpack
 import orjson
@@ -63,6 +63,7 @@ from edge_node.errors import (
     StoreUnavailable,
     VersionConflict,
 )
+from edge_node.fhir.write_op import Action, Actor, WriteOp
 from edge_node.store.account_events import chain_account_events
 from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
 from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
@@ -76,7 +77,6 @@ from sync_protocol.wire import encode_changes
 
 log = logging.getLogger(__name__)
 
-Action = Literal["create", "update", "delete"]
 T = TypeVar("T")
 Result = Applied | EdgeError
 
@@ -97,34 +97,6 @@ _INSERT_HISTORY: Final = (
     "deleted, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _STATUS: Final[dict[Action, int]] = {"create": 201, "update": 200, "delete": 204}
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who asks: the authenticated user, their role, device header and client address."""
-
-    user_id: str
-    role: str
-    device: str
-    client: str
-
-
-@dataclass(frozen=True, slots=True)
-class WriteOp:
-    """One write: create / update (PUT, may create) / delete of one resource.
-
-    `resource` is validated JSON with `id` set (None for a delete);
-    `if_match` the version the client last saw, if it sent one.
-    """
-
-    action: Action
-    resource_type: str
-    resource_id: str
-    resource: dict[str, Any] | None
-    if_match: int | None = None
-    #: An update that replaces every value of each element it writes, closing open
-    #: conflicts there (`$resolve`); a plain update replaces only the value it read.
-    resolve: bool = False
 
 
 Statement = tuple[str, tuple[Any, ...]]
@@ -240,6 +212,11 @@ class Writer:
                                         exclusive=lambda conn: out.append(fn(conn))))
         await future
         return out[0]
+
+    @property
+    def max_drift_ms(self) -> int:
+        """How far ahead of this site's wall clock a remote change's clock may be."""
+        return self._hlc.max_drift_ms
 
     def observe_hlc(self, hlc: int) -> None:
         """Let the site's clock absorb `hlc` (a snapshot's newest change, issue #5)."""
@@ -458,7 +435,7 @@ class Writer:
         if self.digest is None or not rows.resources:
             return None
         old = self.digest
-        new = StateDigest(old._key, old.value, old.count)
+        new = old.copy()
         for key, row in rows.resources.items():
             new.replace(f"{key[0]}/{key[1]}".encode(), self._loaded_raw.get(key), bytes(row[5]))
         self.digest = new
@@ -654,4 +631,4 @@ class _Overlay:
         return found if found is not None else self.base.get(key)
 
 
-__all__ = ["Action", "Actor", "Result", "WriteOp", "Writer", "WriterStatistics"]
+__all__ = ["Result", "Writer", "WriterStatistics"]

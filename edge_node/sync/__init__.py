@@ -1,5 +1,4 @@
-"""The edge's side of sync (issue #5).
+"""The edge's side of sync: enrollment, pusher, puller, blast-radius guard, the sync loop.
 
-    hub_client   every hub endpoint the edge uses, typed, TLS enforced
-    errors       SyncError tree (HubUnreachable, HubRefused, ...)
+The hub itself is reached through `edge_node.hub_link`; tables through `edge_node.store`.
 """

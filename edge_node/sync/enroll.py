@@ -36,20 +36,20 @@ from pathlib import Path
 from uuid import UUID
 
 from edge_node.errors import StoreError
+from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.errors import EnrollmentError, FingerprintMismatch, HubRefused
 from edge_node.node import init_data_dir, open_sync
 from edge_node.store.site import load_site
-from edge_node.store.transaction import write_transaction
-from edge_node.store.users import User
-from edge_node.sync.errors import EnrollmentError, FingerprintMismatch, HubRefused
-from edge_node.sync.hub_client import HubClient, HubSettings
-from edge_node.sync.rewind import relay_depth, rewind_statements
-from edge_node.sync.state import (
+from edge_node.store.sync_state import (
     SyncState,
     require_sync_state,
     save_enrollment,
     save_keyring,
     seal_at_rest,
 )
+from edge_node.store.transaction import write_transaction
+from edge_node.store.users import User
+from edge_node.sync.rewind import relay_depth, rewind_statements
 from sync_protocol.ids import SiteId
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair

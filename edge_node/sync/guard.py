@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import orjson
 
-from edge_node.store.writer import Actor, WriteOp
+from edge_node.fhir.write_op import Actor, WriteOp
 
 log = logging.getLogger(__name__)
 

@@ -33,21 +33,21 @@ from typing import Any
 
 from tenacity import AsyncRetrying, retry_if_exception, wait_random_exponential
 
+from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.context import SyncContext
+from edge_node.hub_link.errors import HubRefused, HubUnreachable
+from edge_node.hub_link.settings import SyncSettings
+from edge_node.hub_link.status import SyncStatus
 from edge_node.node import Edge, connect
 from edge_node.snapshots.errors import SnapshotError
 from edge_node.snapshots.rebootstrap import rebootstrap
 from edge_node.snapshots.snapshotter import run_snapshotter
 from edge_node.store.connection import ReadConnections
 from edge_node.store.schema import db_path
-from edge_node.sync.context import SyncContext
-from edge_node.sync.errors import HubRefused, HubUnreachable
-from edge_node.sync.hub_client import HubClient, HubSettings
+from edge_node.store.sync_state import SyncState, keyring_row, load_sync_state
 from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, missing_seqs, refresh_registry
 from edge_node.sync.pusher import Pusher, window_length
 from edge_node.sync.rewind import RELAY_LATER, queued_relays, relay_depth, rewind_statements
-from edge_node.sync.settings import SyncSettings
-from edge_node.sync.state import SyncState, keyring_row, load_sync_state
-from edge_node.sync.status import SyncStatus
 from sync_protocol.batch import batch_hash
 from sync_protocol.errors import ProtocolError
 from sync_protocol.key_delivery import open_keys_for_site

@@ -27,7 +27,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from edge_node.errors import EdgeError
-from edge_node.sync.context import SyncContext
+from edge_node.hub_link.context import SyncContext
 from sync_protocol.batch import SealedBatch, batch_hash, open_batch, read_sealed
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import (
@@ -182,7 +182,7 @@ class Puller:
                     or header.site_id not in ctx.directory or ctx.keyring is None:
                 return None
             _, changes = open_batch(sealed, ctx.keyring, ctx.directory)
-            check_drift(header.max_hlc, ctx.now_ms(), ctx.edge.writer._hlc.max_drift_ms,
+            check_drift(header.max_hlc, ctx.now_ms(), ctx.edge.writer.max_drift_ms,
                         source=sealed.label)
         except ProtocolError:
             return None  # `handle` holds it with the reason
@@ -278,7 +278,7 @@ class Puller:
                            "not follow the batch this site applied; report it")
             sealed = self._parsed(raw)
             changes = await self._open(sealed)
-            check_drift(header.max_hlc, ctx.now_ms(), ctx.edge.writer._hlc.max_drift_ms,
+            check_drift(header.max_hlc, ctx.now_ms(), ctx.edge.writer.max_drift_ms,
                         source=sealed.label)
         except Hold as hold:
             await self._hold(raw, hub_seq, header, hold, held)

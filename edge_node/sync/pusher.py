@@ -32,8 +32,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge_node.sync.context import SyncContext
-from edge_node.sync.errors import HubRefused, HubUnreachable, SyncError
+from edge_node.hub_link.context import SyncContext
+from edge_node.hub_link.errors import HubRefused, HubUnreachable, SyncError
 from edge_node.sync.guard import GuardScan, guard_check, guard_scan, guard_verdict, hold_from
 from sync_protocol.batch import batch_hash, seal_batch
 from sync_protocol.canonical import unpack

@@ -31,10 +31,10 @@ from cloud_hub.server import serve
 from conflict import canonical_dump
 from conflict.decode import state_from_canonical
 from edge_node.config import EdgeConfig
+from edge_node.fhir.write_op import WriteOp
+from edge_node.hub_link.client import HubClient, HubSettings, SiteInfo
 from edge_node.node import Edge
-from edge_node.store.writer import WriteOp
 from edge_node.sync.enroll import approve
-from edge_node.sync.hub_client import HubClient, HubSettings, SiteInfo
 from tests.edge_node.resources import allergy, observation
 from tests.edge_node.sync.edges import ACTOR, FAST, Running, patient, wait_for
 from tests.edge_node.sync.hubs import START_DEADLINE_S, LocalHub, wall_ms

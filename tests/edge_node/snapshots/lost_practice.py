@@ -25,8 +25,8 @@ from uuid import UUID
 
 import aiohttp
 
+from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.sync.enroll import approve, enroll_site, invite
-from edge_node.sync.hub_client import HubClient, HubSettings
 from tests.edge_node.snapshots.at_hub import (
     SNAP,
     applied,

@@ -19,10 +19,10 @@ import nacl.utils
 from conflict import canonical_dump
 from conflict.decode import state_from_canonical
 from edge_node.config import EdgeConfig
+from edge_node.fhir.write_op import Actor, WriteOp
 from edge_node.node import Edge, open_sync
 from edge_node.store.site import Site, load_site
-from edge_node.store.writer import Actor, WriteOp
-from edge_node.sync.state import save_enrollment, save_keyring
+from edge_node.store.sync_state import save_enrollment, save_keyring
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory
 from sync_protocol.models import Change, ChangeOp
 from tests.edge_node.conftest import make_data_dir, wall_ms

@@ -17,9 +17,9 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
-from edge_node.store.writer import WriteOp
+from edge_node.fhir.write_op import WriteOp
+from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.sync.enroll import enroll_site
-from edge_node.sync.hub_client import HubClient, HubSettings
 from tests.edge_node.snapshots.at_hub import SNAP, acked, site_view, wait_snapshot
 from tests.edge_node.snapshots.lost_practice import (
     LostPractice,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from edge_node.config import EdgeConfig
+from edge_node.fhir.write_op import WriteOp
 from edge_node.node import Edge
-from edge_node.store.writer import WriteOp
 from tests.edge_node.snapshots.at_hub import (
     SNAP,
     applied,

@@ -8,13 +8,13 @@ import uuid
 from pathlib import Path
 
 from edge_node.config import EdgeConfig
+from edge_node.fhir.write_op import WriteOp
 from edge_node.node import Edge, open_sync
 from edge_node.snapshots.export import export_snapshot
 from edge_node.snapshots.position import read_position
 from edge_node.snapshots.rebootstrap import replace_practice_data
 from edge_node.snapshots.staging import Staging
 from edge_node.store.check import check_store
-from edge_node.store.writer import WriteOp
 from tests.edge_node.conftest import wall_ms
 from tests.edge_node.resources import patient
 from tests.edge_node.snapshots.practice import (

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from edge_node.config import EdgeConfig
+from edge_node.fhir.write_op import Actor, WriteOp
+from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.settings import SyncSettings
 from edge_node.node import Edge, open_sync
 from edge_node.store.users import Role, add_user
-from edge_node.store.writer import Actor, WriteOp
 from edge_node.sync.enroll import EnrollResult, approve, enroll_site, invite
-from edge_node.sync.hub_client import HubClient, HubSettings
 from edge_node.sync.loop import SyncLoop
-from edge_node.sync.settings import SyncSettings
 from tests.edge_node.sync.hubs import wall_ms
 
 PASSPHRASE = "correct horse battery staple"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from edge_node.store.writer import WriteOp
-from edge_node.sync.settings import SyncSettings
+from edge_node.fhir.write_op import WriteOp
+from edge_node.hub_link.settings import SyncSettings
 from tests.edge_node.sync.children import (
     FAST_OPTIONS,
     edge_child,

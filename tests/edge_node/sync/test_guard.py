@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 from edge_node.cli import held
-from edge_node.store.writer import WriteOp
-from edge_node.sync.settings import SyncSettings
+from edge_node.fhir.write_op import WriteOp
+from edge_node.hub_link.settings import SyncSettings
 from tests.edge_node.sync.edges import ACTOR, FAST, patient, practice, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
 

@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from edge_node.sync.errors import HubRefused, HubUnreachable, InsecureHubUrl
-from edge_node.sync.hub_client import HubClient, HubSettings
+from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.errors import HubRefused, HubUnreachable, InsecureHubUrl
 from sync_protocol.keys import SiteKeyPair
 from tests.edge_node.sync.hubs import add_operator, local_hub
 

@@ -18,9 +18,9 @@ import pytest
 
 from chartsync.cli import main
 from edge_node.api.status import _sync_section
+from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.errors import EnrollmentError
 from edge_node.sync.enroll import approve, invite, reenroll
-from edge_node.sync.errors import EnrollmentError
-from edge_node.sync.hub_client import HubClient, HubSettings
 from tests.edge_node.sync.children import free_port
 from tests.edge_node.sync.edges import Running, patient, practice, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub, wall_ms

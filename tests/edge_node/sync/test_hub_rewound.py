@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_node.sync.errors import HubUnreachable
-from edge_node.sync.hub_client import HubClient
+from edge_node.hub_link.client import HubClient
+from edge_node.hub_link.errors import HubUnreachable
 from sync_protocol.models import PushAck
 from tests.edge_node.sync.children import free_port
 from tests.edge_node.sync.edges import Running, patient, practice, running, wait_for

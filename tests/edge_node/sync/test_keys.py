@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_node.hub_link.errors import FingerprintMismatch
 from edge_node.sync.enroll import approve, invite, revoke
-from edge_node.sync.errors import FingerprintMismatch
 from tests.edge_node.sync.edges import enroll, patient, practice, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
 

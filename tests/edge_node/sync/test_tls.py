@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from edge_node.__main__ import main as cli_main
-from edge_node.sync.errors import HubUnreachable
-from edge_node.sync.hub_client import HubClient, HubSettings
+from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.errors import HubUnreachable
 from tests.edge_node.sync.edges import enroll, patient, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
 

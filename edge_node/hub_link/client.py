@@ -36,7 +36,7 @@ from uuid import UUID
 import aiohttp
 import orjson
 
-from edge_node.sync.errors import HubRefused, HubUnreachable, InsecureHubUrl
+from edge_node.hub_link.errors import HubRefused, HubUnreachable, InsecureHubUrl
 from sync_protocol.errors import MalformedInput
 from sync_protocol.keys import SitePublicKeys
 from sync_protocol.models import PulledBatch, PullResponse, PushAck, push_ack_from_json

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
+from edge_node.hub_link.client import HubClient
+from edge_node.hub_link.settings import SyncSettings
+from edge_node.hub_link.status import SyncStatus
 from edge_node.node import Edge, connect
 from edge_node.store.connection import ReadConnections
 from edge_node.store.schema import db_path
-from edge_node.sync.hub_client import HubClient
-from edge_node.sync.settings import SyncSettings
-from edge_node.sync.state import SyncState
-from edge_node.sync.status import SyncStatus
+from edge_node.store.sync_state import SyncState
 from sync_protocol.keys import Keyring, SiteDirectory
 
 T = TypeVar("T")

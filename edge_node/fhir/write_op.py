@@ -1,0 +1,39 @@
+"""A write the FHIR API asks of the store, and who asks it.
+
+The API and Bundle code build these; `store.writer` applies them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Action = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks: the authenticated user, their role, device header and client address."""
+
+    user_id: str
+    role: str
+    device: str
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOp:
+    """One write: create / update (PUT, may create) / delete of one resource.
+
+    `resource` is validated JSON with `id` set (None for a delete);
+    `if_match` the version the client last saw, if it sent one.
+    """
+
+    action: Action
+    resource_type: str
+    resource_id: str
+    resource: dict[str, Any] | None
+    if_match: int | None = None
+    #: An update that replaces every value of each element it writes, closing open
+    #: conflicts there (`$resolve`); a plain update replaces only the value it read.
+    resolve: bool = False
