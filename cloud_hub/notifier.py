@@ -58,6 +58,10 @@ class Notifier:
         if event is not None:
             event.set()
 
+    def has_waiters(self, practice_id: PracticeId) -> bool:
+        """Whether someone holds a ticket of `practice_id` that no publish has set yet."""
+        return practice_id in self._events
+
     def registry_generation(self, practice_id: PracticeId) -> int:
         """Changes each time the practice's site registry changes (seen by this process)."""
         return self._registry.get(practice_id, 0)
