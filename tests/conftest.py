@@ -116,7 +116,7 @@ def _wait_server(dsn: str, deadline: float) -> str | None:
 # --- throwaway cluster ----------------------------------------------------------------------
 
 
-def _find_pg_bin() -> Path | None:
+def find_pg_bin() -> Path | None:
     """Directory holding both ``initdb`` and ``pg_ctl``: PATH first, then the newest Debian one."""
     initdb = shutil.which("initdb")
     if initdb and shutil.which("pg_ctl", path=str(Path(initdb).parent)):
@@ -139,7 +139,7 @@ def _free_port() -> int:
         return port
 
 
-class _Cluster:
+class ThrowawayCluster:
     """A PostgreSQL cluster in a temporary directory, run as the current user or ``postgres``."""
 
     def __init__(self, bindir: Path, run_as: str | None) -> None:
@@ -214,7 +214,7 @@ class _Cluster:
         return ""
 
 
-def _cluster_user() -> str | None:
+def cluster_user() -> str | None:
     """Whom to run initdb as: ourselves (None), or ``postgres`` when we are root.
 
     Skips (with the ``postgres:`` prefix) when we are root and there is no ``postgres`` user.
@@ -254,12 +254,12 @@ def pg_server_dsn() -> Iterator[str]:
         yield env_dsn
         return
 
-    bindir = _find_pg_bin()
+    bindir = find_pg_bin()
     if bindir is None:
         pytest.skip(
             f"{SKIP_PREFIX} no {PG_DSN_ENV} and no local PostgreSQL binaries (initdb/pg_ctl) found"
         )
-    cluster = _Cluster(bindir, _cluster_user())
+    cluster = ThrowawayCluster(bindir, cluster_user())
     try:
         try:
             cluster.start()

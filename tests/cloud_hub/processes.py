@@ -16,7 +16,7 @@ import aiohttp
 import asyncpg
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from tests.conftest import _Cluster, _cluster_user, _find_pg_bin
+from tests.conftest import ThrowawayCluster, cluster_user, find_pg_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 START_DEADLINE_S = 30.0
@@ -108,7 +108,7 @@ async def hub_process(store: str, port: int | None = None, *,
         await hub.stop()
 
 
-class RestartableCluster(_Cluster):
+class RestartableCluster(ThrowawayCluster):
     """A throwaway PostgreSQL of our own (never the shared server) that we may restart.
 
     Commits are synchronous (unlike the session cluster): an acknowledged push
@@ -147,11 +147,11 @@ async def restartable_cluster() -> AsyncIterator[RestartableCluster]:
     """Our own cluster with a `hub` database; skipped (postgres: ...) without binaries."""
     import pytest
 
-    bindir = _find_pg_bin()
+    bindir = find_pg_bin()
     if bindir is None:
         pytest.skip("postgres: no local PostgreSQL binaries (initdb/pg_ctl) for a cluster "
                     "this test may restart")
-    cluster = RestartableCluster(bindir, _cluster_user())
+    cluster = RestartableCluster(bindir, cluster_user())
     try:
         await asyncio.to_thread(cluster.start_fresh)
         conn = await asyncpg.connect(cluster.dsn)
@@ -162,7 +162,7 @@ async def restartable_cluster() -> AsyncIterator[RestartableCluster]:
         await asyncio.to_thread(cluster.stop)
 
 
-def cluster_hub_dsn(cluster: _Cluster) -> str:
+def cluster_hub_dsn(cluster: ThrowawayCluster) -> str:
     return cluster.dsn.rsplit("/", 1)[0] + "/hub"
 
 
