@@ -13,7 +13,7 @@ order"): hub sequence numbers of a practice are assigned under a per-practice
 lock in the same transaction that stores the batch, so once a reader sees hub
 sequence n, every m < n is already visible — a reader never sees a gap filled later.
 
-Both stores migrate to the same SCHEMA_VERSION; its changelog:
+Both stores migrate to the one `SCHEMA_VERSION` defined here; its changelog:
     1  practices, sites, enrollment tokens, operators, batches, site chains, practice
        sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
     2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
@@ -29,11 +29,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Final, Protocol
 from uuid import UUID
 
 from sync_protocol.ids import BatchId, HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.models import ChangeMeta
+
+#: The hub store's schema, for both stores (changelog in this module's docstring).
+#: A store refuses to open a database with a newer schema than this.
+SCHEMA_VERSION: Final = 3
 
 
 class SiteStatus(StrEnum):
