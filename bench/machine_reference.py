@@ -11,8 +11,8 @@ the same tools, in the same run:
   API write can be faster than this on this machine; `creates_vs_bare_http`
   is the edge's share of it.
 * `sqlite_full_txn_per_s`: Python's sqlite3, WAL, `synchronous=FULL`, one
-  fsynced transaction per ~500-byte row (the issue's own yardstick: "about
-  5,000-7,000/s here").  Group commit is how the edge beats it.
+  fsynced transaction per ~500-byte row (about 5,000-7,000/s on the reference
+  machine; docs/performance.md).  Group commit is how the edge beats it.
 
 The edge suite runs both just before its own figures and prints them beside
 them (`python -m bench --only edge`).

@@ -1,6 +1,6 @@
 """Regenerate the golden vectors: `python -m tests.vectors.make_vectors` from the repo root.
 
-Run only with a protocol version bump (STYLE.md rule 6): the vectors pin what
+Run only with a protocol version bump (tests/vectors/README.md): the vectors pin what
 version 1 bytes look like, so an accidental wire change fails the tests.
 
 Vectors whose sealing is deterministic (batch, receipt, passphrase recovery kit,
