@@ -5,7 +5,7 @@
 Hub benchmarks need PostgreSQL: CHARTSYNC_BENCH_PG_DSN (default
 postgresql://postgres@127.0.0.1:5432/postgres); a suite that cannot run says
 why and the others go on.  Numbers are for this machine only: compare
-ratios measured in one run (see ../shared/PERFORMANCE.md on noise).
+ratios measured in one run (see docs/performance.md on noise).
 """
 
 from __future__ import annotations

@@ -32,13 +32,13 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 import orjson
 
+from bench.edge_load import patient, run_concurrent
 from bench.machine_reference import bare_http_posts_per_s, sqlite_full_txn_per_s
 from edge_node.node import init_data_dir, open_sync
 from edge_node.store.users import Role, add_user
@@ -58,12 +58,6 @@ OBS_PER_PATIENT: Final = 20
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
-def _patient(i: int) -> dict[str, Any]:
-    return {"resourceType": "Patient", "name": [{"family": f"山田{i % 97}", "given": ["太郎"]}],
-            "birthDate": f"19{50 + i % 50}-0{1 + i % 9}-1{i % 10}", "gender": "male",
-            "identifier": [{"system": "urn:oid:1.2.392.100495.20.3.51", "value": str(i)}]}
 
 
 def _observation(patient_id: str, i: int) -> dict[str, Any]:
@@ -90,23 +84,6 @@ async def _start(data: Path, log: Path) -> tuple[asyncio.subprocess.Process, str
     return proc, line.split()[1].decode()
 
 
-async def _concurrent(n: int, clients: int, call: Callable[[int], Awaitable[None]]
-                      ) -> tuple[float, list[float]]:
-    """Run call(0..n-1) on `clients` workers; return (ops/s, latencies in ms)."""
-    latencies: list[float] = []
-    counter = iter(range(n))
-
-    async def worker() -> None:
-        for i in counter:
-            t0 = time.perf_counter()
-            await call(i)
-            latencies.append((time.perf_counter() - t0) * 1000)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    return n / (time.perf_counter() - start), latencies
-
-
 async def _measure(base: str, token: str) -> dict[str, float]:
     out: dict[str, float] = {}
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
@@ -115,23 +92,23 @@ async def _measure(base: str, token: str) -> dict[str, float]:
         ids: list[str] = [""] * CREATES
 
         async def create(i: int) -> None:
-            async with http.post("/fhir/Patient", data=orjson.dumps(_patient(i))) as r:
+            async with http.post("/fhir/Patient", data=orjson.dumps(patient(i))) as r:
                 body = await r.read()
                 assert r.status == 201, body[:300]
                 ids[i] = orjson.loads(body)["id"]
 
-        rate, lat = await _concurrent(CREATES, CLIENTS, create)
+        rate, lat = await run_concurrent(CREATES, CLIENTS, create)
         out.update(creates_per_s=rate, create_p50_ms=_pct(lat, 0.5),
                    create_p99_ms=_pct(lat, 0.99))
 
         async def update(i: int) -> None:
             pid = ids[i % CREATES]
-            body = {**_patient(i), "id": pid, "gender": "female" if i % 2 else "other"}
+            body = {**patient(i), "id": pid, "gender": "female" if i % 2 else "other"}
             async with http.put(f"/fhir/Patient/{pid}", data=orjson.dumps(body)) as r:
                 await r.read()
                 assert r.status == 200
 
-        rate, lat = await _concurrent(UPDATES, CLIENTS, update)
+        rate, lat = await run_concurrent(UPDATES, CLIENTS, update)
         out.update(updates_per_s=rate, update_p50_ms=_pct(lat, 0.5),
                    update_p99_ms=_pct(lat, 0.99))
 
@@ -148,7 +125,7 @@ async def _measure(base: str, token: str) -> dict[str, float]:
                 body = await r.read()
                 assert r.status == 200, body[:300]
 
-        rate, lat = await _concurrent(n_bundles, BUNDLES_IN_FLIGHT, bundle)
+        rate, lat = await run_concurrent(n_bundles, BUNDLES_IN_FLIGHT, bundle)
         out.update(bundle_resources_per_s=rate * BUNDLE_SIZE, bundle_p50_ms=_pct(lat, 0.5))
 
         rng = random.Random(7)
@@ -158,7 +135,7 @@ async def _measure(base: str, token: str) -> dict[str, float]:
                 await r.read()
                 assert r.status == 200
 
-        rate, lat = await _concurrent(READS, CLIENTS, read)
+        rate, lat = await run_concurrent(READS, CLIENTS, read)
         out.update(reads_per_s=rate, read_p99_ms=_pct(lat, 0.99))
 
         async def search(i: int) -> None:
@@ -167,7 +144,7 @@ async def _measure(base: str, token: str) -> dict[str, float]:
                 assert r.status == 200
                 assert len(orjson.loads(body)["entry"]) == OBS_PER_PATIENT
 
-        rate, lat = await _concurrent(SEARCHES, 1, search)
+        rate, lat = await run_concurrent(SEARCHES, 1, search)
         out.update(search_patient_p50_ms=_pct(lat, 0.5), search_patient_p99_ms=_pct(lat, 0.99),
                    store_resources=float(CREATES + STORE_SIZE))
     return out

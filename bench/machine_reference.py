@@ -11,8 +11,8 @@ the same tools, in the same run:
   API write can be faster than this on this machine; `creates_vs_bare_http`
   is the edge's share of it.
 * `sqlite_full_txn_per_s`: Python's sqlite3, WAL, `synchronous=FULL`, one
-  fsynced transaction per ~500-byte row (the issue's own yardstick: "about
-  5,000-7,000/s here").  Group commit is how the edge beats it.
+  fsynced transaction per ~500-byte row (about 5,000-7,000/s on the reference
+  machine; docs/performance.md).  Group commit is how the edge beats it.
 
 The edge suite runs both just before its own figures and prints them beside
 them (`python -m bench --only edge`).
@@ -32,6 +32,8 @@ from typing import Final
 
 import aiohttp
 import orjson
+
+from bench.edge_load import patient, run_concurrent
 
 CLIENTS: Final = 32
 POSTS: Final = 6_000
@@ -65,8 +67,6 @@ except ImportError:
 
 async def bare_http_posts_per_s() -> float:
     """POSTs/s through a do-nothing aiohttp server in a child process (see module doc)."""
-    from bench.edge_bench import _concurrent, _patient
-
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _BARE_SERVER, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
@@ -80,12 +80,12 @@ async def bare_http_posts_per_s() -> float:
                                          connector=connector) as http:
 
             async def post(i: int) -> None:
-                async with http.post("/fhir/Patient", data=orjson.dumps(_patient(i))) as r:
+                async with http.post("/fhir/Patient", data=orjson.dumps(patient(i))) as r:
                     await r.read()
                     assert r.status == 201
 
-            await _concurrent(CLIENTS * 10, CLIENTS, post)  # connections open, warm
-            rate, _ = await _concurrent(POSTS, CLIENTS, post)
+            await run_concurrent(CLIENTS * 10, CLIENTS, post)  # connections open, warm
+            rate, _ = await run_concurrent(POSTS, CLIENTS, post)
             return rate
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -11,7 +11,7 @@ dict of states: what a site does when it restores from the hub.
     python -c "import sys; sys.path.insert(0, '.'); \\
         from bench.merge_bench import run_merge_bench; print(run_merge_bench())"
 
-Target (PERFORMANCE.md budget for the merge step): at least 30,000 changes/s.
+Target (docs/performance.md, the merge step's budget): at least 30,000 changes/s.
 """
 
 from __future__ import annotations

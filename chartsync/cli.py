@@ -3,7 +3,7 @@
 Exit codes, for every subcommand: 0 ok, 1 failure, 2 usage error (argparse's own convention).
 This package is the only place that sees both the edge and the hub: `chartsync edge ...`
 commands live in `edge_node/cli/`, `chartsync hub ...` in `cloud_hub/cli/`; each side
-registers its own group through `add_commands(subparsers)` (STYLE.md, rule 17).
+registers its own group through `add_commands(subparsers)`, one module per subcommand.
 """
 
 from __future__ import annotations

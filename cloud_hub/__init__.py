@@ -1,4 +1,4 @@
 """The cloud hub: orders, stores and fans out sealed change batches it cannot read.
 
-Imports ``sync_protocol`` only; never ``edge_node`` or ``conflict`` (see STYLE.md, rule 1).
+Imports ``sync_protocol`` only; never ``edge_node`` or ``conflict`` (docs/design.md, "Layering").
 """

@@ -7,7 +7,7 @@ one (`batches_after`), so 500 subscribers at the same cursor cost one query.
 A caller joins a read in flight only if no commit was announced since that read
 started: a subscriber woken by a new batch must not get the answer of a read
 that began before the batch was committed, or it would wait again with the
-batch unsent (seen as a stream that stalled until the next push, #5).
+batch unsent (seen as a stream that stalls until the next push).
 """
 
 from __future__ import annotations

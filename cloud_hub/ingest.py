@@ -6,7 +6,7 @@ origin's registered Ed25519 key, and the header's max HLC against the hub's cloc
 
 Origin: the header's practice must be the pushing credential's.  Its site is
 the pusher's own, or — a relay, to rebuild a lost hub from the edges' copies
-(#5) — another site of the same practice that was approved at some time
+(docs/design.md) — another site of the same practice that was approved at some time
 (approved now, or revoked later: its registered key stays).  The origin's
 chain rules apply either way; an unknown site, a pending one or another
 practice is refused as `WrongOrigin`.

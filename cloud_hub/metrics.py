@@ -1,6 +1,6 @@
 """Prometheus metrics of one hub process: one registry per app, never a global one.
 
-Labels are ids and wire codes only — never practice or site names (STYLE rule 12).
+Labels are ids and wire codes only — never practice or site names, nor anything from a chart.
 
     chartsync_hub_pushes_total{outcome}              stored | duplicate | refused
     chartsync_hub_push_rejections_total{code}        refusals by wire code

@@ -1,6 +1,7 @@
 """Deterministic merge of FHIR resource changes: the functional core of chartsync.
 
-Values in, values out: no I/O, clock, randomness, logging or event loop (STYLE.md 3).
+Values in, values out: no I/O, clock, randomness, logging or event loop (docs/design.md,
+"Layering").
 Every site merges the same changes with the same rules and reaches the same
 state, whatever the order or number of times changes arrive.
 

@@ -1,7 +1,7 @@
 """Canonical bytes of merged states: equal states, equal bytes.
 
 Sites compare and digest these bytes to show they hold the same charts
-(ARCHITECTURE.md, guarantee 7), and tests compare them to prove convergence.
+(docs/design.md, "Visible agreement"), and tests compare them to prove convergence.
 Layout (msgpack arrays only, so no map ordering is involved):
 
     state = [STATE_FORMAT, resource_type, resource_id, [register, ...]]
@@ -25,7 +25,7 @@ STATE_FORMAT: Final = 1
 
 
 def _state_array(state: ResourceState) -> list[Any]:
-    # The hot path of every apply (PERFORMANCE.md): `UUID.bytes` is a Python-level
+    # The hot path of every apply (docs/performance.md): `UUID.bytes` is a Python-level
     # property, so each site's bytes are made once per state (`UUID.int` is a slot);
     # heads are kept sorted by `merge`/`decode`, but sorting a 1-tuple is skipped.
     site_bytes: dict[int, bytes] = {}

@@ -13,7 +13,7 @@ Merging is therefore commutative, associative and idempotent: any order, with
 any duplicates, gives equal states.  Registers a change does not write are
 untouched (contexts replace per element, never per resource).
 
-This is the hot path of applying a pulled batch (PERFORMANCE.md): it builds
+This is the hot path of applying a pulled batch (docs/performance.md): it builds
 tuples in C, hashes as few dots as it can (a `UUID` hashes in Python), and
 sorts only when a register really holds several heads.
 """

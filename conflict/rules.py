@@ -7,7 +7,7 @@ shows the same values.  Changing an entry changes what sites flag and display
 What each entry says (see `KindRules`):
 
 * `guarded` — registers whose concurrent different values raise a conflict
-  record for a clinician (DOMAIN.md §6 items 10-16).  Unlisted registers still
+  record for a clinician (docs/design.md, "Clinical merge rules").  Unlisted registers still
   keep every concurrent value as a head; the greatest `(hlc, site)` is shown and
   nothing is flagged.  A `_name` primitive-extension sibling is guarded when
   `name` is: an extension such as data-absent-reason changes what the value means.
@@ -17,7 +17,7 @@ What each entry says (see `KindRules`):
 * `coupled` — registers that one edit always writes together, so they keep the
   same heads.  Used where FHIR invariants tie elements (ait-2, con-3/4/5, obs-6)
   or where the domain wants concurrent edits of one unit flagged as a whole
-  (a medication order, item 14).
+  (a medication order).
 * `precedence` — for a few coded primitives, values that are shown ahead of a
   newer concurrent value while the conflict is open (first listed is strongest):
   the display errs on the safe side until a clinician resolves it.
@@ -73,19 +73,19 @@ def _code(value: str) -> bytes:
     return b'"' + value.encode("ascii") + b'"'
 
 
-#: Every clinical kind: delete vs edit is a conflict (ARCHITECTURE.md, "Deletes are
-#: tombstones"); modifier elements and rules change what the rest means; contained
+#: Every clinical kind: delete vs edit is a conflict (docs/design.md, "Clinical merge
+#: rules"); modifier elements and rules change what the rest means; contained
 #: resources (e.g. the Medication a MedicationRequest points at) are content.
 _ALWAYS: Final = frozenset({DELETED, "modifierExtension", "implicitRules", "contained"})
 
 #: Shown first while an edit and a delete are concurrent: never hide an allergy or a
-#: problem that one branch still has (DOMAIN.md item 11).
+#: problem that one branch still has (docs/design.md, "Clinical merge rules").
 _LIVE_FIRST: Final = MappingProxyType({DELETED: (LIVE_VALUE,)})
 
 RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
-    # Demographics (item 13): any field changed at two sites is a review item, and
+    # Demographics: any field changed at two sites is a review item, and
     # identifiers are never overwritten silently; the fields used to find duplicates
-    # (kana name, birth date, sex, insurance number: item 15) are all here.  `link`
+    # (kana name, birth date, sex, insurance number) are all here.  `link`
     # carries merges of duplicates (replaced-by / replaces).  Deleting a patient while
     # another site edits them is flagged like any clinical delete.  Not guarded: the
     # narrative, photo and the administrative pointers (managing organisation, GP).
@@ -112,7 +112,7 @@ RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
         choices=frozenset({"value", "effective"}),
         coupled=(frozenset({"value[x]", "dataAbsentReason"}),),
     ),
-    # Problem list (item 11): entries union by id; a retire is a status change, so
+    # Problem list: entries union by id; a retire is a status change, so
     # status edits are guarded.  con-3/4/5 tie clinical status, verification status
     # and abatement, so they move together.
     "Condition": KindRules(
@@ -124,7 +124,7 @@ RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
         coupled=(frozenset({"clinicalStatus", "verificationStatus", "abatement[x]"}),),
         precedence=_LIVE_FIRST,
     ),
-    # Allergies (item 11): the substance, how dangerous, the reactions and whether it
+    # Allergies: the substance, how dangerous, the reactions and whether it
     # is current are guarded; ait-1/ait-2 tie clinical and verification status.  While
     # two sites disagree on criticality the higher one is shown.
     "AllergyIntolerance": KindRules(
@@ -139,7 +139,7 @@ RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
             "criticality": (_code("high"), _code("unable-to-assess")),
         }),
     ),
-    # Orders are not edited in place (item 14): status, drug, dose, supply and
+    # Orders are not edited in place: status, drug, dose, supply and
     # do-not-perform are one unit, so a stop concurrent with a modify conflicts on
     # every part of it, and the stop is what is shown until the prescriber resolves.
     "MedicationRequest": KindRules(
@@ -157,7 +157,7 @@ RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
             "doNotPerform": (b"true",),
         }),
     ),
-    # Notes and documents (item 12): amendments are new linked resources (`relatesTo`),
+    # Notes and documents: amendments are new linked resources (`relatesTo`),
     # so they union by id; an in-place edit of the content concurrent with another is
     # flagged with both texts kept, never merged.  Security labels decide who may read.
     "DocumentReference": KindRules(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cached_property
-from typing import Annotated, Any, Final, NamedTuple
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 from pydantic import (
@@ -21,6 +21,13 @@ from pydantic import (
     model_validator,
 )
 
+# Dots and change metadata have modules of their own (the wire codecs need them
+# without the models); they stay importable from here.
+from sync_protocol.change_meta import TOKEN_BYTES as TOKEN_BYTES
+from sync_protocol.change_meta import ChangeMeta as ChangeMeta
+from sync_protocol.change_meta import decode_metas, encode_metas
+from sync_protocol.dots import Dot as Dot
+from sync_protocol.dots import sorted_dots as sorted_dots
 from sync_protocol.errors import MalformedInput
 
 #: FHIR resource type and id grammar (FHIR R4 `id`: 1-64 of [A-Za-z0-9.-]).
@@ -35,7 +42,6 @@ LIVE_VALUE: Final = b"false"
 DELETED_VALUE: Final = b"true"
 
 HASH_BYTES: Final = 32
-TOKEN_BYTES: Final = 16
 KEY_ID_BYTES: Final = 8
 GENESIS_HASH: Final = bytes(HASH_BYTES)
 
@@ -44,22 +50,6 @@ Seq = Annotated[int, Field(ge=1, lt=1 << 63)]
 ResourceType = Annotated[str, Field(pattern=RESOURCE_TYPE_PATTERN)]
 ResourceIdStr = Annotated[str, Field(pattern=RESOURCE_ID_PATTERN)]
 RegisterName = Annotated[str, Field(pattern=REGISTER_PATTERN)]
-
-
-class Dot(NamedTuple):
-    """One write: the origin site and its per-site change sequence number."""
-
-    site: UUID
-    seq: Annotated[int, Field(ge=1, lt=1 << 63)]
-
-
-def _dot_key(dot: Dot) -> tuple[bytes, int]:
-    return (dot.site.bytes, dot.seq)
-
-
-def sorted_dots(dots: Any) -> tuple[Dot, ...]:
-    """Dots in canonical order (site bytes, then seq), without repeats."""
-    return tuple(sorted(set(dots), key=_dot_key))
 
 
 class ChangeOp(StrEnum):
@@ -131,13 +121,6 @@ class Change(BaseModel):
         return sorted_dots(d for dots in self.replaces.values() for d in dots)
 
 
-class ChangeMeta(NamedTuple):
-    """What the hub may know of one change: its record token and replaced dots."""
-
-    token: bytes
-    replaces: tuple[Dot, ...]
-
-
 class BatchHeader(BaseModel):
     """Plaintext header of a sealed batch: everything the hub can see.
 
@@ -158,7 +141,7 @@ class BatchHeader(BaseModel):
     key_id: Annotated[bytes, Field(min_length=KEY_ID_BYTES, max_length=KEY_ID_BYTES)]
     max_hlc: U64
     body_bytes: Annotated[int, Field(ge=0)]
-    #: Checked by `wire.decode_metas` on the way in (skipping pydantic's per-item pass).
+    #: Checked by `change_meta.decode_metas` on the way in (skipping pydantic's per-item pass).
     changes: SkipValidation[tuple[ChangeMeta, ...]]
     capabilities: tuple[str, ...] = ()
     schema_version: Annotated[int, Field(ge=1)] = 1
@@ -179,8 +162,6 @@ class BatchHeader(BaseModel):
         return self.seq_to - self.seq_from + 1
 
     def to_wire(self) -> dict[str, Any]:
-        from sync_protocol.wire import encode_metas
-
         sites, metas = encode_metas(self.changes)
         # Keys in sorted order, so `pack_plain` gives the canonical bytes without a
         # recursive re-sort of the (large) change list.
@@ -204,8 +185,6 @@ class BatchHeader(BaseModel):
 
 def header_from_wire(raw: Any) -> BatchHeader:
     """Rebuild a `BatchHeader` from its wire map; raises `MalformedInput` only."""
-    from sync_protocol.wire import decode_metas
-
     try:
         seq_from, seq_to = raw["seq"]
         changes = decode_metas(raw["sites"], raw["changes"])

@@ -7,7 +7,7 @@
 
 Inside a pull answer the batches carry no `log_id` (the answer has one).
 `log_id` is fixed when the hub's store is created: an edge that sees another
-one is talking to a rebuilt hub (#5).  It is in the pull answer and in every
+one is talking to a rebuilt hub (docs/design.md).  It is in the pull answer and in every
 frame, so a stream needs no extra first message.  Readers treat it as optional.
 
 Sealed batches are carried as they were pushed, byte for byte.  Encoders take

@@ -13,7 +13,8 @@ forms keep the object count per change small and every check cheap:
 Content (inside the ciphertext):
     {"sites": [site16...], "changes": [[type, id, op, {register: bytes|nil},
                                         [[flat_dots, [register...]]...], hlc, user, device]...]}
-Header metadata (plaintext): `sites` plus `changes: [[token16, flat_dots]...]`.
+Header metadata (plaintext): `sites` plus `changes: [[token16, flat_dots]...]`
+(`sync_protocol.change_meta`).
 
 Decoders check exactly what the pydantic models enforce, by hand, and raise
 `MalformedInput` only; a property test holds them to the models' verdicts.
@@ -22,75 +23,45 @@ Decoders check exactly what the pydantic models enforce, by hand, and raise
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 from uuid import UUID
 
+from sync_protocol.dots import Dot, DotTable, flat_dots, site_table, sorted_dots
 from sync_protocol.errors import MalformedInput
 from sync_protocol.models import (
     DELETED,
     REGISTER_PATTERN,
     RESOURCE_ID_PATTERN,
     RESOURCE_TYPE_PATTERN,
-    TOKEN_BYTES,
     Change,
-    ChangeMeta,
     ChangeOp,
-    Dot,
-    sorted_dots,
 )
 
 _TYPE_RE: Final = re.compile(RESOURCE_TYPE_PATTERN)
 _ID_RE: Final = re.compile(RESOURCE_ID_PATTERN)
 _REGISTER_RE: Final = re.compile(REGISTER_PATTERN)
 _OPS: Final = {op.value: op for op in ChangeOp}
-_MAX_SEQ: Final = 1 << 63
 _MAX_U64: Final = 1 << 64
-
-
-def _site_table(dot_sets: Iterable[Iterable[Dot]]) -> tuple[list[bytes], dict[int, int]]:
-    """Sorted site ids, and each site's index keyed by `UUID.int`.
-
-    Keyed by the integer because `UUID.__hash__` runs in Python and this is the
-    hot path of sealing; a UUID's integer orders exactly like its bytes.
-    """
-    ints = sorted({d.site.int for dots in dot_sets for d in dots})
-    return [i.to_bytes(16, "big") for i in ints], {i: n for n, i in enumerate(ints)}
-
-
-def _flat(dots: Iterable[Dot], index: dict[int, int]) -> list[int]:
-    """Dots as [site_index, seq, ...]; `dots` must already be in canonical order."""
-    out: list[int] = []
-    for d in dots:
-        out += (index[d.site.int], d.seq)
-    return out
 
 
 _NONE_TYPE: Final = type(None)
 _VALUE_TYPES: Final = frozenset({bytes, _NONE_TYPE})
 
 
-class _Decoder:
+class _Decoder(DotTable):
     """Per-batch decoding state: the site table and names already checked.
 
     Checks run as set operations in C where they can (names already seen,
     value types), falling back to a per-item check only for what is new.
     """
 
-    __slots__ = ("dot_cache", "names", "sites", "types")
+    __slots__ = ("names", "types")
 
     def __init__(self, raw_sites: Any) -> None:
-        if type(raw_sites) is not list or not all(
-                type(s) is bytes and len(s) == 16 for s in raw_sites):
-            raise MalformedInput("sites must be a list of 16-byte site ids")
-        if raw_sites != sorted(set(raw_sites)):
-            raise MalformedInput("sites must be sorted and distinct")
-        self.sites = [UUID(bytes=s) for s in raw_sites]
+        super().__init__(raw_sites)
         self.names: set[str] = set()
         self.types: set[str] = set()
-        #: Flat dot lists seen in this batch → their decoded tuples (edits in one
-        #: batch often replace the same heads).
-        self.dot_cache: dict[tuple[int, ...], tuple[Dot, ...]] = {}
 
     def check_names(self, names: Any) -> None:
         try:
@@ -104,44 +75,6 @@ class _Decoder:
                     raise MalformedInput(f"invalid register name {str(name)[:70]!r}")
                 self.names.add(name)
 
-    def dots(self, flat: Any) -> tuple[Dot, ...]:
-        if type(flat) is not list:
-            raise MalformedInput("dots must be a flat list of [site_index, seq] pairs")
-        n = len(flat)
-        if n == 2:  # the common case: one head replaced
-            idx, seq = flat
-            if type(idx) is int and type(seq) is int and 0 <= idx < len(self.sites) \
-                    and 1 <= seq < _MAX_SEQ:
-                return (_new_dot(Dot, (self.sites[idx], seq)),)
-        elif n == 0:
-            return ()
-        key = tuple(flat)
-        try:
-            cached = self.dot_cache.get(key)
-        except TypeError:  # an unhashable item: not a flat list of integers
-            raise MalformedInput("dots must be a flat list of [site_index, seq] pairs") from None
-        if cached is not None:
-            return cached
-        if n % 2:
-            raise MalformedInput("dots must be a flat list of [site_index, seq] pairs")
-        sites, n_sites = self.sites, len(self.sites)
-        out = []
-        prev: tuple[int, int] = (-1, 0)
-        for i in range(0, n, 2):
-            idx, seq = flat[i], flat[i + 1]
-            if not (type(idx) is int and type(seq) is int and 0 <= idx < n_sites
-                    and 1 <= seq < _MAX_SEQ and (idx, seq) > prev):
-                raise MalformedInput("a dot is [site_index, seq >= 1], sorted and distinct")
-            prev = (idx, seq)
-            out.append(_new_dot(Dot, (sites[idx], seq)))
-        result = self.dot_cache[key] = tuple(out)
-        return result
-
-
-#: NamedTuple construction through its Python-level __new__ costs ~0.5 µs; the
-#: fields are already checked, so build the tuple directly.
-_new_dot = tuple.__new__
-
 
 # --- change lists (inside the ciphertext) ----------------------------------------------
 
@@ -152,7 +85,7 @@ def encode_changes(changes: Sequence[Change]) -> dict[str, Any]:
     Relies on `Change` keeping each dot list in canonical order (its validator
     sorts them; the decoder refuses unsorted ones).
     """
-    sites, index = _site_table(c.all_replaced for c in changes)
+    sites, index = site_table(c.all_replaced for c in changes)
     out = []
     for c in changes:
         # Group registers by identical dot lists.  A linear scan: a change has one
@@ -168,7 +101,7 @@ def encode_changes(changes: Sequence[Change]) -> dict[str, Any]:
                 groups.append((dots, [name]))
         out.append([
             c.resource_type, c.resource_id, c.op.value, c.elements,
-            sorted([_flat(dots, index), names] for dots, names in groups),
+            sorted([flat_dots(dots, index), names] for dots, names in groups),
             c.hlc, c.user, c.device,
         ])
     return {"sites": sites, "changes": out}
@@ -259,24 +192,3 @@ def _checked_change(fields: dict[str, Any]) -> Change:
 
 _set = object.__setattr__
 _ALL_FIELDS: Final = frozenset(Change.model_fields)
-
-
-# --- per-change metadata (plaintext header) ---------------------------------------------
-
-
-def encode_metas(metas: Sequence[ChangeMeta]) -> tuple[list[bytes], list[list[Any]]]:
-    sites, index = _site_table(m.replaces for m in metas)
-    return sites, [[m.token, _flat(m.replaces, index)] for m in metas]
-
-
-def decode_metas(raw_sites: Any, raw: Any) -> tuple[ChangeMeta, ...]:
-    dec = _Decoder(raw_sites)
-    if type(raw) is not list:
-        raise MalformedInput("header changes must be a list")
-    out = []
-    for item in raw:
-        if not (type(item) is list and len(item) == 2 and type(item[0]) is bytes
-                and len(item[0]) == TOKEN_BYTES):
-            raise MalformedInput(f"header change entry must be [{TOKEN_BYTES}-byte token, dots]")
-        out.append(_new_dot(ChangeMeta, (item[0], dec.dots(item[1]))))
-    return tuple(out)

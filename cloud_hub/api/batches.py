@@ -6,7 +6,7 @@ in order, stopping at the first refusal).  Checks in `cloud_hub.ingest`, then th
 store assigns the next hub sequence in the same transaction; the answer (after
 commit) is a `PushAck`
 carrying the hub's signed receipt.  A site may also relay a batch of another
-registered site of its practice (rebuilding a lost hub, #5); the receipt then
+registered site of its practice (docs/design.md, "Rebuilding a lost hub"); the receipt then
 names the origin site.  Every refused push is counted per site and code (the
 dashboard's error counts).
 
@@ -76,7 +76,7 @@ async def _push_many(request: web.Request, ctx: HubContext, site: SiteRecord
     answers 503 like a single push; after that, the acks so far are returned.
 
     The whole body is held to `max_batch_bytes`, the single push's limit: the hub's
-    memory per request stays what it was before pipelined pushes (#5)."""
+    memory per request is what it is for a single push."""
     raw = await read_body(request, ctx.config.max_batch_bytes,
                           what="batches pushed together")
     batches = decode_push_many(raw, max_batch_bytes=ctx.config.max_batch_bytes)
@@ -112,7 +112,7 @@ async def _store(ctx: HubContext, site: SiteRecord, raw: bytes) -> PushAck:
         ctx.metrics.batches.inc()
         ctx.metrics.changes.inc(len(batch.metas))
     # Re-ack with the same hub_seq: a site that lost our first ack pushes again.  The
-    # receipt names the origin: a relayed batch is the origin's, not the relay's (#5).
+    # receipt names the origin: a relayed batch is the origin's, not the relay's.
     receipt = sign_receipt(ctx.signing_key, practice_id=site.practice_id,
                            site_id=batch.site_id, batch_hash=batch.batch_hash,
                            hub_seq=appended.hub_seq)

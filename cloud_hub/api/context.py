@@ -18,7 +18,7 @@ from cloud_hub.store.base import HubStore
 
 @dataclass(frozen=True)
 class HubContext:
-    """The hub's collaborators; time and randomness are inputs (STYLE rule 4)."""
+    """The hub's collaborators; time and randomness are inputs, so tests pass fixed ones."""
 
     config: HubConfig
     store: HubStore

@@ -83,7 +83,8 @@ async def practice_sites(request: web.Request) -> web.Response:
 
 async def register_former_site(request: web.Request) -> web.Response:
     """The operator registers a gone site (revoked) with its old id and keys, so that its
-    batches relayed by the surviving sites verify on a rebuilt hub (#5).  Audited."""
+    batches relayed by the surviving sites verify on a rebuilt hub (docs/design.md,
+    "Rebuilding a lost hub").  Audited."""
     who = await auth.operator(request)
     practice_id = PracticeId(path_uuid(request, "pid", "practice"))
     ctx = hub(request)

@@ -8,17 +8,17 @@ is one transaction.  Library exceptions never leave an implementation: a lost
 database becomes `StoreUnavailable` (retryable), constraint races become our
 own results or errors.
 
-Ordering contract of `append_batch` (PERFORMANCE.md, "Hub sequence in commit
+Ordering contract of `append_batch` (docs/design.md, "Hub sequence in commit
 order"): hub sequence numbers of a practice are assigned under a per-practice
 lock in the same transaction that stores the batch, so once a reader sees hub
 sequence n, every m < n is already visible — a reader never sees a gap filled later.
 
-Both stores migrate to the same SCHEMA_VERSION; its changelog:
+Both stores migrate to the one `SCHEMA_VERSION` defined here; its changelog:
     1  practices, sites, enrollment tokens, operators, batches, site chains, practice
        sequences, record heads, concurrency stats, mailbox, snapshots, hub key.
     2  hub_meta (log id, made once per store), practice_seq.trimmed_through (retention),
        site_chain.last_push_ms, snapshots.snapshot_id, heartbeats, push_rejections,
-       operator_actions (#5).
+       operator_actions (audit of operator approvals, revocations, registrations).
     3  hub_identity: the hub's PUBLIC key only.  The signing seed lives in the hub key
        file; a seed left in hub_key by schema 2 is deleted by `bind_hub_key` once the
        hub has written it to its key file.
@@ -29,11 +29,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Final, Protocol
 from uuid import UUID
 
 from sync_protocol.ids import BatchId, HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.models import ChangeMeta
+
+#: The hub store's schema, for both stores (changelog in this module's docstring).
+#: A store refuses to open a database with a newer schema than this.
+SCHEMA_VERSION: Final = 3
 
 
 class SiteStatus(StrEnum):
@@ -274,7 +278,7 @@ class HubStore(Protocol):
 
     async def register_former_site(self, practice_id: PracticeId, site: NewSite,
                                    now_ms: int) -> SiteRecord:
-        """Register a revoked site with its old id and keys (rebuilding a hub, #5).
+        """Register a revoked site with its old id and keys (rebuilding a lost hub).
 
         It can never sync; its key verifies its batches when other sites relay them.
         Raises `AlreadyExists` if the practice has a site with that id.

@@ -40,6 +40,7 @@ from cloud_hub.errors import AlreadyExists, ChainMismatch, SchemaTooNew, StoreUn
 from cloud_hub.heads import DOT_BYTES, advance_heads
 from cloud_hub.store.base import (
     MAX_PULL_BYTES,
+    SCHEMA_VERSION,
     Appended,
     CommitListener,
     IncomingBatch,
@@ -64,7 +65,6 @@ from sync_protocol.models import GENESIS_HASH, TOKEN_BYTES
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 3
 CHANNEL: Final = "chartsync_batches"
 #: How often the listener proves its connection is alive when nothing arrives.
 LISTENER_KEEPALIVE_S: Final = 2.0

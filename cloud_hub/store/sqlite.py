@@ -26,6 +26,7 @@ from cloud_hub.errors import AlreadyExists, SchemaTooNew, StoreUnavailable
 from cloud_hub.heads import advance_heads
 from cloud_hub.store.base import (
     MAX_PULL_BYTES,
+    SCHEMA_VERSION,
     Appended,
     CommitListener,
     IncomingBatch,
@@ -47,8 +48,6 @@ from cloud_hub.store.base import (
 )
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.models import GENESIS_HASH
-
-SCHEMA_VERSION: Final = 3
 
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (

@@ -3,6 +3,7 @@ stopping at the first refusal; bad bodies are refused whole with nothing stored.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from tests.cloud_hub.harness import Harness, Member
 
 
 async def _push_many(harness: Harness, member: Member, body: bytes) -> Any:
-    return await harness.client.post("/v1/batches", data=body, headers={
+    return await harness.client.post("/v1/batches", data=io.BytesIO(body), headers={
         **member.headers, "Content-Type": MEDIA_TYPE_MANY})
 
 

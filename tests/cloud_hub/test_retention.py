@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import uuid
 
@@ -133,7 +134,7 @@ async def test_snapshot_download_honours_range(harness: Harness) -> None:
     assert (await harness.push(a, clinic.seal(a.site, 1))).status == 200
     blob = bytes(range(256)) * 20_000  # 5 MB: several store chunks
     put = await harness.client.put("/v1/snapshots", params={"hub_seq": 1, "key_epoch": 1},
-                                   data=blob, headers=a.headers)
+                                   data=io.BytesIO(blob), headers=a.headers)
     snapshot_id = (await put.json())["snapshot_id"]
     whole = await harness.client.get("/v1/snapshots/latest", headers=b.headers)
     assert whole.status == 200 and await whole.read() == blob

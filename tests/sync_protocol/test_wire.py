@@ -9,9 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sync_protocol.change_meta import decode_metas, encode_metas
 from sync_protocol.errors import MalformedInput
 from sync_protocol.models import DELETED, Change, ChangeOp, Dot
-from sync_protocol.wire import decode_changes, decode_metas, encode_changes, encode_metas
+from sync_protocol.wire import decode_changes, encode_changes
 
 SITES = [uuid.UUID(int=i * 7919 + 1) for i in range(3)]
 ORIGIN = SITES[0]
