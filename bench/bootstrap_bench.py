@@ -29,9 +29,10 @@ import nacl.utils
 
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import Actor, WriteOp
-from edge_node.node import Edge, init_data_dir, open_sync
+from edge_node.node import Edge, init_data_dir
 from edge_node.snapshots.export import export_snapshot
 from edge_node.snapshots.staging import Staging
+from edge_node.store.connection import open_sync
 from edge_node.store.site import Site, load_site
 from edge_node.store.snapshot_install import install_file
 from edge_node.store.snapshot_position import read_position

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import WriteOp
-from edge_node.node import Edge, open_sync
+from edge_node.node import Edge
 from edge_node.snapshots.export import export_snapshot
 from edge_node.snapshots.staging import Staging
 from edge_node.store.check import check_store
+from edge_node.store.connection import open_sync
 from edge_node.store.snapshot_install import replace_practice_data
 from edge_node.store.snapshot_position import read_position
 from tests.edge_node.conftest import wall_ms
