@@ -5,9 +5,9 @@ Practice data — `resources`, `history`, `search_tokens`, `conflicts`,
 the site's own and is kept: its identity and keys (`site`), accounts, audit
 chain, outbox and pushed batches, hub enrollment (`sync_state`), held and
 dead-lettered batches.  `received_batches` is merged: the snapshot's sealed
-log joins the site's own copies (see `snapshot_records`).  Tables are listed from the schema
-itself, so a table a later migration adds is kept as site data unless it is
-named in `PRACTICE_TABLES`.
+log joins the site's own copies (see `snapshot_records`).  Tables are listed
+from the schema itself, so a table a later migration adds is kept as site
+data unless it is named in `PRACTICE_TABLES`.
 
 `install_file` (restore, nothing running): the site's tables are copied into
 the staging file, which is then checkpointed, fsynced and renamed over
