@@ -29,12 +29,13 @@ import nacl.utils
 
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import Actor, WriteOp
-from edge_node.node import Edge, init_data_dir, open_sync
+from edge_node.node import Edge, init_data_dir
 from edge_node.snapshots.export import export_snapshot
-from edge_node.snapshots.install import install_file
-from edge_node.snapshots.position import read_position
 from edge_node.snapshots.staging import Staging
+from edge_node.store.connection import open_sync
 from edge_node.store.site import Site, load_site
+from edge_node.store.snapshot_install import install_file
+from edge_node.store.snapshot_position import read_position
 from edge_node.store.sync_state import save_enrollment, save_keyring
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory
 

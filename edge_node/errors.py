@@ -17,13 +17,21 @@
     ├── Unauthorized            401  no or unknown token
     ├── Forbidden               403  role may not do this
     ├── StoreUnavailable        503  the database refused a commit; retry may help
-    └── StoreError                   a data directory that cannot be used (commands)
-        ├── SchemaTooNew              file written by a newer chartsync
-        └── DataDirInUse              another process owns the directory (`edge serve`)
+    ├── StoreError                   a data directory that cannot be used (commands)
+    │   ├── SchemaTooNew              file written by a newer chartsync
+    │   └── DataDirInUse              another process owns the directory (`edge serve`)
+    └── SnapshotError                a snapshot could not be made, read or installed
+        ├── SnapshotRefused           the bytes are not a sound snapshot of this practice
+        │                             (tampered, truncated, wrong key, malformed records)
+        ├── NoSnapshot                the hub holds no snapshot for this practice yet
+        ├── SnapshotDeferred          not now: the site is not at a snapshot-safe position
+        └── RestoreBlocked            the data directory is not in a state to restore into
 
 Each class has a stable `code`, an HTTP status and a FHIR `issue.code` (the
 OperationOutcome the API answers with) and says whether a retry can help.
-Messages carry ids and the next step; never chart data.
+Messages carry ids and the next step; never chart data.  A refused snapshot
+leaves nothing in the data directory but the staging area, which the next
+attempt discards.
 """
 
 from __future__ import annotations
@@ -150,3 +158,33 @@ class SchemaTooNew(StoreError):
 class DataDirInUse(StoreError):
     code = "data_dir_in_use"
     retryable = True
+
+
+class SnapshotError(EdgeError):
+    code = "snapshot_error"
+
+
+class SnapshotRefused(SnapshotError):
+    """The snapshot failed verification; a fresh download may help (retryable)."""
+
+    code = "snapshot_refused"
+    http_status = 502
+    retryable = True
+
+
+class NoSnapshot(SnapshotError):
+    code = "no_snapshot"
+    http_status = 404
+
+
+class SnapshotDeferred(SnapshotError):
+    """The consistent copy was not at a snapshot-safe position; the next round retries."""
+
+    code = "snapshot_deferred"
+    http_status = 409
+    retryable = True
+
+
+class RestoreBlocked(SnapshotError):
+    code = "restore_blocked"
+    http_status = 409

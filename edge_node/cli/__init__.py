@@ -1,4 +1,5 @@
-"""`chartsync edge ...`: one module per subcommand (STYLE.md rule 17).
+"""`chartsync edge ...`: one module per subcommand, so each command's options, help and
+exit codes are read and changed in one place.
 
     init    create a data directory: database, site identity, first admin token
     serve   run the FHIR API on the LAN

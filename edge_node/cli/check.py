@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from pathlib import Path
 
 from edge_node.cli.common import EXIT_FAILURE, EXIT_OK, fail, parser_for
-from edge_node.errors import EdgeError, StoreError
-from edge_node.store.check import CheckReport, check_store
-from edge_node.store.schema import check_version, db_path
+from edge_node.errors import EdgeError
+from edge_node.store.check import check_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -22,23 +20,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "  chartsync edge check --data /mnt/usb/edge.sqlite3\n")
     p.add_argument("--data", type=Path, required=True, metavar="DIR|FILE")
     p.set_defaults(handler=run)
-
-
-def check_path(path: Path) -> CheckReport:
-    """Check the database in a data directory, or a database file (a backup)."""
-    file = db_path(path) if path.is_dir() else path
-    if not file.exists():
-        raise StoreError(f"{path} holds no edge database", hint="check the --data path")
-    check_version(file)
-    try:
-        conn = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
-        try:
-            return check_store(conn)
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"{file} could not be read: {exc}",
-                         hint="restore it from a backup") from exc
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,20 +1,19 @@
-"""Pieces every edge subcommand shares: the --data option, the database, the real clock,
-error printing."""
+"""Pieces every edge subcommand shares: the --data option, the real clock, error printing.
+
+`with_database` (the store's) is re-exported here only for cli/sites.py until it imports
+it from `edge_node.store.connection`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 
 from edge_node.errors import EdgeError
-from edge_node.node import open_sync
-
-T = TypeVar("T")
+from edge_node.store.connection import with_database
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -25,18 +24,9 @@ def add_data_option(parser: argparse.ArgumentParser) -> None:
                         help="the edge's data directory (holds edge.sqlite3 and site.key)")
 
 
-def with_database(data_dir: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """`fn` on the data directory's database (migrated), closed after; raises `EdgeError`
-    for a directory without one."""
-    conn = open_sync(data_dir)
-    try:
-        return fn(conn)
-    finally:
-        conn.close()
-
-
 def wall_ms() -> int:
-    """The real clock, read only at entry points (STYLE.md rule 4)."""
+    """The real clock, read only here at the entry points; everything below takes `now_ms`
+    so tests can pass plain integers."""
     return time.time_ns() // 1_000_000
 
 
@@ -55,3 +45,7 @@ def parser_for(sub: argparse._SubParsersAction, name: str, *,  # type: ignore[ty
         epilog="examples:\n" + examples + "\nexit codes: 0 ok, 1 failure, 2 usage error\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
+
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "add_data_option", "fail", "parser_for", "wall_ms",
+           "with_database"]

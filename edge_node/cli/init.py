@@ -23,9 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help_text="create a data directory, and enroll it with a hub (--hub)",
                    description="Create the edge database, the site's identity and keys "
                    "(sealed under DIR/site.key, mode 0600) and a first admin account, whose "
-                   "token is printed once. Enrollment with a hub arrives with issue #5.",
+                   "token is printed once. With --hub, --token and --name it also enrolls the site "
+                   "with the hub: the first site of a practice writes the recovery kit, any "
+                   "other waits until an approved site approves its key fingerprint.",
                    examples="  chartsync edge init --data /var/lib/chartsync\n"
-                   "  chartsync edge init --data ./edge --admin yamada\n")
+                   "  chartsync edge init --data ./edge --admin yamada\n"
+                   "  chartsync edge init --data ./edge --hub https://hub.example.jp "
+                   "--token cse_... --name branch-a\n")
     add_data_option(p)
     p.add_argument("--admin", default="admin", help="name of the first admin (default admin)")
     p.add_argument("--hub", help="enroll with this hub (https://...)")

@@ -29,14 +29,12 @@ from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wal
 from edge_node.errors import EdgeError
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.hub_link.errors import EnrollmentError
-from edge_node.node import open_sync
 from edge_node.snapshots.bootstrap import restore_into
 from edge_node.snapshots.progress import progress_for
 from edge_node.snapshots.staging import BATCH_RECORDS
 from edge_node.store.data_lock import data_dir_owner
 from edge_node.store.schema import db_path
-from edge_node.store.sync_state import require_sync_state, save_keyring
-from edge_node.store.transaction import write_transaction
+from edge_node.store.sync_state import keep_keyring
 from edge_node.sync.enroll import enroll_site, settings_of
 from sync_protocol.errors import ProtocolError
 from sync_protocol.keys import Keyring, SiteDirectory
@@ -129,14 +127,7 @@ async def restore(args: argparse.Namespace) -> int:
                                   hint="use a token of the kit's practice")
         _say(args, site=str(result.site_id), fingerprint=result.fingerprint,
              admin=result.admin.name, admin_token=result.admin_token)
-    conn = open_sync(data_dir)
-    try:
-        state = require_sync_state(conn, data_dir)
-        if state.keyring is None:
-            with write_transaction(conn):
-                save_keyring(conn, data_dir, keyring)
-    finally:
-        conn.close()
+    state = await asyncio.to_thread(keep_keyring, data_dir, keyring)
     async with HubClient.open(settings_of(state), credential=state.credential) as client:
         await wait_approved(client, args.approval_timeout_s)
         directory = SiteDirectory(s.public_keys for s in await client.sites())

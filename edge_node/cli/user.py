@@ -25,9 +25,9 @@ from edge_node.cli.common import (
     fail,
     parser_for,
     wall_ms,
-    with_database,
 )
 from edge_node.errors import EdgeError
+from edge_node.store.connection import with_database
 from edge_node.store.users import (
     TOKEN_BYTES,
     Role,

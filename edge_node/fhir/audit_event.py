@@ -1,4 +1,4 @@
-"""Audit rows exported as FHIR AuditEvent resources (DOMAIN.md §6 items 26, 30)."""
+"""Audit rows exported as FHIR AuditEvent resources: who read or changed which chart, when."""
 
 from __future__ import annotations
 

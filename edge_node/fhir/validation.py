@@ -1,6 +1,6 @@
 """Validation of incoming resources: our own pydantic models of the served subset.
 
-Checks what the edge relies on and what DOMAIN.md §6 item 3 asks for: the
+Checks what the edge relies on and what a chart must hold to be safe to store: the
 resourceType, the id grammar, the elements each type requires (Observation
 status+code, AllergyIntolerance patient, Condition subject, MedicationRequest
 status+intent+subject+medication[x], Encounter status+class,
@@ -9,10 +9,10 @@ types of every element the edge indexes for search.  Everything else is kept
 as sent (`extra="allow"`) and checked for register form by `conflict.plan_set` when
 the writer plans the change (same 422, nothing written).
 
-Why not `fhir.resources`: measured on this machine (see the issue #3 report),
+Why not `fhir.resources`: measured on this machine,
 its R4B models parse a Patient or an Observation 4-5x slower than these (130 vs 33 µs and
 210 vs 41 µs, ours then including the register split) and do not
-check required value sets either (DOMAIN.md §4), so they would cost most of
+check required value sets either, so they would cost most of
 the write budget for little more safety.
 
 `validate` raises `InvalidResource` naming the element path and the rule,

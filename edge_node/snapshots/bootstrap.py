@@ -31,12 +31,12 @@ import shutil
 from pathlib import Path
 from typing import Final
 
+from edge_node.errors import SnapshotError, SnapshotRefused
 from edge_node.hub_link.client import HubClient
 from edge_node.hub_link.errors import HubRefused
-from edge_node.snapshots.errors import SnapshotError, SnapshotRefused
-from edge_node.snapshots.install import install_file, restore_pending
 from edge_node.snapshots.progress import BootstrapProgress
 from edge_node.snapshots.staging import BATCH_RECORDS, Staged, Staging
+from edge_node.store.snapshot_install import install_file, restore_pending
 from sync_protocol.keys import Keyring, SiteDirectory
 
 RESTORE_DIR: Final = ".restore"

@@ -10,7 +10,7 @@
    that the snapshot does not hold into the staged rows (as any other site
    will merge them), then swap the practice tables of the live database for
    the staged ones in one transaction and set the cursor and chain heads from
-   the snapshot (`install.swap_into`).
+   the snapshot (`store.snapshot_install.replace_practice_data`).
 3. The outbox is not touched: those changes stay queued and the pusher sends
    them as usual.  Nothing local is ever dropped; the site is never silently
    reset.
@@ -22,52 +22,25 @@ After it returns the caller must recompute the state digest
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
-import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final
 from uuid import UUID
 
+from edge_node.errors import NoSnapshot
 from edge_node.hub_link.client import HubClient
+from edge_node.log_keys import HUB_SEQ, SITE_ID, SNAPSHOT_ID
 from edge_node.snapshots.bootstrap import fetch_and_stage
-from edge_node.snapshots.errors import NoSnapshot
-from edge_node.snapshots.install import merge_own, swap_into
 from edge_node.snapshots.progress import BootstrapProgress, NoProgress
 from edge_node.snapshots.staging import Staged
-from sync_protocol.canonical import unpack
+from edge_node.store.snapshot_install import RunExclusive, replace_practice_data
 from sync_protocol.keys import Keyring, SiteDirectory
-from sync_protocol.models import Change
-from sync_protocol.wire import decode_changes
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-RunExclusive = Callable[[Callable[[sqlite3.Connection], T]], Awaitable[T]]
 REBOOTSTRAP_DIR: Final = ".rebootstrap"
-
-
-def own_changes(conn: sqlite3.Connection, site_id: UUID) -> list[Change]:
-    """Every change in this site's outbox, in sequence order."""
-    out: list[Change] = []
-    for seq, raw in conn.execute("SELECT seq, change FROM outbox ORDER BY seq"):
-        out.extend(decode_changes(unpack(bytes(raw), what="outbox change", max_len=1 << 26),
-                                  origin=site_id, seq_from=int(seq)))
-    return out
-
-
-def replace_practice_data(conn: sqlite3.Connection, staged: Staged, site_id: UUID,
-                          now_ms: int) -> int:
-    """Merge own changes into `staged`, then swap it into the live `conn`; return merged."""
-    mine = own_changes(conn, site_id)
-    staging = sqlite3.connect(staged.path, isolation_level=None)
-    try:
-        merged = merge_own(staging, mine, now_ms)
-    finally:
-        staging.close()
-    swap_into(conn, staged.path, staged.meta)
-    return merged
 
 
 async def rebootstrap(data_dir: Path, hub: HubClient, *, keyring: Keyring,
@@ -86,14 +59,16 @@ async def rebootstrap(data_dir: Path, hub: HubClient, *, keyring: Keyring,
         raise NoSnapshot("the hub trimmed the log this site needs and holds no snapshot",
                          hint="have an up-to-date site upload a snapshot "
                          "(`snapshot_every_changes`), then this site re-bootstraps")
-    merged = await run_exclusive(lambda conn: replace_practice_data(conn, staged, site_id,
-                                                                    now_ms))
+    merged = await run_exclusive(functools.partial(
+        replace_practice_data, staging=staged.path, meta=staged.meta, site_id=site_id,
+        now_ms=now_ms))
     log.warning("re-bootstrapped from snapshot %s at hub seq %d; %d own changes merged on top "
                 "and still queued for push", staged.header.snapshot_id,
-                staged.meta.position.hub_seq, merged)
+                staged.meta.position.hub_seq, merged,
+                extra={SNAPSHOT_ID: str(staged.header.snapshot_id),
+                       HUB_SEQ: staged.meta.position.hub_seq, SITE_ID: str(site_id)})
     await asyncio.to_thread(shutil.rmtree, work, True)
     return staged
 
 
-__all__ = ["REBOOTSTRAP_DIR", "RunExclusive", "own_changes", "rebootstrap",
-           "replace_practice_data"]
+__all__ = ["REBOOTSTRAP_DIR", "RunExclusive", "rebootstrap"]

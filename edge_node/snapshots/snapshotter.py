@@ -4,7 +4,7 @@
 
 Every `snapshot_check_s` the snapshotter counts the changes applied here
 (history rows, local and remote) since its last upload.  Once there are
-`snapshot_every_changes` of them and the site is *ready* (`position.snapshot_ready`:
+`snapshot_every_changes` of them and the site is *ready* (`store.snapshot_position`:
 every own change acknowledged, the cursor past the last push, nothing held), it
 exports a sealed snapshot from a consistent copy (`export`), uploads it with
 `HubClient.put_snapshot` (streamed from the file) and notes the history id it
@@ -21,22 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from edge_node.errors import SnapshotDeferred, SnapshotError
 from edge_node.hub_link.context import SyncContext
 from edge_node.hub_link.errors import HubRefused
-from edge_node.snapshots.errors import SnapshotDeferred, SnapshotError
-from edge_node.snapshots.export import ExportResult, PositionOf, export_snapshot
-from edge_node.snapshots.position import read_position, snapshot_ready
-from edge_node.snapshots.records import SyncPosition
+from edge_node.log_keys import ERROR_CODE, HUB_SEQ, SITE_ID, SNAPSHOT_ID
+from edge_node.snapshots.export import ExportResult, export_snapshot
+from edge_node.store.snapshot_position import changes_since, ready_position, snapshot_ready
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +77,6 @@ def write_marker(data_dir: Path, uploaded: Uploaded) -> None:
     os.replace(tmp, path)
 
 
-def changes_since(conn: sqlite3.Connection, history_id: int) -> tuple[int, int]:
-    """(history rows after `history_id`, the highest history id now)."""
-    row = conn.execute("SELECT count(*), max(hid) FROM history WHERE hid > ?",
-                       (history_id,)).fetchone()
-    return int(row[0]), int(row[1] or history_id)
-
-
-def ready_position(site_id: uuid.UUID) -> PositionOf:
-    """`position_of` for `export_snapshot` that refuses (`SnapshotDeferred`) an unready copy."""
-    def position_of(conn: sqlite3.Connection) -> SyncPosition:
-        why = snapshot_ready(conn, site_id)
-        if why is not None:
-            raise SnapshotDeferred(f"snapshot deferred: {why}", hint="the next round retries")
-        return read_position(conn)
-    return position_of
-
-
 async def file_chunks(path: Path, chunk_bytes: int = UPLOAD_CHUNK_BYTES
                       ) -> AsyncIterator[bytes]:
     with path.open("rb") as src:
@@ -111,12 +94,13 @@ async def snapshot_round(ctx: SyncContext) -> Uploaded | None:
         return None
     data_dir = ctx.data_dir
     last = await asyncio.to_thread(read_marker, data_dir)
-    since, top = await ctx.read(lambda c: changes_since(c, last.history_id if last else 0))
+    since, top = await ctx.read(functools.partial(
+        changes_since, history_id=last.history_id if last else 0))
     if since < ctx.settings.snapshot_every_changes:
         return None
-    why = await ctx.read(lambda c: snapshot_ready(c, ctx.site_id))
+    why = await ctx.read(functools.partial(snapshot_ready, site_id=ctx.site_id))
     if why is not None:
-        log.debug("snapshot due but deferred: %s", why)
+        log.debug("snapshot due but deferred: %s", why, extra={SITE_ID: str(ctx.site_id)})
         return None
     snapshot_id = uuid.UUID(bytes=ctx.edge.entropy(16), version=4)
     work = data_dir / SNAPSHOT_DIR
@@ -132,7 +116,9 @@ async def snapshot_round(ctx: SyncContext) -> Uploaded | None:
     uploaded = Uploaded(str(snapshot_id), result.hub_seq, top, result.size_bytes)
     await asyncio.to_thread(write_marker, data_dir, uploaded)
     log.info("snapshot %s uploaded: hub seq %d, %d records, %d bytes", snapshot_id,
-             result.hub_seq, result.records, result.size_bytes)
+             result.hub_seq, result.records, result.size_bytes,
+             extra={SNAPSHOT_ID: str(snapshot_id), HUB_SEQ: result.hub_seq,
+                    SITE_ID: str(ctx.site_id)})
     return uploaded
 
 
@@ -142,19 +128,20 @@ async def run_snapshotter(ctx: SyncContext) -> None:
         try:
             await snapshot_round(ctx)
         except SnapshotDeferred as exc:
-            log.debug("%s", exc.message)
+            log.debug("%s", exc.message, extra={SITE_ID: str(ctx.site_id)})
         except SnapshotError as exc:
-            log.warning("snapshot round failed: %s; %s", exc.message, exc.hint)
+            log.warning("snapshot round failed: %s; %s", exc.message, exc.hint,
+                        extra={SITE_ID: str(ctx.site_id), ERROR_CODE: exc.code})
         except HubRefused as exc:
             if exc.transient:
                 raise
             log.warning("the hub refused a snapshot upload (%s); check this site's "
-                        "enrollment and the hub's max_snapshot_bytes", exc.hub_code)
+                        "enrollment and the hub's max_snapshot_bytes", exc.hub_code,
+                        extra={SITE_ID: str(ctx.site_id), ERROR_CODE: exc.hub_code})
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ctx.settings.snapshot_check_s):
                 await asyncio.Event().wait()
 
 
-__all__ = ["SNAPSHOT_DIR", "Uploaded", "changes_since", "file_chunks", "marker_path",
-           "read_marker", "ready_position", "run_snapshotter", "snapshot_round",
-           "write_marker"]
+__all__ = ["SNAPSHOT_DIR", "Uploaded", "file_chunks", "marker_path", "read_marker",
+           "run_snapshotter", "snapshot_round", "write_marker"]

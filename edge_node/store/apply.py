@@ -2,8 +2,8 @@
 
 The one place that turns (prior stored resource, change) into the rows of the
 `resources`, `history`, `search_tokens` and `conflicts` tables.  Local writes
-(`writer.Writer`) use it now; remote changes pulled by the sync loop (issue #5)
-will use it too, so both paths store exactly the same thing.  Pure: the caller
+(`writer.Writer`) and remote changes pulled by the sync loop both use it, so
+both paths store exactly the same thing.  Pure: the caller
 passes `now_ms` and collects the rows in a `Rows`, then writes them in its own
 transaction.
 
@@ -11,7 +11,7 @@ What the served JSON looks like: `conflict.materialize_json` plus a `meta`
 with `versionId` (the per-resource version counter at this site) and
 `lastUpdated` (the time this site stored the version); a resource with an open
 conflict also carries `meta.tag` {system CONFLICT_TAG_SYSTEM, code "conflict"}
-so a FHIR client can show a banner (DOMAIN.md §6 item 16); its registers are
+so a FHIR client can show a banner that the record needs review; its registers are
 listed in the `conflicts` table.
 """
 

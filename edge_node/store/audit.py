@@ -6,7 +6,7 @@ with hash(0) = 32 zero bytes.  Editing a row changes its hash; deleting one
 breaks the next row's `prev_hash` (and leaves a gap in `seq`); `verify_chain`
 finds both.  Truncating the newest rows is caught for writes by `edge check`
 (every local history row has its audit row); for reads, only by an exported
-copy, until the hub anchors the chain head (issue #5).
+copy: no one outside this machine holds the chain head to compare with.
 
 Rows of writes are committed in the same transaction as the write.  Rows of
 reads are queued to the same group-commit writer and committed with the next

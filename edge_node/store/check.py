@@ -8,11 +8,14 @@ Checks, each reported as a sentence naming ids (never chart data):
    (version, deleted flag, JSON), and each resource's versions are 1..n.
 4. The outbox holds sequence numbers without gaps, each matching a history
    row written at this site with that sequence number, and every local
-   history row is in the outbox (until the sync loop trims acknowledged
-   entries, issue #5).
+   history row is in the outbox (except entries the sync loop trimmed once
+   the hub acknowledged them).
 5. Replaying the outbox onto an empty state reproduces the stored merged
    state of every resource byte for byte.
 6. Every local write has its audit row (counted per resource).
+
+`check_path` runs them on a data directory or a database file (a backup),
+opened read-only.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 from conflict import canonical_state, merge_all
+from edge_node.errors import StoreError
 from edge_node.store.audit import verify_chain
+from edge_node.store.schema import check_version, db_path
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import MalformedInput
 from sync_protocol.wire import decode_changes
@@ -109,7 +115,7 @@ def _check_outbox(conn: sqlite3.Connection, site: str) -> Iterator[str]:
         "SELECT DISTINCT type, id FROM history WHERE origin != ?", (site,))}
     for key, state in states.items():
         if key in remote:
-            continue  # also holds changes from other sites (issue #5)
+            continue  # also holds changes from other sites: the outbox alone cannot replay it
         if stored.get(key) != canonical_state(state):
             yield f"{key[0]}/{key[1]}: replaying the outbox does not reproduce its state"
     for key in stored.keys() - states.keys() - remote:
@@ -135,3 +141,24 @@ def check_store(conn: sqlite3.Connection) -> CheckReport:
     counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("resources", "history", "outbox", "audit")]
     return CheckReport(problems, *counts)
+
+
+def check_path(path: Path) -> CheckReport:
+    """Check the database in a data directory, or a database file (a backup), read-only.
+
+    Raises `StoreError` if there is none or it cannot be read, `SchemaTooNew`
+    for a file of a newer chartsync.
+    """
+    file = db_path(path) if path.is_dir() else path
+    if not file.exists():
+        raise StoreError(f"{path} holds no edge database", hint="check the --data path")
+    check_version(file)
+    try:
+        conn = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
+        try:
+            return check_store(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{file} could not be read: {exc}",
+                         hint="restore it from a backup") from exc

@@ -1,11 +1,14 @@
-"""The write connection: one sqlite3 connection on its own thread, one hop per call.
+"""The edge's connections: the writer's on its own thread, the sync loop's pool, a command's.
 
-aiosqlite hops to its thread once per statement (~100 µs each, PERFORMANCE.md);
-a group commit runs about nine statements (load states, BEGIN, one
-`executemany` per table, COMMIT), so the writer instead hands the whole
+aiosqlite hops to its thread once per statement (~100 µs each, measured on
+this machine); a group commit runs about nine statements (load states, BEGIN,
+one `executemany` per table, COMMIT), so the writer instead hands the whole
 transaction to this thread as one function: one hop per group, whatever its
-size.  Same model as aiosqlite (a dedicated thread owns the connection), with
-the batching PERFORMANCE.md asks for.
+size.  Same model as aiosqlite (a dedicated thread owns the connection),
+without paying the hop per statement.
+
+A command (`chartsync edge ...`) opens its own connection with `open_sync`
+(checked, migrated) or runs one function on it with `with_database`.
 """
 
 from __future__ import annotations
@@ -19,9 +22,43 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from edge_node.store.schema import configure
+from edge_node.errors import StoreError
+from edge_node.store.schema import check_version, configure, db_path, migrate
 
 T = TypeVar("T")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A synchronous connection in autocommit mode with the edge's settings."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    configure(conn)
+    return conn
+
+
+def open_sync(data_dir: Path) -> sqlite3.Connection:
+    """Open an existing data directory's database (migrated) for a command.
+
+    Raises `StoreError` for a directory without a database and `SchemaTooNew`
+    (before touching the file) for one written by a newer chartsync.
+    """
+    path = db_path(data_dir)
+    if not path.exists():
+        raise StoreError(f"{data_dir} holds no edge database",
+                         hint=f"run `chartsync edge init --data {data_dir}` first")
+    check_version(path)
+    conn = connect(path)
+    migrate(conn, path)
+    return conn
+
+
+def with_database(data_dir: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn` on the data directory's database (migrated), closed after; raises `EdgeError`
+    for a directory without one."""
+    conn = open_sync(data_dir)
+    try:
+        return fn(conn)
+    finally:
+        conn.close()
 
 
 class WriteConnection:

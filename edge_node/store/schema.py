@@ -2,8 +2,8 @@
 
 SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
 
-    1  site, resources, history, search_tokens, outbox, audit, users, conflicts (#3)
-    2  sync (#5): sync_state (hub, credential and keyring sealed at rest, cursor, log id,
+    1  site, resources, history, search_tokens, outbox, audit, users, conflicts
+    2  sync with a hub: sync_state (hub, credential and keyring sealed at rest, cursor, log id,
        state digest, guard decision), pushed_batches (sealed own batches + receipts),
        origin_chains, received_batches (kept to rebuild a lost hub), held_batches,
        dead_letters
@@ -263,7 +263,7 @@ def configure(conn: sqlite3.Connection) -> None:
     """Per-connection settings: WAL, fsync on every commit (power-cut safe), FK-free."""
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: a commit is acknowledged only after the WAL is fsynced; a power cut
-    # cannot lose a write a client saw succeed (issue #3).
+    # cannot lose a write a client saw succeed.
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
 

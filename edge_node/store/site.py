@@ -1,6 +1,7 @@
 """The site's identity: its id, key pair (sealed at rest) and creation time.
 
-`edge init` creates it once; the server reads it on every start.  The site's
+`edge init` creates it once (`create_site_database`, with the first admin);
+the server reads it on every start.  The site's
 secret keys are stored in the database sealed (XSalsa20-Poly1305) under a
 32-byte key kept next to the database in `site.key`, mode 0600.  A copy of the
 database alone (a backup on a USB stick) therefore holds no usable site key;
@@ -21,6 +22,10 @@ import nacl.exceptions
 import nacl.secret
 
 from edge_node.errors import StoreError
+from edge_node.store.connection import connect
+from edge_node.store.schema import migrate
+from edge_node.store.transaction import write_transaction
+from edge_node.store.users import Role, User, add_user
 from sync_protocol.canonical import pack_plain, unpack
 from sync_protocol.errors import MalformedInput
 from sync_protocol.ids import SiteId, uuid7
@@ -80,6 +85,37 @@ def insert_site(conn: sqlite3.Connection, *, site_id: SiteId, created_ms: int,
         " VALUES (1, ?, ?, NULL, ?, ?)",
         (str(site_id), created_ms, sealed, keys.fingerprint),
     )
+
+
+def set_practice_id(conn: sqlite3.Connection, practice_id: UUID) -> None:
+    """Note the practice this site belongs to (an enrolled site knows it at `edge init`)."""
+    conn.execute("UPDATE site SET practice_id = ?", (str(practice_id),))
+
+
+def create_site_database(data_dir: Path, path: Path, *, site_id: SiteId, created_ms: int,
+                         keys: SiteKeyPair, file_key: bytes, nonce: bytes,
+                         practice_id: UUID | None, admin_name: str,
+                         admin_random: bytes) -> tuple[Site, User, str]:
+    """Create the database at `path`: schema, the site row and a first admin, in one go.
+
+    The site row, its practice id and the admin commit in one transaction.
+    Returns the site (keys opened with `site.key`, which must already exist),
+    the admin and the admin's token.
+    """
+    conn = connect(path)
+    try:
+        migrate(conn, path)
+        with write_transaction(conn):
+            insert_site(conn, site_id=site_id, created_ms=created_ms, keys=keys,
+                        file_key=file_key, nonce=nonce)
+            if practice_id is not None:
+                set_practice_id(conn, practice_id)
+            admin, token = add_user(conn, name=admin_name, role=Role.ADMIN, now_ms=created_ms,
+                                    random_bytes=admin_random)
+        site = load_site(conn, data_dir)
+    finally:
+        conn.close()
+    return site, admin, token
 
 
 def load_site(conn: sqlite3.Connection, data_dir: Path) -> Site:

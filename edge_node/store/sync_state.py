@@ -19,7 +19,9 @@ import nacl.secret
 import nacl.utils
 
 from edge_node.errors import StoreError
+from edge_node.store.connection import open_sync
 from edge_node.store.site import read_key_file
+from edge_node.store.transaction import write_transaction
 from sync_protocol.canonical import pack_plain, unpack
 from sync_protocol.errors import MalformedInput
 from sync_protocol.keys import Keyring
@@ -115,8 +117,26 @@ def require_sync_state(conn: sqlite3.Connection, data_dir: Path) -> SyncState:
     return state
 
 
+def keep_keyring(data_dir: Path, keyring: Keyring) -> SyncState:
+    """The enrolled data directory's sync state; `keyring` is saved first if it holds none.
+
+    The state returned is the one read before saving (a restore uses it for the hub
+    link only).  Raises `StoreError` for a directory not enrolled with a hub.
+    """
+    conn = open_sync(data_dir)
+    try:
+        state = require_sync_state(conn, data_dir)
+        if state.keyring is None:
+            with write_transaction(conn):
+                save_keyring(conn, data_dir, keyring)
+    finally:
+        conn.close()
+    return state
+
+
 __all__ = [
     "SyncState",
+    "keep_keyring",
     "keyring_row",
     "load_sync_state",
     "require_sync_state",

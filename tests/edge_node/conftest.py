@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from edge_node.api.app import build_app
 from edge_node.config import EdgeConfig
-from edge_node.node import Edge, init_data_dir, open_sync
+from edge_node.node import Edge, init_data_dir
+from edge_node.store.connection import open_sync
 from edge_node.store.users import Role, add_user
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from edge_node.cli.check import check_path
 from edge_node.fhir.search import SEARCH_PARAMS
 from edge_node.fhir.types import SERVED_TYPES
+from edge_node.store.check import check_path
 from tests.edge_node.conftest import Api
 from tests.edge_node.resources import observation, patient
 

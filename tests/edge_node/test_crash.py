@@ -28,7 +28,7 @@ import msgpack
 import orjson
 
 from conflict import canonical_state, materialize_json, merge_all
-from edge_node.cli.check import check_path
+from edge_node.store.check import check_path
 from sync_protocol.wire import decode_changes
 from tests.edge_node.conftest import make_data_dir, start_serve
 from tests.edge_node.resources import observation, patient

@@ -7,10 +7,10 @@ import os
 import sqlite3
 from pathlib import Path
 
-from edge_node.cli.check import check_path
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import Actor, WriteOp
 from edge_node.node import Edge
+from edge_node.store.check import check_path
 from edge_node.store.schema import MIGRATIONS, SCHEMA_VERSION, db_path
 from edge_node.sync.guard import WINDOW_MS, guard_scan
 from tests.edge_node.conftest import make_data_dir, wall_ms

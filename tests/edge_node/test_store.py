@@ -13,12 +13,13 @@ import msgpack
 import pytest
 
 from conflict import canonical_state, merge_all
-from edge_node.cli.check import check_path
 from edge_node.config import EdgeConfig, parse_edge_config
 from edge_node.errors import SchemaTooNew, StoreError
 from edge_node.fhir.write_op import Actor, WriteOp
-from edge_node.node import Edge, open_sync
+from edge_node.node import Edge
 from edge_node.store.backup import backup
+from edge_node.store.check import check_path
+from edge_node.store.connection import open_sync
 from edge_node.store.schema import SCHEMA_VERSION
 from sync_protocol.wire import decode_changes
 from tests.edge_node.conftest import make_data_dir, wall_ms

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from conflict import canonical_state
 from conflict.decode import state_from_canonical
-from edge_node.cli.check import check_path
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import Actor, WriteOp
 from edge_node.node import Edge
 from edge_node.store.apply import Applied
+from edge_node.store.check import check_path
 from tests.edge_node.conftest import make_data_dir, wall_ms
 from tests.edge_node.resources import patient
 

@@ -20,7 +20,8 @@ from conflict import canonical_dump
 from conflict.decode import state_from_canonical
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import Actor, WriteOp
-from edge_node.node import Edge, open_sync
+from edge_node.node import Edge
+from edge_node.store.connection import open_sync
 from edge_node.store.site import Site, load_site
 from edge_node.store.sync_state import save_enrollment, save_keyring
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import uuid
@@ -9,12 +10,13 @@ from pathlib import Path
 
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import WriteOp
-from edge_node.node import Edge, open_sync
+from edge_node.node import Edge
 from edge_node.snapshots.export import export_snapshot
-from edge_node.snapshots.position import read_position
-from edge_node.snapshots.rebootstrap import replace_practice_data
 from edge_node.snapshots.staging import Staging
 from edge_node.store.check import check_store
+from edge_node.store.connection import open_sync
+from edge_node.store.snapshot_install import replace_practice_data
+from edge_node.store.snapshot_position import read_position
 from tests.edge_node.conftest import wall_ms
 from tests.edge_node.resources import patient
 from tests.edge_node.snapshots.practice import (
@@ -47,7 +49,8 @@ async def test_rebootstrap_keeps_and_merges_local_pending_changes(tmp_path: Path
     outbox_before = conn.execute("SELECT * FROM outbox ORDER BY seq").fetchall()
     staged = Staging.at(b / ".rebootstrap").stage_file(result.path, practice.keyring,
                                                        directory_of(site_a))
-    merged = replace_practice_data(conn, staged, site_b.site_id, wall_ms())
+    merged = replace_practice_data(conn, staged.path, staged.meta, site_b.site_id,
+                                   wall_ms())
     assert merged == 2
     assert conn.execute("SELECT * FROM outbox ORDER BY seq").fetchall() == outbox_before
     assert read_position(conn).hub_seq == 7
@@ -88,8 +91,9 @@ async def test_rebootstrap_swaps_inside_a_running_writer_and_writes_go_on(tmp_pa
         pending = writer.submit([WriteOp("update", "Patient", "mine",
                                          {**patient(mrn="M1"), "id": "mine"})],
                                 actor=ACTOR, atomic=False)
-        merged = await writer.exclusive(
-            lambda conn: replace_practice_data(conn, staged, edge.site.site_id, wall_ms()))
+        merged = await writer.exclusive(functools.partial(
+            replace_practice_data, staging=staged.path, meta=staged.meta,
+            site_id=edge.site.site_id, now_ms=wall_ms()))
         assert not isinstance((await pending)[0], Exception)
         writer.observe_hlc(staged.meta.hlc)
         digest = await writer.start_digest(practice.keyring.digest_key)

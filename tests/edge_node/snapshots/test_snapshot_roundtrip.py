@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from edge_node.node import open_sync
-from edge_node.snapshots.errors import SnapshotRefused
+from edge_node.errors import SnapshotRefused
 from edge_node.snapshots.export import export_snapshot
-from edge_node.snapshots.install import PRACTICE_TABLES, install_file
-from edge_node.snapshots.position import read_position
 from edge_node.snapshots.staging import Staging
 from edge_node.store.check import check_store
+from edge_node.store.connection import open_sync
+from edge_node.store.snapshot_install import PRACTICE_TABLES, install_file
+from edge_node.store.snapshot_position import read_position
 from tests.edge_node.snapshots.practice import (
     OTHER,
     build_site,

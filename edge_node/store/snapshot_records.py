@@ -1,5 +1,8 @@
 """What a snapshot holds: the edge's records inside `sync_protocol.snapshot`'s sealed stream.
 
+In store/ because the records are rows of the edge's tables: the export reads
+them (`snapshot_export`), the staging file inserts them (`snapshot_staging`).
+
 Record shapes (msgpack arrays; FORMAT names this layout):
 
     ["meta", {format, practice, site, log_id, hub_seq, chains, hlc, counts}]      first
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from uuid import UUID
 
-from edge_node.snapshots.errors import SnapshotRefused
+from edge_node.errors import SnapshotRefused
 
 FORMAT: Final = 2
 READABLE_FORMATS: Final = frozenset({1, 2})

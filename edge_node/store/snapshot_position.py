@@ -7,14 +7,22 @@ Kept in one module so the snapshot code touches the sync tables in one place:
                                  which the writer recomputes from the new rows)
     acked_through(conn)          (own seq, hub seq) the hub has acknowledged up to
     snapshot_ready(conn, site)   may this site upload a snapshot now?  Why not, if not.
+    ready_position(site)         `read_position` for an export, refusing an unready copy
+    changes_since(conn, hid)     history rows since the last upload (is one due?)
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from uuid import UUID
 
-from edge_node.snapshots.records import SyncPosition
+from edge_node.errors import SnapshotDeferred
+from edge_node.store.snapshot_records import SyncPosition
+
+#: Reads the sync position of an export's consistent copy (`read_position`, or
+#: `ready_position(site)` which also refuses a copy that is not snapshot-safe).
+PositionOf = Callable[[sqlite3.Connection], SyncPosition]
 
 
 def read_position(conn: sqlite3.Connection) -> SyncPosition:
@@ -89,5 +97,22 @@ def snapshot_ready(conn: sqlite3.Connection, site_id: UUID) -> str | None:
     return None
 
 
-__all__ = ["acked_through", "last_local_seq", "read_position", "snapshot_ready",
-           "write_position"]
+def ready_position(site_id: UUID) -> PositionOf:
+    """`position_of` for an export that refuses (`SnapshotDeferred`) an unready copy."""
+    def position_of(conn: sqlite3.Connection) -> SyncPosition:
+        why = snapshot_ready(conn, site_id)
+        if why is not None:
+            raise SnapshotDeferred(f"snapshot deferred: {why}", hint="the next round retries")
+        return read_position(conn)
+    return position_of
+
+
+def changes_since(conn: sqlite3.Connection, history_id: int) -> tuple[int, int]:
+    """(history rows after `history_id`, the highest history id now)."""
+    row = conn.execute("SELECT count(*), max(hid) FROM history WHERE hid > ?",
+                       (history_id,)).fetchone()
+    return int(row[0]), int(row[1] or history_id)
+
+
+__all__ = ["PositionOf", "acked_through", "changes_since", "last_local_seq", "read_position",
+           "ready_position", "snapshot_ready", "write_position"]

@@ -5,9 +5,9 @@ Practice data — `resources`, `history`, `search_tokens`, `conflicts`,
 the site's own and is kept: its identity and keys (`site`), accounts, audit
 chain, outbox and pushed batches, hub enrollment (`sync_state`), held and
 dead-lettered batches.  `received_batches` is merged: the snapshot's sealed
-log joins the site's own copies (see `records`).  Tables are listed from the schema
-itself, so a table a later migration adds is kept as site data unless it is
-named in `PRACTICE_TABLES`.
+log joins the site's own copies (see `snapshot_records`).  Tables are listed
+from the schema itself, so a table a later migration adds is kept as site
+data unless it is named in `PRACTICE_TABLES`.
 
 `install_file` (restore, nothing running): the site's tables are copied into
 the staging file, which is then checkpointed, fsynced and renamed over
@@ -17,26 +17,37 @@ after it the new one.
 `swap_into` (re-bootstrap, the node running): one transaction on the live
 database, run by the writer between groups; the site's own unacknowledged
 changes are merged on top of the snapshot (as they would be merged on any
-site), and stay in the outbox for the pusher.
+site), and stay in the outbox for the pusher.  `replace_practice_data` is the
+whole step, the function the re-bootstrap hands to the writer's `exclusive`.
+
+Called by `snapshots.bootstrap` (restore) and `snapshots.rebootstrap`, which
+fetch and verify the snapshot; this module only moves rows and files.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
+from uuid import UUID
 
 from conflict.decode import state_from_canonical
-from edge_node.snapshots.errors import SnapshotError
-from edge_node.snapshots.position import write_position
-from edge_node.snapshots.records import SnapshotMeta
+from edge_node.errors import SnapshotError
 from edge_node.store.apply import Rows, Stored, apply_change
 from edge_node.store.schema import db_path
+from edge_node.store.snapshot_position import write_position
+from edge_node.store.snapshot_records import SnapshotMeta
 from edge_node.store.transaction import write_transaction
 from edge_node.store.writer import write_rows
+from sync_protocol.canonical import unpack
 from sync_protocol.models import Change
+from sync_protocol.wire import decode_changes
+
+T = TypeVar("T")
+#: The writer's `exclusive`: runs a store function on the write connection between groups.
+RunExclusive = Callable[[Callable[[sqlite3.Connection], T]], Awaitable[T]]
 
 PRACTICE_TABLES: Final = ("resources", "history", "search_tokens", "conflicts", "origin_chains")
 #: Kept from both sides: the snapshot's sealed log and the site's own copies.
@@ -169,4 +180,32 @@ def swap_into(conn: sqlite3.Connection, staging: Path, meta: SnapshotMeta) -> No
         conn.execute("DETACH DATABASE st")
 
 
-__all__ = ["PRACTICE_TABLES", "install_file", "merge_own", "restore_pending", "swap_into"]
+def own_changes(conn: sqlite3.Connection, site_id: UUID) -> list[Change]:
+    """Every change in this site's outbox, in sequence order."""
+    out: list[Change] = []
+    for seq, raw in conn.execute("SELECT seq, change FROM outbox ORDER BY seq"):
+        out.extend(decode_changes(unpack(bytes(raw), what="outbox change", max_len=1 << 26),
+                                  origin=site_id, seq_from=int(seq)))
+    return out
+
+
+def replace_practice_data(conn: sqlite3.Connection, staging: Path, meta: SnapshotMeta,
+                          site_id: UUID, now_ms: int) -> int:
+    """Merge own changes into the staging file, then swap it into the live `conn`.
+
+    Returns how many own changes were merged.  Run it on the writer's
+    connection in one `Writer.exclusive` turn, so no local write slips in
+    between reading the outbox and the swap.
+    """
+    mine = own_changes(conn, site_id)
+    staged = sqlite3.connect(staging, isolation_level=None)
+    try:
+        merged = merge_own(staged, mine, now_ms)
+    finally:
+        staged.close()
+    swap_into(conn, staging, meta)
+    return merged
+
+
+__all__ = ["MERGED_TABLES", "PRACTICE_TABLES", "RunExclusive", "install_file", "merge_own",
+           "own_changes", "replace_practice_data", "restore_pending", "swap_into"]
