@@ -17,11 +17,12 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from edge_node.store.schema import configure
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class WriteConnection:
@@ -96,7 +97,24 @@ class ReadConnections:
                 self._opened.append(conn)
         return conn
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on a pool thread; its exceptions propagate."""
+    async def call(self, fn: Callable[Concatenate[sqlite3.Connection, P], T],
+                   *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(connection, *args, **kwargs)` on a pool thread; its exceptions propagate."""
         return await asyncio.get_running_loop().run_in_executor(
-            self._executor, lambda: fn(self._conn()))
+            self._executor, lambda: fn(self._conn(), *args, **kwargs))
+
+
+async def call_on_new_connection(path: Path, fn: Callable[Concatenate[sqlite3.Connection, P], T],
+                                 *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `fn(connection, *args, **kwargs)` in a thread on a connection to `path` opened
+    for the call and closed after (for callers without long-lived read connections)."""
+
+    def run() -> T:
+        conn = sqlite3.connect(path, isolation_level=None)
+        configure(conn)
+        try:
+            return fn(conn, *args, **kwargs)
+        finally:
+            conn.close()
+
+    return await asyncio.to_thread(run)

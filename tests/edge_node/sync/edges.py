@@ -107,10 +107,11 @@ class Running:
 
 
 @asynccontextmanager
-async def running(data_dir: Path, settings: SyncSettings = FAST) -> AsyncIterator[Running]:
+async def running(data_dir: Path, settings: SyncSettings = FAST, *, check_head: bool = True
+                  ) -> AsyncIterator[Running]:
     config = EdgeConfig(data_dir)
     async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge, \
-            SyncLoop.open(edge, settings) as sync:
+            SyncLoop.open(edge, settings, check_head=check_head) as sync:
         assert sync is not None
         LOOPS.add(sync)
         try:

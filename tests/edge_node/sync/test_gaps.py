@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from edge_node.api.app import build_app
 from edge_node.api.status import _sync_section
-from edge_node.sync.loop import heartbeat_report
+from edge_node.sync.heartbeat import heartbeat_report
 from edge_node.sync.puller import gap_detail, missing_seqs, seq_words
 from tests.edge_node.sync.edges import (
     Running,
@@ -153,7 +153,7 @@ async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> N
                     "back, unapplied, that site's seq 4"]
                 assert sum(missing in note for note in sync["notes"]) == 2, sync["notes"]
                 # ... and the same to the hub's dashboard: seq 2 only (3 is held, not missing).
-                report = await heartbeat_report(b.sync)
+                report = await heartbeat_report(b.sync.ctx)
                 assert report["gaps"] == [{"origin": a_site, "missing_from": 2,
                                            "missing_to": 2}]
                 assert report["held_batches"] == 2
@@ -181,7 +181,7 @@ async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> N
                 assert body["sync"]["held"] == [] and body["sync"]["notes"] == [], body
                 section = await _sync_section(b.sync, b.edge.clock())
                 assert not any("not received" in note for note in _notes(section))
-                assert (await heartbeat_report(b.sync))["gaps"] == []
+                assert (await heartbeat_report(b.sync.ctx))["gaps"] == []
 
 
 async def test_a_gap_at_the_first_batch(tmp_path: Path) -> None:
