@@ -1,13 +1,30 @@
-"""The edge's SQLite store: schema, the one writer, reads, audit chain, check, backup.
+"""The edge's SQLite store: every edge table and every SQL statement of the edge.
 
-    schema.py      SCHEMA_VERSION, numbered migrations, refusing newer files untouched
-    site.py        the site's id and keys (sealed under site.key)
-    users.py       staff accounts and hashed tokens
-    apply.py       one change → rows (shared by local writes and, later, remote applies)
-    writer.py      the group-commit writer (resources, history, outbox, audit in one tx)
-    connection.py  the write connection on its own thread
-    reads.py       read, vread, history, search, audit queries
-    audit.py       the hash-chained audit log
-    check.py       `edge check`
-    backup.py      `edge backup`
+Other folders ask for typed operations: writes through the writer (`LedgerOp`s for
+the sync tables, `store.ledger`), reads as functions taking the connection first.
+
+    schema.py          SCHEMA_VERSION, numbered migrations, refusing newer files untouched
+    site.py            the site's id and keys (sealed under site.key)
+    users.py           staff accounts and hashed tokens
+    account_events.py  account changes chained into the audit log
+    apply.py           one change → rows (shared by local writes and remote applies)
+    writer.py          the group-commit writer (resources, history, outbox, audit in one tx)
+    local_write.py     the rows of one local write; audit records of a request
+    group_rows.py      one group's rows written in one transaction
+    recent_states.py   the writer's memory of recently committed states
+    connection.py      the write connection on its own thread; read connections
+    transaction.py     write transactions and savepoints
+    reads.py           read, vread, history, search, audit queries
+    audit.py           the hash-chained audit log
+    data_lock.py       one process per data directory
+    sync_state.py      the hub, credential, keyring, cursor, log id and digest row
+    ledger.py          LedgerOp; the outbox, own sealed batches, dead letters
+    received.py        origin chains, received copies, held batches
+    relay_queue.py     other sites' batches queued for a hub that lost them
+    rewind.py          going back to an earlier hub position (RewindTo)
+    practice_sites.py  the practice's sites as last seen at the hub
+    guard_counts.py    the blast-radius guard's counters and the admin's decision
+    sync_counts.py     the sync bookkeeping the status page and heartbeat show
+    check.py           `edge check`
+    backup.py          `edge backup`
 """

@@ -1,11 +1,16 @@
 """The write connection: one sqlite3 connection on its own thread, one hop per call.
 
-aiosqlite hops to its thread once per statement (~100 µs each, PERFORMANCE.md);
+aiosqlite hops to its thread once per statement (~100 µs each);
 a group commit runs about nine statements (load states, BEGIN, one
 `executemany` per table, COMMIT), so the writer instead hands the whole
 transaction to this thread as one function: one hop per group, whatever its
 size.  Same model as aiosqlite (a dedicated thread owns the connection), with
-the batching PERFORMANCE.md asks for.
+batching: a thread hop costs more than the statements of a group.
+
+`ReadConnections` keeps read connections for the sync tasks' bookkeeping reads;
+`call_on_new_connection` runs one read on a connection opened for it.  Both run a
+store function of the connection first, `fn(conn, *args, **kwargs)`, so callers
+outside the store never hold a connection.
 """
 
 from __future__ import annotations

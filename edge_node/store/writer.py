@@ -32,14 +32,15 @@ same transaction (`sync_state.digest`).  `Writer.exclusive(fn)` runs whole-datab
 work (a re-bootstrap's table swap) alone between two groups.
 
 The writer is the only writer of the `resources` table, so it keeps the committed
-state of the resources it last wrote or loaded (`recent_states`, bounded, least
-recently used out): an update of a chart written moments ago — the common case
+state of the resources it last wrote or loaded (`store.recent_states`, bounded,
+least recently used out): an update of a chart written moments ago — the common case
 at the front desk and in a catch-up of another site's edits — needs no SELECT
 and no decoding.  Entries change only after a COMMIT succeeds; a failed commit
 and `exclusive` (which may rewrite any row) empty it.  The bound is the
 `recent_states` argument of `Writer`.
 
-The rows of a group are written by `store.group_rows.write_rows`.
+The rows of a local write are computed by `store.local_write`; a group's rows are
+written by `store.group_rows.write_rows`.
 """
 
 from __future__ import annotations
@@ -47,15 +48,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
-
-import orjson
+from typing import Any, TypeVar
 
 from conflict import CoreError
-from conflict.decode import state_from_canonical
 from edge_node.errors import (
     EdgeError,
     InvalidResource,
@@ -68,6 +65,7 @@ from edge_node.store.connection import WriteConnection
 from edge_node.store.group_rows import Overlay, write_rows
 from edge_node.store.ledger import LedgerOp
 from edge_node.store.local_write import audit_records, plan_local_op
+from edge_node.store.recent_states import RecentStates, load_states
 from edge_node.store.sync_state import SaveDigest
 from sync_protocol.digest import StateDigest
 from sync_protocol.hlc import HybridClock
@@ -79,11 +77,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Result = Applied | EdgeError
 
-_LOAD: Final = (
-    "SELECT r.type, r.id, r.version, r.deleted, r.state, r.last_updated_ms "
-    "FROM json_each(?) AS j JOIN resources AS r "
-    "ON r.type = json_extract(j.value, '$[0]') AND r.id = json_extract(j.value, '$[1]')"
-)
 
 
 @dataclass(slots=True)
@@ -136,8 +129,7 @@ class Writer:
         self.digest: StateDigest | None = None
         self._loaded_raw: dict[Key, bytes] = {}
         #: Committed (state, canonical bytes) of recently written or loaded resources.
-        self._recent: OrderedDict[Key, tuple[Stored, bytes]] = OrderedDict()
-        self._recent_max = recent_states
+        self._recent = RecentStates(recent_states)
 
     # --- callers -----------------------------------------------------------------------
 
@@ -351,7 +343,7 @@ class Writer:
             self._recent.clear()
             self._fail(group, exc)
             return
-        self._remember(view, rows)
+        self._recent.remember(view, rows)
         if rows.outbox:
             self.outbox_committed.set()
         self._groups += 1
@@ -374,45 +366,16 @@ class Writer:
                     "check`"))
 
     async def _load(self, keys: set[Key]) -> dict[Key, Stored]:
-        """The stored form of each of `keys` that exists: from `_recent`, else one SELECT."""
+        """The stored form of each of `keys` that exists: remembered, else one SELECT."""
         found: dict[Key, Stored] = {}
         raw: dict[Key, bytes] = {}
-        missing = []
-        for key in keys:
-            hit = self._recent.get(key)
-            if hit is None:
-                missing.append(key)
-            else:
-                found[key], raw[key] = hit
-                self._recent.move_to_end(key)
+        missing = self._recent.lookup(keys, found, raw)
         self._loaded_raw = raw
         if not missing:
             return found
-        arg = orjson.dumps(sorted(missing)).decode()
-        rows = await self._conn.call(lambda conn: conn.execute(_LOAD, (arg,)).fetchall())
-        for r in rows:
-            key, state = (r[0], r[1]), bytes(r[4])
-            found[key] = Stored(state_from_canonical(state), int(r[2]), bool(r[3]), int(r[5]))
-            raw[key] = state
-            self._recent[key] = (found[key], state)
-        self._trim_recent()
+        rows = await self._conn.call(lambda conn: load_states(conn, missing))
+        self._recent.loaded(rows, found, raw)
         return found
-
-    def _remember(self, view: dict[Key, Stored | None], rows: Rows) -> None:
-        """After a COMMIT: the group's written resources as they are now stored."""
-        recent = self._recent
-        for key, row in rows.resources.items():
-            stored = view.get(key)
-            if stored is None:
-                continue
-            recent[key] = (stored, row[5])
-            recent.move_to_end(key)
-        self._trim_recent()
-
-    def _trim_recent(self) -> None:
-        recent = self._recent
-        while len(recent) > self._recent_max:
-            recent.popitem(last=False)
 
     def _step_digest(self, rows: Rows, ledger: list[LedgerOp]) -> StateDigest | None:
         """Move the digest to the group's new states; return the old one (for a rollback)."""

@@ -15,7 +15,8 @@ says "N destructive changes held — an admin must approve or discard".
 
 Both commands record the decision in `sync_state.guard_decision`; the
 running sync loop carries it out (the compensations go through the writer
-like any local write).
+like any local write).  The counting and the decision's row are the store's
+(`store.guard_counts`); this module decides, logs and compensates.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ class Puller:
         Batches that follow their origin's chain and open cleanly are applied
         together in ONE writer transaction (changes, chains, copies and cursor —
         all or nothing), so a catch-up costs one commit per group instead of one
-        per batch (PERFORMANCE.md, lever 2).  Anything else (own batches aside) —
+        per batch.  Anything else (own batches aside) —
         a duplicate, a gap, a fork, a batch that does not open, an unknown site —
         goes through `handle` alone after the batches before it committed.  If
         the group does not merge, its batches go through `handle` one by one, so

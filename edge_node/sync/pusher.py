@@ -2,7 +2,7 @@
 
 Each batch is sealed once and stored in `pushed_batches` BEFORE it is sent,
 so a resend after a crash or a lost answer is byte-identical and the site's
-chain (seq range, prev hash) is local truth.  Pushes are pipelined (#5): every
+chain (seq range, prev hash) is local truth.  Pushes are pipelined: every
 stored, unacknowledged batch (up to `PUSH_WINDOW`) goes in ONE request
 (`sync_protocol.push_wire`), and while that request is in flight the pusher
 seals the next batches from the outbox, so sealing (zstd, signing) overlaps the
