@@ -10,7 +10,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from cloud_hub.api.app import build_app
-from cloud_hub.api.context import HubContext
+from cloud_hub.api.context import HubContext, PushFaults
 from cloud_hub.config import HubConfig
 from cloud_hub.feed import Feed
 from cloud_hub.keyprint import hub_fingerprint, load_signing_key
@@ -33,8 +33,11 @@ def _tls(config: HubConfig) -> ssl.SSLContext | None:
 
 async def serve(config: HubConfig, *, now_ms: Callable[[], int],
                 random_bytes: Callable[[int], bytes],
-                on_ready: Callable[[str, str], None]) -> None:
+                on_ready: Callable[[str, str], None],
+                push_faults: PushFaults | None = None) -> None:
     """Serve until cancelled; calls `on_ready(url, hub key fingerprint)` once listening.
+
+    `push_faults`: fault points of the push path, for tests (`api.context.PushFaults`).
 
     Raises `SchemaTooNew` or `StoreUnavailable` if the store cannot be opened, and
     `HubKeyRefused` if the hub key file is unsafe or not this store's.
@@ -47,7 +50,7 @@ async def serve(config: HubConfig, *, now_ms: Callable[[], int],
                                              now_ms())
         notifier = Notifier()
         ctx = HubContext(config, store, notifier, Feed(store, notifier), signing_key, now_ms,
-                         random_bytes)
+                         random_bytes, faults=push_faults or PushFaults())
         # auto_decompress=False: the hub never expands a request body (no compression bombs).
         runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False,
                                shutdown_timeout=SHUTDOWN_TIMEOUT_S, auto_decompress=False)

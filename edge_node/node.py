@@ -23,7 +23,7 @@ from uuid import UUID
 from edge_node.config import EdgeConfig
 from edge_node.errors import StoreError
 from edge_node.store.boot import load_boot
-from edge_node.store.connection import WriteConnection, connect, open_sync
+from edge_node.store.connection import WriteConnection
 from edge_node.store.reads import Reader
 from edge_node.store.schema import db_path
 from edge_node.store.site import Site, create_site_database, new_site_id, write_key_file
@@ -98,6 +98,4 @@ class Edge:
                     writer.stop()
 
 
-# `connect` and `open_sync` live in store/connection.py; they are re-exported here only for
-# sync/, hub_link/, cli/held.py and cli/dead_letters.py until those import them from there.
-__all__ = ["Clock", "Edge", "Entropy", "connect", "init_data_dir", "open_sync"]
+__all__ = ["Clock", "Edge", "Entropy", "init_data_dir"]

@@ -79,7 +79,8 @@ def batch_hash(sealed: bytes) -> bytes:
     return _digest(sealed)
 
 
-def _signed_message(header_bytes: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+def signed_message(header_bytes: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+    """The bytes a batch's Ed25519 signature covers: domain, header, nonce, ciphertext digest."""
     return b"".join((_SIGN_DOMAIN, len(header_bytes).to_bytes(4, "big"), header_bytes, nonce,
                      _digest(ciphertext)))
 
@@ -105,7 +106,7 @@ class SealedBatch:
     def verify_signature(self, directory: SiteDirectory) -> None:
         """Raise `UnknownSite`/`BadSignature` unless the origin site signed these bytes."""
         site = directory.get(self.header.site_id)
-        site.verify(_signed_message(self.parts.header, self.parts.nonce, self.parts.ciphertext),
+        site.verify(signed_message(self.parts.header, self.parts.nonce, self.parts.ciphertext),
                     self.parts.signature, what=self.label)
 
 
@@ -151,7 +152,7 @@ def seal_batch(
     header_bytes = pack_plain(header.to_wire())
     nonce = nonce if nonce is not None else nacl.utils.random(NONCE_BYTES)
     ciphertext = _encrypt(padded, header_bytes, nonce, key.encryption_key)
-    signature = site_keys.sign(_signed_message(header_bytes, nonce, ciphertext))
+    signature = site_keys.sign(signed_message(header_bytes, nonce, ciphertext))
     sealed = join_sealed(SealedParts(header_bytes, nonce, ciphertext, signature))
     if len(sealed) > limits.max_sealed_bytes:
         raise TooLarge(f"sealed batch of {len(sealed)} bytes exceeds {limits.max_sealed_bytes}",

@@ -83,7 +83,7 @@ class SnapshotHeader(BaseModel):
             raise MalformedInput(f"invalid snapshot header: {type(exc).__name__}") from exc
 
 
-def _signed_message(header: bytes, stream_header: bytes, frames_digest: bytes) -> bytes:
+def signed_message(header: bytes, stream_header: bytes, frames_digest: bytes) -> bytes:
     return b"".join((_DOMAIN, len(header).to_bytes(4, "big"), header, stream_header,
                      frames_digest))
 
@@ -132,7 +132,7 @@ class SnapshotSealer:
 
     def finish(self) -> bytes:
         last = self._flush(_TAG_FINAL)
-        signature = self._site_keys.sign(_signed_message(
+        signature = self._site_keys.sign(signed_message(
             self._header_bytes, self._stream_header, self._frames.digest()))
         return last + signature
 
@@ -202,7 +202,7 @@ class SnapshotOpener:
         if len(self._buf) != 64:
             raise MalformedInput(self._label("has no complete signature"))
         self._directory.get(self.header.site_id).verify(
-            _signed_message(self._header_bytes, self._stream_header, self._frames.digest()),
+            signed_message(self._header_bytes, self._stream_header, self._frames.digest()),
             bytes(self._buf), what=self._label("signature"))
         return self.header
 

@@ -46,15 +46,7 @@ TEST_DB_PREFIX = "chartsync_t_"
 
 #: Warnings are errors (pyproject.toml).  A test whose warning is someone else's to fix
 #: gets one narrow filter here, named with its cause; remove the entry once it is fixed.
-KNOWN_WARNINGS: dict[str, str] = {
-    # `_kill_child_mid_staging` never closes the killed child's stdin and stdout pipes
-    # (ResourceWarning: unclosed file, raised from their __del__).  tests/edge_node is
-    # being restructured elsewhere; the fix (close the pipes, or Popen as a context
-    # manager) belongs there.
-    "tests/edge_node/snapshots/test_snapshot_roundtrip.py::"
-    "test_killed_staging_resumes_where_it_stopped":
-        "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning",
-}
+KNOWN_WARNINGS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

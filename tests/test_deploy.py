@@ -25,7 +25,7 @@ import pytest
 from chartsync.cli import build_parser
 from cloud_hub.cli.serve import raw_options
 from cloud_hub.config import HubConfig, parse_hub_config
-from edge_node.cli.serve import _sync_options
+from edge_node.cli.serve import sync_options
 from edge_node.config import parse_edge_config
 from edge_node.hub_link.settings import SyncSettings, parse_sync_settings
 
@@ -202,7 +202,7 @@ def test_edge_unit_runs_a_real_command_with_edge_env() -> None:
     assert str(args.data) == f"/var/lib/{service['StateDirectory'][0]}"
     parse_edge_config({"data_dir": args.data, "max_body_bytes": args.max_body_bytes,
                        "require_if_match": args.require_if_match})
-    parse_sync_settings(_sync_options(args))
+    parse_sync_settings(sync_options(args))
     run_help(["edge", "serve"])
 
 
@@ -214,7 +214,7 @@ def test_edge_env_documented_example_parses() -> None:
     service = read_unit(UNITS / "chartsync-edge.service")["Service"]
     args = parse_cli(systemd_argv(service["ExecStart"][0], env)[1:])
     assert args.sync_option and args.access_log
-    parse_sync_settings(_sync_options(args))
+    parse_sync_settings(sync_options(args))
 
 
 def serve_flags() -> list[str]:

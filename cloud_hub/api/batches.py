@@ -8,7 +8,8 @@ commit) is a `PushAck`
 carrying the hub's signed receipt.  A site may also relay a batch of another
 registered site of its practice (docs/design.md, "Rebuilding a lost hub"); the receipt then
 names the origin site.  Every refused push is counted per site and code (the
-dashboard's error counts).
+dashboard's error counts).  Tests inject faults at two points of a push
+(`api.context.PushFaults`: before the body is read, and the receipt's key).
 
 Pull: msgpack `PullResponse` (`sync_protocol.pull_wire`) with the store's
 `log_id`, long-polling up to `wait_s`.  A cursor older than the oldest batch
@@ -51,6 +52,8 @@ async def push(request: web.Request) -> web.Response:
     ctx = hub(request)
     started = asyncio.get_running_loop().time()
     try:
+        if ctx.faults.before_push is not None:
+            await ctx.faults.before_push(request)
         response = await _push(request, ctx, site)
     except (HubError, ProtocolError) as exc:
         if not isinstance(exc, StoreUnavailable):
@@ -113,7 +116,9 @@ async def _store(ctx: HubContext, site: SiteRecord, raw: bytes) -> PushAck:
         ctx.metrics.changes.inc(len(batch.metas))
     # Re-ack with the same hub_seq: a site that lost our first ack pushes again.  The
     # receipt names the origin: a relayed batch is the origin's, not the relay's.
-    receipt = sign_receipt(ctx.signing_key, practice_id=site.practice_id,
+    key = ctx.signing_key if ctx.faults.receipt_key is None else ctx.faults.receipt_key(
+        appended.hub_seq, ctx.signing_key)
+    receipt = sign_receipt(key, practice_id=site.practice_id,
                            site_id=batch.site_id, batch_hash=batch.batch_hash,
                            hub_seq=appended.hub_seq)
     log.debug("batch stored", extra={PRACTICE_ID: str(site.practice_id),

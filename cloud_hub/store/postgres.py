@@ -70,7 +70,7 @@ CHANNEL: Final = "chartsync_batches"
 LISTENER_KEEPALIVE_S: Final = 2.0
 _MIGRATION_LOCK: Final = 0x63736862  # advisory lock id: two hubs starting at once migrate once
 
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         """CREATE TABLE hub_key (id int PRIMARY KEY CHECK (id = 1),
                signing_seed bytea NOT NULL, created_ms bigint NOT NULL)""",
@@ -281,7 +281,7 @@ class PostgresStore:
                     f"{SCHEMA_VERSION}", hint="run a hub release at least as new as the one "
                     "that last wrote this database")
             for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[version]:
+                for statement in MIGRATIONS[version]:
                     await conn.execute(statement)
                 await conn.execute(
                     "INSERT INTO schema_meta (id, version) VALUES (1, $1) ON CONFLICT (id) "

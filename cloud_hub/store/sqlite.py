@@ -49,7 +49,7 @@ from cloud_hub.store.base import (
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.models import GENESIS_HASH
 
-_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         """CREATE TABLE hub_key (id INTEGER PRIMARY KEY CHECK (id = 1),
                signing_seed BLOB NOT NULL, created_ms INTEGER NOT NULL)""",
@@ -210,7 +210,7 @@ class SqliteStore:
                 "that last wrote this store")
         for version in range(current + 1, SCHEMA_VERSION + 1):
             await self._db.execute("BEGIN IMMEDIATE")
-            for statement in _MIGRATIONS[version]:
+            for statement in MIGRATIONS[version]:
                 await self._db.execute(statement)
             await self._db.execute("INSERT INTO schema_meta (id, version) VALUES (1, ?) "
                                    "ON CONFLICT (id) DO UPDATE SET version = excluded.version",

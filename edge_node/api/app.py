@@ -23,6 +23,7 @@ from edge_node.api.context import ACTION_KEY, EDGE, audit_read, edge_of
 from edge_node.api.responses import error_response
 from edge_node.errors import BodyTooLarge, EdgeError, MethodNotAllowed, NotFound
 from edge_node.node import Edge
+from edge_node.sync.loop import SyncLoop
 
 log = logging.getLogger("edge_node.access")
 Handler = Callable[[web.Request], Awaitable[StreamResponse]]
@@ -80,7 +81,7 @@ async def authenticate(request: web.Request, handler: Handler) -> StreamResponse
     return await handler(request)
 
 
-def build_app(edge: Edge, sync: object | None = None) -> web.Application:
+def build_app(edge: Edge, sync: SyncLoop | None = None) -> web.Application:
     """The edge's web application for `edge` (which the caller keeps open).
 
     `sync`: the running `edge_node.sync.loop.SyncLoop`, for the status page.

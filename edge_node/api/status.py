@@ -1,6 +1,6 @@
 """GET /status: what clinic staff and the operator see at a glance (JSON).
 
-With a running sync loop (issue #5) `sync` says: online/offline and since
+With a running sync loop `sync` says: online/offline and since
 when, outbox depth (not yet acknowledged by the hub), last push and pull, lag
 behind the hub (hub head - cursor, and the age of the oldest unpushed
 change), held batches (gaps, upgrades needed, missing key epochs), dead
@@ -9,8 +9,7 @@ that lost them (`relays_queued`), and the last error in plain words.
 
 Every response also carries the short form in a `Chartsync-Sync` header
 (`install_sync_header`), so a clinic app can show on any screen whether the edge
-is offline and how old its copy of the other sites' changes may be (DOMAIN.md §6,
-38):
+is offline and how old its copy of the other sites' changes may be:
 
     Chartsync-Sync: online              (the hub streams every change as it lands)
     Chartsync-Sync: offline; since=2026-11-25T08:02:11.004Z
@@ -30,8 +29,10 @@ from aiohttp import web
 
 from edge_node.api.context import edge_of
 from edge_node.fhir.instant import iso_instant
+from edge_node.store.sync_counts import sync_counts
+from edge_node.sync.loop import SyncLoop
 
-SYNC: web.AppKey[object | None] = web.AppKey("sync", object)
+SYNC: web.AppKey[SyncLoop | None] = web.AppKey("sync", SyncLoop)
 SYNC_HEADER: Final = "Chartsync-Sync"
 _LOCAL: Final = "local"
 
@@ -42,10 +43,7 @@ class _SyncHeader:
 
     __slots__ = ("_key", "_statistics", "_value")
 
-    def __init__(self, sync: object | None) -> None:
-        from edge_node.sync.loop import SyncLoop
-
-        assert sync is None or isinstance(sync, SyncLoop)
+    def __init__(self, sync: SyncLoop | None) -> None:
         self._statistics = sync.statistics if sync is not None else None
         self._key: tuple[object, ...] | None = None
         self._value = _LOCAL
@@ -79,48 +77,46 @@ def install_sync_header(app: web.Application) -> None:
     app.on_response_prepare.append(add_sync_header)
 
 
-async def _sync_section(sync: object, now_ms: int) -> dict[str, object]:
-    from edge_node.sync.loop import SyncLoop, sync_counts
-
-    assert isinstance(sync, SyncLoop)
+async def sync_section(sync: SyncLoop, now_ms: int) -> dict[str, object]:
+    """The `sync` part of `/status`: link state, positions, queues, held batches in words."""
     counts = await sync.ctx.read(sync_counts)
     s = sync.statistics()
-    held = counts["held"]
     notes = []
-    for h in held:
-        if h["reason"] == "gap":
-            notes.append(f"site {h['origin']}: {h['detail']}")
-        elif h["reason"] == "upgrade":
-            notes.append(f"upgrade needed: {h['detail']}")
+    for h in counts.held:
+        if h.reason == "gap":
+            notes.append(f"site {h.origin}: {h.detail}")
+        elif h.reason == "upgrade":
+            notes.append(f"upgrade needed: {h.detail}")
         else:
-            notes.append(f"batch of site {h['origin']} held ({h['reason']}): {h['detail']}")
+            notes.append(f"batch of site {h.origin} held ({h.reason}): {h.detail}")
     if sync.ctx.guard_holding:
         notes.append(f"{sync.ctx.guard_holding} destructive changes held — an admin must "
                      "approve or discard them (`chartsync edge held approve|discard`)")
-    for d in counts["dead_letters"]:
-        notes.append(f"hub refused seq {d['seq_from']}-{d['seq_to']}: {d['message']} "
+    for d in counts.dead_letters:
+        notes.append(f"hub refused seq {d.seq_from}-{d.seq_to}: {d.message} "
                      "(`chartsync edge dead-letters`)")
-    if counts["relays_queued"]:
-        notes.append(f"{counts['relays_queued']} changes of other sites to pass on to the hub "
+    if counts.relays_queued:
+        notes.append(f"{counts.relays_queued} changes of other sites to pass on to the hub "
                      "(it lost them); those of a site not yet re-enrolled there wait for it")
     if s.enrolled_status != "approved" or not s.have_keys:
         notes.append("waiting for an approved site to run `chartsync edge approve` for this "
                      "site")
-    oldest = counts["oldest_unpushed_ms"]
+    oldest = counts.oldest_unpushed_ms
     return {
         "state": "online" if s.online else ("offline" if s.online is False else "starting"),
         "since": iso_instant(s.since_ms) if s.since_ms else None,
         "enrollment": s.enrolled_status,
-        "outbox_depth": counts["outbox_depth"],
+        "outbox_depth": counts.outbox_depth,
         "last_push": iso_instant(s.last_push_ms) if s.last_push_ms else None,
         "last_pull": iso_instant(s.last_pull_ms) if s.last_pull_ms else None,
-        "cursor": counts["cursor"], "hub_head": s.hub_head,
-        "lag_batches": max(0, s.hub_head - counts["cursor"]),
+        "cursor": counts.cursor, "hub_head": s.hub_head,
+        "lag_batches": max(0, s.hub_head - counts.cursor),
         "oldest_unpushed_s": (now_ms - oldest) / 1000 if oldest else 0,
-        "held": held, "dead_letters": counts["dead_letters"],
+        "held": [h.as_json() for h in counts.held],
+        "dead_letters": [d.as_json() for d in counts.dead_letters],
         "guard_held": sync.ctx.guard_holding,
-        "relays_queued": counts["relays_queued"],
-        "state_digest": counts["state_digest"],
+        "relays_queued": counts.relays_queued,
+        "state_digest": counts.state_digest,
         "last_error": s.last_error, "notes": notes,
     }
 
@@ -146,7 +142,7 @@ async def get_status(request: web.Request) -> web.Response:
     }
     sync = request.app.get(SYNC)
     if sync is not None:
-        section = await _sync_section(sync, edge.clock())
+        section = await sync_section(sync, edge.clock())
         body["sync"] = section
         body["hub_reachable"] = section["state"] == "online"
         body["last_push"], body["last_pull"] = section["last_push"], section["last_pull"]

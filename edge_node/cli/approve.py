@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from uuid import UUID
 
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for
+from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for
 from edge_node.errors import EdgeError
 from edge_node.sync.enroll import approve
 

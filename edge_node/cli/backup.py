@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for
+from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for
 from edge_node.errors import EdgeError
 from edge_node.store.backup import backup
 

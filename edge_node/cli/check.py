@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edge_node.cli.common import EXIT_FAILURE, EXIT_OK, fail, parser_for
+from edge_node.cli.command import EXIT_FAILURE, EXIT_OK, fail, parser_for
 from edge_node.errors import EdgeError
 from edge_node.store.check import check_path
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.errors import EdgeError
-from edge_node.node import open_sync
+from edge_node.store.connection import open_sync
+from edge_node.store.ledger import dead_letters, release_dead_letters
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,20 +30,18 @@ def run(args: argparse.Namespace) -> int:
         return fail(err)
     try:
         if args.action == "retry":
-            conn.execute("UPDATE dead_letters SET resolved_ms = ? WHERE resolved_ms IS NULL",
-                         (wall_ms(),))
+            release_dead_letters(conn, wall_ms())
             print("dead letters released; the sync loop pushes them again")
             return EXIT_OK
-        rows = conn.execute("SELECT id, seq_from, seq_to, code, message, hint, at_ms FROM "
-                            "dead_letters WHERE resolved_ms IS NULL ORDER BY id").fetchall()
+        letters = dead_letters(conn)
     finally:
         conn.close()
     if args.json:
-        print(json.dumps([dict(zip(("id", "seq_from", "seq_to", "code", "message", "hint",
-                                    "at_ms"), r, strict=True)) for r in rows]))
+        print(json.dumps([d.as_json() for d in letters]))
     else:
-        for r in rows:
-            print(f"#{r[0]} seq {r[1]}-{r[2]} {r[3]}: {r[4]}\n    next step: {r[5]}")
-        if not rows:
+        for d in letters:
+            print(f"#{d.id} seq {d.seq_from}-{d.seq_to} {d.code}: {d.message}\n"
+                  f"    next step: {d.hint}")
+        if not letters:
             print("no dead letters")
     return EXIT_OK

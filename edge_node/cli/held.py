@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for
+from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for
 from edge_node.errors import EdgeError
-from edge_node.node import open_sync
+from edge_node.store.connection import open_sync
+from edge_node.store.guard_counts import approve_guard, discard_guard
+from edge_node.store.received import held_batches
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,23 +34,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action in ("approve", "discard"):
             if args.action == "approve":
-                top = conn.execute("SELECT coalesce(max(seq), 0) FROM outbox").fetchone()[0]
-                conn.execute("UPDATE sync_state SET guard_decision = 'approved', "
-                             "guard_from_seq = ?", (top,))
+                approve_guard(conn)
             else:
-                conn.execute("UPDATE sync_state SET guard_decision = 'discard'")
+                discard_guard(conn)
             print(f"guard hold: {args.action} recorded; the sync loop carries it out")
             return EXIT_OK
-        rows = conn.execute("SELECT origin, seq_from, seq_to, hub_seq, reason, detail FROM "
-                            "held_batches ORDER BY hub_seq").fetchall()
+        held = held_batches(conn)
     finally:
         conn.close()
     if args.json:
-        print(json.dumps([dict(zip(("origin", "seq_from", "seq_to", "hub_seq", "reason",
-                                    "detail"), r, strict=True)) for r in rows]))
+        print(json.dumps([{"origin": h.origin, "seq_from": h.seq_from, "seq_to": h.seq_to,
+                            "hub_seq": h.hub_seq, "reason": h.reason, "detail": h.detail}
+                           for h in held]))
     else:
-        for r in rows:
-            print(f"site {r[0]} seq {r[1]}-{r[2]} (hub {r[3]}) {r[4]}: {r[5]}")
-        if not rows:
+        for h in held:
+            print(f"site {h.origin} seq {h.seq_from}-{h.seq_to} (hub {h.hub_seq}) "
+                  f"{h.reason}: {h.detail}")
+        if not held:
             print("nothing held")
     return EXIT_OK

@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 import sys
 
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for
+from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for
 from edge_node.errors import EdgeError
 from edge_node.sync.enroll import invite
 

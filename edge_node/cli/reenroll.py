@@ -13,7 +13,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.errors import EdgeError
 from edge_node.hub_link.client import HubSettings
 from edge_node.store.data_lock import data_dir_owner

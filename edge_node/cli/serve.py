@@ -20,7 +20,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from edge_node.api.app import AccessLogger, build_app
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.config import EdgeConfig, parse_edge_config
 from edge_node.errors import EdgeError
 from edge_node.hub_link.settings import SyncSettings, parse_sync_settings
@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(handler=run)
 
 
-def _sync_options(args: argparse.Namespace) -> dict[str, float | int]:
+def sync_options(args: argparse.Namespace) -> dict[str, float | int]:
+    """The `--sync-option KEY=VALUE` flags as numbers, for `parse_sync_settings`."""
     out: dict[str, float | int] = {}
     for item in args.sync_option:
         key, _, value = item.partition("=")
@@ -69,7 +70,7 @@ def _sync_options(args: argparse.Namespace) -> dict[str, float | int]:
 async def serve(args: argparse.Namespace) -> None:
     config = parse_edge_config({"data_dir": args.data, "max_body_bytes": args.max_body_bytes,
                                 "require_if_match": args.require_if_match})
-    sync_settings = parse_sync_settings(_sync_options(args))
+    sync_settings = parse_sync_settings(sync_options(args))
     with data_dir_owner(config.data_dir, "serve"):
         await _serve(args, config, sync_settings)
 

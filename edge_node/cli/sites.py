@@ -14,8 +14,10 @@ import base64
 import datetime as dt
 import json
 
-from edge_node.cli.common import EXIT_OK, add_data_option, fail, parser_for, with_database
+from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for
 from edge_node.errors import EdgeError
+from edge_node.store.connection import with_database
+from edge_node.store.practice_sites import practice_sites
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,22 +36,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace) -> int:
     try:
-        rows = with_database(args.data, lambda conn: conn.execute(
-            "SELECT site_id, name, status, verify_key, box_key, seen_ms "
-            "FROM practice_sites ORDER BY name, site_id").fetchall())
+        sites = with_database(args.data, practice_sites)
     except EdgeError as err:
         return fail(err)
     if args.json:
         print(json.dumps([{
-            "status": status, "last_seen_ms": seen,
-            "register": {"site_id": sid, "name": name,
-                         "verify_key": base64.b64encode(bytes(verify)).decode(),
-                         "box_key": base64.b64encode(bytes(box)).decode()}}
-            for sid, name, status, verify, box, seen in rows], indent=1))
+            "status": s.status, "last_seen_ms": s.seen_ms,
+            "register": {"site_id": s.site_id, "name": s.name,
+                         "verify_key": base64.b64encode(s.verify_key).decode(),
+                         "box_key": base64.b64encode(s.box_key).decode()}}
+            for s in sites], indent=1))
         return EXIT_OK
-    if not rows:
+    if not sites:
         print("no sites seen yet (the list fills in once `edge serve` has reached the hub)")
-    for sid, name, status, _, _, seen in rows:
-        when = dt.datetime.fromtimestamp(seen / 1000, dt.UTC)
-        print(f"{sid}  {status:<9} {name}  (seen {when:%Y-%m-%d %H:%M} UTC)")
+    for s in sites:
+        when = dt.datetime.fromtimestamp(s.seen_ms / 1000, dt.UTC)
+        print(f"{s.site_id}  {s.status:<9} {s.name}  (seen {when:%Y-%m-%d %H:%M} UTC)")
     return EXIT_OK

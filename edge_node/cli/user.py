@@ -19,7 +19,7 @@ import getpass
 import os
 
 from edge_node.api.auth import ACCOUNT_RECHECK_S
-from edge_node.cli.common import (
+from edge_node.cli.command import (
     EXIT_OK,
     add_data_option,
     fail,

@@ -16,7 +16,8 @@ Errors (the adapter rule: aiohttp's exceptions stop here):
 `HubUnreachable` for connection/TLS/timeouts and 5xx without a problem body;
 `HubRefused` for every problem-details answer, keeping the hub's `code`,
 `retryable`, and on `chain_broken` the `expected_seq` / `expected_prev_hash`.
-Credentials are never logged or put in messages.
+Credentials are never logged or put in messages.  The typed results are in
+`hub_link.answers` (also named here).
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ from uuid import UUID
 import aiohttp
 import orjson
 
+from edge_node.hub_link.answers import (
+    Enrollment,
+    EnrollmentToken,
+    HubKey,
+    Mail,
+    PracticeCreated,
+    SiteInfo,
+    SnapshotDownload,
+    b64,
+    optional_uuid,
+    site_info,
+)
 from edge_node.hub_link.errors import HubRefused, HubUnreachable, InsecureHubUrl
 from sync_protocol.errors import MalformedInput
 from sync_protocol.keys import SitePublicKeys
@@ -101,115 +114,6 @@ def hub_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     else:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     return ctx
-
-
-# --- typed results ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HubKey:
-    verify_key: bytes
-    fingerprint: str
-    #: Fixed when the hub's store was created; a different one means a rebuilt hub.
-    log_id: UUID | None
-
-
-@dataclass(frozen=True, slots=True)
-class Enrollment:
-    practice_id: UUID
-    site_id: UUID
-    credential: str
-    status: str
-    fingerprint: str
-    hub_verify_key: bytes
-
-    def __repr__(self) -> str:  # never the credential
-        return f"Enrollment(site={self.site_id}, status={self.status})"
-
-
-@dataclass(frozen=True, slots=True)
-class SiteInfo:
-    site_id: UUID
-    name: str
-    verify_key: bytes
-    box_key: bytes
-    fingerprint: str
-    status: str
-    approved_by: UUID | None
-    created_ms: int
-
-    @property
-    def public_keys(self) -> SitePublicKeys:
-        return SitePublicKeys(site_id=self.site_id, verify_key=self.verify_key,
-                              box_key=self.box_key)
-
-
-@dataclass(frozen=True, slots=True)
-class Mail:
-    mail_id: UUID
-    from_site: UUID
-    sealed: bytes
-    created_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class PracticeCreated:
-    practice_id: UUID
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class EnrollmentToken:
-    practice_id: UUID
-    token: str
-    expires_ms: int
-
-    def __repr__(self) -> str:
-        return f"EnrollmentToken(practice={self.practice_id}, expires_ms={self.expires_ms})"
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotDownload:
-    """The latest snapshot's metadata and its body as a stream of chunks."""
-
-    hub_seq: int
-    key_epoch: int
-    site_id: UUID
-    size: int | None
-    _response: aiohttp.ClientResponse
-    #: Snapshot downloads that resume (issue #5): the hub's id of this snapshot
-    #: (`X-Snapshot-Id`), where this body starts in it (206 answer to a Range) and
-    #: the whole snapshot's size.
-    snapshot_id: UUID | None = None
-    offset: int = 0
-    total: int | None = None
-
-    async def chunks(self, chunk_bytes: int = 1 << 16) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(chunk_bytes):
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise HubUnreachable(f"snapshot download broke off: {type(exc).__name__}",
-                                 hint="retry; the download starts again") from exc
-
-
-def _b64(value: str) -> bytes:
-    return base64.b64decode(value)
-
-
-def _site(raw: Mapping[str, Any]) -> SiteInfo:
-    return SiteInfo(UUID(raw["site_id"]), raw["name"], _b64(raw["verify_key"]),
-                    _b64(raw["box_key"]), raw["fingerprint"], raw["status"],
-                    UUID(raw["approved_by"]) if raw.get("approved_by") else None,
-                    int(raw["created_ms"]))
-
-
-def _opt_uuid(value: Any) -> UUID | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray):
-        return UUID(bytes=bytes(value))
-    return UUID(str(value))
 
 
 # --- the client ------------------------------------------------------------------------
@@ -286,7 +190,7 @@ class HubClient:
 
     async def hub_key(self) -> HubKey:
         raw = await self._json("GET", "/v1/hub-key")
-        return HubKey(_b64(raw["verify_key"]), raw["fingerprint"], _opt_uuid(raw.get("log_id")))
+        return HubKey(b64(raw["verify_key"]), raw["fingerprint"], optional_uuid(raw.get("log_id")))
 
     async def create_practice(self, name: str, *, operator_token: str,
                               practice_id: UUID | None = None) -> PracticeCreated:
@@ -315,26 +219,26 @@ class HubClient:
             body["site_id"] = str(site_id)
         raw = await self._json("POST", "/v1/enroll", json=body)
         return Enrollment(UUID(raw["practice_id"]), UUID(raw["site_id"]), raw["credential"],
-                          raw["status"], raw["fingerprint"], _b64(raw["hub_verify_key"]))
+                          raw["status"], raw["fingerprint"], b64(raw["hub_verify_key"]))
 
     # --- registry and mailbox ------------------------------------------------------
 
     async def me(self) -> SiteInfo:
-        return _site(await self._json("GET", "/v1/me"))
+        return site_info(await self._json("GET", "/v1/me"))
 
     async def sites(self) -> list[SiteInfo]:
         raw = await self._json("GET", "/v1/sites")
-        return [_site(s) for s in raw["sites"]]
+        return [site_info(s) for s in raw["sites"]]
 
     async def approve(self, site_id: UUID) -> SiteInfo:
-        return _site(await self._json("POST", f"/v1/sites/{site_id}/approve"))
+        return site_info(await self._json("POST", f"/v1/sites/{site_id}/approve"))
 
     async def revoke(self, site_id: UUID) -> SiteInfo:
-        return _site(await self._json("POST", f"/v1/sites/{site_id}/revoke"))
+        return site_info(await self._json("POST", f"/v1/sites/{site_id}/revoke"))
 
     async def mailbox(self) -> list[Mail]:
         raw = await self._json("GET", "/v1/mailbox")
-        return [Mail(UUID(m["mail_id"]), UUID(m["from_site"]), _b64(m["sealed"]),
+        return [Mail(UUID(m["mail_id"]), UUID(m["from_site"]), b64(m["sealed"]),
                      int(m["created_ms"])) for m in raw["items"]]
 
     async def post_mail(self, to_site: UUID, sealed: bytes) -> UUID:

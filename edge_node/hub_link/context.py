@@ -1,25 +1,30 @@
-"""What the sync tasks share: the edge, the hub client, keys, registry, status, events."""
+"""What the sync tasks share: the edge, the hub client, keys, registry, status, events.
+
+The sync tasks reach the database only through the store: `read(store_fn, *args)`
+runs a store read on a read connection, `write(*ops)` hands `LedgerOp`s to the writer.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
 from edge_node.hub_link.client import HubClient
 from edge_node.hub_link.settings import SyncSettings
 from edge_node.hub_link.status import SyncStatus
-from edge_node.node import Edge, connect
-from edge_node.store.connection import ReadConnections
+from edge_node.node import Edge
+from edge_node.store.connection import ReadConnections, call_on_new_connection
+from edge_node.store.ledger import Connection, LedgerOp
 from edge_node.store.schema import db_path
 from edge_node.store.sync_state import SyncState
 from sync_protocol.keys import Keyring, SiteDirectory
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass
@@ -54,21 +59,16 @@ class SyncContext:
     def now_ms(self) -> int:
         return self.edge.clock()
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on a read connection in a thread (small bookkeeping reads)."""
+    async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args,
+                   **kwargs: P.kwargs) -> T:
+        """`fn(connection, *args, **kwargs)` — a store read — on a read connection in a
+        thread (small bookkeeping reads); its exceptions propagate."""
         if self.reads is not None:
-            return await self.reads.call(fn)
-        path = db_path(self.data_dir)
+            return await self.reads.call(fn, *args, **kwargs)
+        return await call_on_new_connection(db_path(self.data_dir), fn, *args, **kwargs)
 
-        def run() -> T:
-            conn = connect(path)
-            try:
-                return fn(conn)
-            finally:
-                conn.close()
-
-        return await asyncio.to_thread(run)
-
-    async def execute(self, *statements: tuple[str, tuple[Any, ...]], label: str) -> None:
-        """Write bookkeeping rows through the writer (serialised with every other write)."""
-        await self.edge.writer.apply_remote([], list(statements), label=label)
+    async def write(self, *ops: LedgerOp, label: str) -> None:
+        """Apply bookkeeping `ops` (`store.ledger.LedgerOp`) through the writer, in one
+        transaction serialised with every other write; raises `StoreUnavailable` if the
+        commit failed (nothing of them was written)."""
+        await self.edge.writer.apply_remote([], ops, label=label)

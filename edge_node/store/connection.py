@@ -9,6 +9,11 @@ without paying the hop per statement.
 
 A command (`chartsync edge ...`) opens its own connection with `open_sync`
 (checked, migrated) or runs one function on it with `with_database`.
+
+`ReadConnections` keeps read connections for the sync tasks' bookkeeping reads;
+`call_on_new_connection` runs one read on a connection opened for it.  Both run a
+store function of the connection first, `fn(conn, *args, **kwargs)`, so callers
+outside the store never hold a connection.
 """
 
 from __future__ import annotations
@@ -20,12 +25,13 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from edge_node.errors import StoreError
 from edge_node.store.schema import check_version, configure, db_path, migrate
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -133,7 +139,24 @@ class ReadConnections:
                 self._opened.append(conn)
         return conn
 
-    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on a pool thread; its exceptions propagate."""
+    async def call(self, fn: Callable[Concatenate[sqlite3.Connection, P], T],
+                   *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `fn(connection, *args, **kwargs)` on a pool thread; its exceptions propagate."""
         return await asyncio.get_running_loop().run_in_executor(
-            self._executor, lambda: fn(self._conn()))
+            self._executor, lambda: fn(self._conn(), *args, **kwargs))
+
+
+async def call_on_new_connection(path: Path, fn: Callable[Concatenate[sqlite3.Connection, P], T],
+                                 *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `fn(connection, *args, **kwargs)` in a thread on a connection to `path` opened
+    for the call and closed after (for callers without long-lived read connections)."""
+
+    def run() -> T:
+        conn = sqlite3.connect(path, isolation_level=None)
+        configure(conn)
+        try:
+            return fn(conn, *args, **kwargs)
+        finally:
+            conn.close()
+
+    return await asyncio.to_thread(run)

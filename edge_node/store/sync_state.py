@@ -4,7 +4,10 @@ The hub credential and the practice keyring are sealed (XSalsa20-Poly1305)
 under the data directory's `site.key`, like the site keys (`store.site`): a
 copy of the database alone holds neither.  Synchronous functions on an open
 `sqlite3` connection; the sync loop calls them through `asyncio.to_thread` or
-its reader, commands call them directly.
+its reader, commands call them directly.  The changes the running sync loop makes
+to the row are `LedgerOp`s (`store.ledger`) the writer applies in its group
+transaction: `AdvanceCursor`, `SetLogId`, `SetEnrolledStatus`, `StoreKeyring`,
+`SaveDigest`.
 """
 
 from __future__ import annotations
@@ -86,6 +89,73 @@ def save_keyring(conn: sqlite3.Connection, data_dir: Path, keyring: Keyring) -> 
     conn.execute("UPDATE sync_state SET keyring_sealed = ?", (keyring_row(data_dir, keyring),))
 
 
+@dataclass(frozen=True, slots=True)
+class AdvanceCursor:
+    """Move the cursor to `hub_seq` (never back: a lower one changes nothing)."""
+
+    hub_seq: int
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE sync_state SET cursor = max(cursor, ?)", (self.hub_seq,))
+
+
+@dataclass(frozen=True, slots=True)
+class SetLogId:
+    """Remember the hub's log id."""
+
+    log_id: UUID
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE sync_state SET log_id = ?", (str(self.log_id),))
+
+
+@dataclass(frozen=True, slots=True)
+class SetEnrolledStatus:
+    """Remember the site's status at the hub (pending, approved, revoked)."""
+
+    status: str
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE sync_state SET enrolled_status = ?", (self.status,))
+
+
+@dataclass(frozen=True, slots=True)
+class StoreKeyring:
+    """Replace the practice keyring with `sealed` (made by `keyring_row`)."""
+
+    sealed: bytes
+
+    def __repr__(self) -> str:  # sealed, yet no need to print it
+        return "StoreKeyring(...)"
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE sync_state SET keyring_sealed = ?", (self.sealed,))
+
+
+@dataclass(frozen=True, slots=True)
+class SaveDigest:
+    """Remember the state digest of every record and how many records it covers."""
+
+    hexdigest: str
+    count: int
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE sync_state SET digest = ?, digest_count = ?",
+                     (self.hexdigest, self.count))
+
+
+def rebind_hub(conn: sqlite3.Connection, data_dir: Path, *, hub_url: str,
+               hub_ca: Path | None, insecure_http: bool, credential: str,
+               hub_verify_key: bytes, status: str, log_id: UUID | None) -> None:
+    """Point the site at another hub (a rebuilt one): address, credential, key, status."""
+    conn.execute(
+        "UPDATE sync_state SET hub_url = ?, hub_ca = ?, insecure_http = ?, "
+        "credential_sealed = ?, hub_verify_key = ?, enrolled_status = ?, log_id = ?",
+        (hub_url, str(hub_ca) if hub_ca else None, int(insecure_http),
+         seal_at_rest(data_dir, credential.encode()), hub_verify_key, status,
+         str(log_id) if log_id else None))
+
+
 def load_sync_state(conn: sqlite3.Connection, data_dir: Path) -> SyncState | None:
     """The site's sync state, or None for a site that never enrolled with a hub."""
     row = conn.execute(
@@ -135,10 +205,16 @@ def keep_keyring(data_dir: Path, keyring: Keyring) -> SyncState:
 
 
 __all__ = [
+    "AdvanceCursor",
+    "SaveDigest",
+    "SetEnrolledStatus",
+    "SetLogId",
+    "StoreKeyring",
     "SyncState",
     "keep_keyring",
     "keyring_row",
     "load_sync_state",
+    "rebind_hub",
     "require_sync_state",
     "save_enrollment",
     "save_keyring",

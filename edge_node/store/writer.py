@@ -21,22 +21,26 @@ writes one without the others.
 Reads' audit rows (`Writer.audit`) ride along with the next group without
 anyone waiting for them (see `store.audit` for the durability trade-off).
 
-Remote changes (issue #5, `Writer.apply_remote`) go through the same queue and
-the same `apply_change`, so a pulled batch and local writes serialise and merge
+Remote changes (`Writer.apply_remote`) go through the same queue and the same
+`apply_change`, so a pulled batch and local writes serialise and merge
 identically: a remote batch contributes its resources and history rows (origin
 site and user of each change) but NO outbox row, plus the caller's bookkeeping
-statements (cursor, per-origin chain, received copy) — all in the group's one
-transaction, all or nothing.  Once the practice key is known the writer also
+operations (`store.ledger.LedgerOp`: cursor, per-origin chain, received copy) —
+all in the group's one transaction, all or nothing.  Once the practice key is known the writer also
 keeps the state digest (`sync_protocol.digest`) of every record in step, in the
 same transaction (`sync_state.digest`).  `Writer.exclusive(fn)` runs whole-database
 work (a re-bootstrap's table swap) alone between two groups.
 
 The writer is the only writer of the `resources` table, so it keeps the committed
-state of the resources it last wrote or loaded (`recent_states`, bounded, least
-recently used out): an update of a chart written moments ago — the common case
+state of the resources it last wrote or loaded (`store.recent_states`, bounded,
+least recently used out): an update of a chart written moments ago — the common case
 at the front desk and in a catch-up of another site's edits — needs no SELECT
 and no decoding.  Entries change only after a COMMIT succeeds; a failed commit
-and `exclusive` (which may rewrite any row) empty it.
+and `exclusive` (which may rewrite any row) empty it.  The bound is the
+`recent_states` argument of `Writer`.
+
+The rows of a local write are computed by `store.local_write`; a group's rows are
+written by `store.group_rows.write_rows`.
 """
 
 from __future__ import annotations
@@ -44,62 +48,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
-import msgpack
-import orjson
-
-from conflict import CoreError, plan_delete, plan_set
-from conflict.decode import state_from_canonical
+from conflict import CoreError
 from edge_node.errors import (
-    BadRequest,
     EdgeError,
     InvalidResource,
-    NotFound,
-    PreconditionRequired,
     StoreUnavailable,
-    VersionConflict,
 )
-from edge_node.fhir.write_op import Action, Actor, WriteOp
-from edge_node.store.account_events import chain_account_events
+from edge_node.fhir.write_op import Actor, WriteOp
 from edge_node.store.apply import Applied, Key, Rows, Stored, apply_change
-from edge_node.store.audit import INSERT_AUDIT, AuditChain, AuditRecord
+from edge_node.store.audit import AuditChain, AuditRecord
 from edge_node.store.connection import WriteConnection
-from edge_node.store.transaction import write_transaction
+from edge_node.store.group_rows import Overlay, write_rows
+from edge_node.store.ledger import LedgerOp
+from edge_node.store.local_write import audit_records, plan_local_op
+from edge_node.store.recent_states import RecentStates, load_states
+from edge_node.store.sync_state import SaveDigest
 from sync_protocol.digest import StateDigest
 from sync_protocol.hlc import HybridClock
 from sync_protocol.ids import SiteId
-from sync_protocol.models import Change, ChangeOp
-from sync_protocol.wire import encode_changes
+from sync_protocol.models import Change
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Result = Applied | EdgeError
 
-_LOAD: Final = (
-    "SELECT r.type, r.id, r.version, r.deleted, r.state, r.last_updated_ms "
-    "FROM json_each(?) AS j JOIN resources AS r "
-    "ON r.type = json_extract(j.value, '$[0]') AND r.id = json_extract(j.value, '$[1]')"
-)
-_UPSERT_RESOURCE: Final = (
-    "INSERT INTO resources (type, id, version, last_updated_ms, deleted, state, json, "
-    "patient_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
-    "version = excluded.version, last_updated_ms = excluded.last_updated_ms, "
-    "deleted = excluded.deleted, state = excluded.state, json = excluded.json, "
-    "patient_ref = excluded.patient_ref"
-)
-_INSERT_HISTORY: Final = (
-    "INSERT INTO history (type, id, version, origin, seq, user, device, hlc, recorded_ms, "
-    "deleted, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_STATUS: Final[dict[Action, int]] = {"create": 201, "update": 200, "delete": 204}
-
-
-Statement = tuple[str, tuple[Any, ...]]
 
 
 @dataclass(slots=True)
@@ -111,9 +88,9 @@ class _Request:
     audits: tuple[AuditRecord, ...]
     label: str
     remote: tuple[Change, ...] = ()
-    statements: tuple[Statement, ...] = ()
+    ledger: tuple[LedgerOp, ...] = ()
     digest_key: bytes | None = None
-    #: Whole-database work run alone between groups (`Writer.exclusive`, issue #5).
+    #: Whole-database work run alone between groups (`Writer.exclusive`).
     exclusive: Callable[[sqlite3.Connection], None] | None = None
 
 
@@ -147,13 +124,12 @@ class Writer:
         self._largest = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        #: Set after every commit that added outbox rows (wakes the pusher, issue #5).
+        #: Set after every commit that added outbox rows (wakes the pusher).
         self.outbox_committed = asyncio.Event()
         self.digest: StateDigest | None = None
         self._loaded_raw: dict[Key, bytes] = {}
         #: Committed (state, canonical bytes) of recently written or loaded resources.
-        self._recent: OrderedDict[Key, tuple[Stored, bytes]] = OrderedDict()
-        self._recent_max = recent_states
+        self._recent = RecentStates(recent_states)
 
     # --- callers -----------------------------------------------------------------------
 
@@ -171,18 +147,18 @@ class Writer:
         self._queue.put_nowait(_Request(tuple(ops), atomic, actor, future, (), label))
         return await future
 
-    async def apply_remote(self, changes: Sequence[Change], statements: Sequence[Statement],
+    async def apply_remote(self, changes: Sequence[Change], ops: Sequence[LedgerOp],
                            *, label: str) -> None:
-        """Merge another site's `changes` and run `statements`, in one transaction.
+        """Merge another site's `changes` and apply the bookkeeping `ops`, in one transaction.
 
         No outbox row is written.  Raises `InvalidResource` if a change cannot be
         merged (nothing of the batch is written), `StoreUnavailable` if the
-        commit failed.  With no changes, just runs `statements` in order.
+        commit failed.  With no changes, just applies `ops` in order.
         """
         future: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         self._idle.clear()
         self._queue.put_nowait(_Request((), True, None, future, (), label, tuple(changes),
-                                        tuple(statements)))
+                                        tuple(ops)))
         out = await future
         if out and isinstance(out[0], EdgeError):
             raise out[0]
@@ -201,7 +177,7 @@ class Writer:
         """Run `fn(conn)` on the write connection between two groups; return its result.
 
         Nothing else writes meanwhile (re-bootstrap swaps the practice tables this
-        way, issue #5).  `fn` owns its transactions; its exceptions propagate to
+        way).  `fn` owns its transactions; its exceptions propagate to
         the caller and the writer carries on.  Afterwards the state digest is
         dropped (`fn` may have changed any row): call `start_digest` again.
         """
@@ -219,7 +195,7 @@ class Writer:
         return self._hlc.max_drift_ms
 
     def observe_hlc(self, hlc: int) -> None:
-        """Let the site's clock absorb `hlc` (a snapshot's newest change, issue #5)."""
+        """Let the site's clock absorb `hlc` (a snapshot's newest change)."""
         self._hlc = _observed(self._hlc, hlc, 0)
 
     def audit(self, records: Sequence[AuditRecord]) -> None:
@@ -338,11 +314,11 @@ class Writer:
         rows = Rows()
         audits: list[AuditRecord] = []
         results: list[list[Result]] = []
-        statements: list[Statement] = []
+        ledger: list[LedgerOp] = []
         for request in group:
             audits.extend(request.audits)
-            if request.remote or request.statements:
-                results.append(self._apply_remote(request, view, rows, now_ms, statements))
+            if request.remote or request.ledger:
+                results.append(self._apply_remote(request, view, rows, now_ms, ledger))
                 continue
             if not request.ops:
                 results.append([])
@@ -356,9 +332,9 @@ class Writer:
                 fresh.add(key)  # created in this group: no old tokens to delete
         sealed_from = (self._chain.last_seq, self._chain.last_hash)
         audit_rows = self._chain.seal(audits)
-        digest_before = self._step_digest(rows, statements)
+        digest_before = self._step_digest(rows, ledger)
         try:
-            await self._write(rows, audit_rows, fresh, statements)
+            await self._write(rows, audit_rows, fresh, ledger)
         except sqlite3.Error as exc:
             self._next_seq = seq_before
             self._chain.last_seq, self._chain.last_hash = sealed_from
@@ -367,7 +343,7 @@ class Writer:
             self._recent.clear()
             self._fail(group, exc)
             return
-        self._remember(view, rows)
+        self._recent.remember(view, rows)
         if rows.outbox:
             self.outbox_committed.set()
         self._groups += 1
@@ -390,47 +366,18 @@ class Writer:
                     "check`"))
 
     async def _load(self, keys: set[Key]) -> dict[Key, Stored]:
-        """The stored form of each of `keys` that exists: from `_recent`, else one SELECT."""
+        """The stored form of each of `keys` that exists: remembered, else one SELECT."""
         found: dict[Key, Stored] = {}
         raw: dict[Key, bytes] = {}
-        missing = []
-        for key in keys:
-            hit = self._recent.get(key)
-            if hit is None:
-                missing.append(key)
-            else:
-                found[key], raw[key] = hit
-                self._recent.move_to_end(key)
+        missing = self._recent.lookup(keys, found, raw)
         self._loaded_raw = raw
         if not missing:
             return found
-        arg = orjson.dumps(sorted(missing)).decode()
-        rows = await self._conn.call(lambda conn: conn.execute(_LOAD, (arg,)).fetchall())
-        for r in rows:
-            key, state = (r[0], r[1]), bytes(r[4])
-            found[key] = Stored(state_from_canonical(state), int(r[2]), bool(r[3]), int(r[5]))
-            raw[key] = state
-            self._recent[key] = (found[key], state)
-        self._trim_recent()
+        rows = await self._conn.call(lambda conn: load_states(conn, missing))
+        self._recent.loaded(rows, found, raw)
         return found
 
-    def _remember(self, view: dict[Key, Stored | None], rows: Rows) -> None:
-        """After a COMMIT: the group's written resources as they are now stored."""
-        recent = self._recent
-        for key, row in rows.resources.items():
-            stored = view.get(key)
-            if stored is None:
-                continue
-            recent[key] = (stored, row[5])
-            recent.move_to_end(key)
-        self._trim_recent()
-
-    def _trim_recent(self) -> None:
-        recent = self._recent
-        while len(recent) > self._recent_max:
-            recent.popitem(last=False)
-
-    def _step_digest(self, rows: Rows, statements: list[Statement]) -> StateDigest | None:
+    def _step_digest(self, rows: Rows, ledger: list[LedgerOp]) -> StateDigest | None:
         """Move the digest to the group's new states; return the old one (for a rollback)."""
         if self.digest is None or not rows.resources:
             return None
@@ -439,19 +386,18 @@ class Writer:
         for key, row in rows.resources.items():
             new.replace(f"{key[0]}/{key[1]}".encode(), self._loaded_raw.get(key), bytes(row[5]))
         self.digest = new
-        statements.append(("UPDATE sync_state SET digest = ?, digest_count = ?",
-                           (new.hexdigest(), new.count)))
+        ledger.append(SaveDigest(new.hexdigest(), new.count))
         return old
 
     async def _write(self, rows: Rows, audit_rows: list[tuple[Any, ...]],
-                     fresh: set[Key], statements: list[Statement]) -> None:
+                     fresh: set[Key], ledger: list[LedgerOp]) -> None:
         await self._conn.call(lambda conn: write_rows(conn, rows, audit_rows, fresh,
-                                                      statements, self._chain))
+                                                      ledger, self._chain))
 
     def _apply_remote(self, request: _Request, view: dict[Key, Stored | None], rows: Rows,
-                      now_ms: int, statements: list[Statement]) -> list[Result]:
+                      now_ms: int, ledger: list[LedgerOp]) -> list[Result]:
         """Merge a remote batch into the group, all or nothing; no outbox rows."""
-        local_rows, local_view = Rows(), _Overlay(view)
+        local_rows, local_view = Rows(), Overlay(view)
         try:
             for change in request.remote:
                 key = (change.resource_type, change.resource_id)
@@ -465,7 +411,7 @@ class Writer:
             self._hlc = _observed(self._hlc, change.hlc, now_ms)
         rows.absorb(local_rows)
         view.update(local_view.changes)
-        statements.extend(request.statements)
+        ledger.extend(request.ledger)
         return []
 
     # --- computing rows ------------------------------------------------------------------
@@ -476,7 +422,7 @@ class Writer:
         if not request.atomic:
             out: list[Result] = []
             for op in request.ops:
-                local_rows, local_view = Rows(), _Overlay(view)
+                local_rows, local_view = Rows(), Overlay(view)
                 seq = self._next_seq
                 try:
                     applied = self._apply_op(op, local_view, local_rows, now_ms, request.actor)
@@ -488,7 +434,7 @@ class Writer:
                 view.update(local_view.changes)
                 out.append(applied)
             return out
-        local_rows, local_view = Rows(), _Overlay(view)
+        local_rows, local_view = Rows(), Overlay(view)
         seq = self._next_seq
         applied_all: list[Result] = []
         for i, op in enumerate(request.ops):
@@ -505,73 +451,20 @@ class Writer:
         view.update(local_view.changes)
         return applied_all
 
-    def _apply_op(self, op: WriteOp, view: _Overlay, rows: Rows, now_ms: int,
+    def _apply_op(self, op: WriteOp, view: Overlay, rows: Rows, now_ms: int,
                   actor: Actor) -> Applied:
-        key = (op.resource_type, op.resource_id)
-        prior = view.get(key)
-        ref = f"{op.resource_type}/{op.resource_id}"
-        if op.if_match is not None and (prior is None or prior.version != op.if_match):
-            have = "does not exist" if prior is None else f"is at version {prior.version}"
-            raise VersionConflict(f"{ref} {have}, not version {op.if_match} (If-Match)",
-                                  hint="read the resource again, reapply the edit, and "
-                                  "send it with the new ETag")
-        try:
-            if op.action == "create":
-                if prior is not None:
-                    raise BadRequest(f"{ref} already exists",
-                                     hint="update it with PUT instead")
-                assert op.resource is not None
-                elements, replaces = plan_set(None, op.resource, resolve=False)
-                kind = ChangeOp.SET
-            elif op.action == "update":
-                if op.if_match is None and self._require_if_match and prior is not None:
-                    raise PreconditionRequired(
-                        f"updating {ref} needs an If-Match header",
-                        hint='read it first and send If-Match: W/"<versionId>"')
-                assert op.resource is not None
-                elements, replaces = plan_set(prior.state if prior else None, op.resource,
-                                              resolve=op.resolve)
-                kind = ChangeOp.SET
-            else:
-                if prior is None:
-                    raise NotFound(f"{ref} does not exist",
-                                   hint="check the id; nothing was deleted")
-                if prior.deleted:
-                    return Applied(op.resource_type, op.resource_id, prior.version,
-                                   prior.last_updated_ms, True, None, None, False)
-                elements, replaces = plan_delete(prior.state, resolve=False)
-                kind = ChangeOp.DELETE
-            seq = self._next_seq
-            change = Change(
-                resource_type=op.resource_type, resource_id=op.resource_id, op=kind,
-                elements=elements, replaces=replaces, hlc=self._hlc.now(now_ms),
-                origin=self._site_id, seq=seq, user=actor.user_id, device=actor.device)
-            stored, applied = apply_change(prior, change, now_ms, rows)
-        except CoreError as exc:
-            raise InvalidResource(f"{ref}: {exc.message}", hint=exc.hint) from exc
-        rows.outbox.append((seq, msgpack.packb(encode_changes([change]), use_bin_type=True),
-                            now_ms))
-        self._next_seq = seq + 1
-        view.changes[key] = stored
+        outbox_before = len(rows.outbox)
+        applied = plan_local_op(op, view, rows, now_ms, actor, site_id=self._site_id,
+                                seq=self._next_seq, hlc=self._hlc,
+                                require_if_match=self._require_if_match)
+        if len(rows.outbox) > outbox_before:
+            self._next_seq += 1
         return applied
 
     def _audit_rows(self, request: _Request, out: list[Result], now_ms: int
                     ) -> list[AuditRecord]:
-        actor = request.actor
-        assert actor is not None
-        records = []
-        for op, result in zip(request.ops, out, strict=True):
-            if isinstance(result, Applied):
-                status = _STATUS[op.action] if op.action != "update" else (
-                    201 if result.created else 200)
-                pref = result.patient_ref
-            else:
-                status, pref = result.http_status, None
-            detail = {"bundle": request.label} if request.label else {}
-            records.append(AuditRecord(now_ms, actor.user_id, actor.role, op.action,
-                                       op.resource_type, op.resource_id, pref, status,
-                                       actor.client, detail))
-        return records
+        assert request.actor is not None
+        return audit_records(request.ops, out, request.actor, request.label, now_ms)
 
 
 def _observed(clock: HybridClock, remote: int, now_ms: int) -> HybridClock:
@@ -581,54 +474,5 @@ def _observed(clock: HybridClock, remote: int, now_ms: int) -> HybridClock:
     return clock
 
 
-def write_rows(conn: sqlite3.Connection, rows: Rows, audit_rows: list[tuple[Any, ...]],
-               fresh: set[Key], statements: Sequence[Statement] = (),
-               chain: AuditChain | None = None) -> None:
-    """Write one group's rows in one transaction (on the connection's thread).
-
-    `fresh`: resources that had no row before this group (no old search tokens
-    or conflicts to delete).  With the audit `chain` (already past `audit_rows`),
-    pending account changes are chained after them (`store.account_events`).
-    Rolls back and re-raises on any failure (the caller puts the chain back).
-    """
-    with write_transaction(conn):
-        if rows:
-            stale = [k for k in rows.tokens if k not in fresh]
-            conn.executemany(_UPSERT_RESOURCE, rows.resources.values())
-            conn.executemany(_INSERT_HISTORY, rows.history)
-            conn.executemany("INSERT INTO outbox (seq, change, created_ms) VALUES (?, ?, ?)",
-                             rows.outbox)
-            if stale:
-                conn.executemany("DELETE FROM search_tokens WHERE type = ? AND id = ?", stale)
-                conn.executemany("DELETE FROM conflicts WHERE type = ? AND id = ?", stale)
-            conn.executemany(
-                "INSERT INTO search_tokens (type, param, value, id) VALUES (?, ?, ?, ?)",
-                [t for ts in rows.tokens.values() for t in ts])
-            found = [c for cs in rows.conflicts.values() for c in cs]
-            if found:
-                conn.executemany(
-                    "INSERT INTO conflicts (type, id, register, heads, shown_origin, shown_seq) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", found)
-        if audit_rows:
-            conn.executemany(INSERT_AUDIT, audit_rows)
-        if chain is not None:
-            chain_account_events(conn, chain)
-        for sql, params in statements:
-            conn.execute(sql, params)
-
-
-class _Overlay:
-    """A view of stored resources with one request's changes on top (dropped on refusal)."""
-
-    __slots__ = ("base", "changes")
-
-    def __init__(self, base: dict[Key, Stored | None]) -> None:
-        self.base = base
-        self.changes: dict[Key, Stored] = {}
-
-    def get(self, key: Key) -> Stored | None:
-        found = self.changes.get(key)
-        return found if found is not None else self.base.get(key)
-
-
-__all__ = ["Result", "Writer", "WriterStatistics"]
+# `write_rows` is also named here for the snapshot install, which imports it from this module.
+__all__ = ["Result", "Writer", "WriterStatistics", "write_rows"]

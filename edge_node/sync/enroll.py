@@ -19,7 +19,7 @@ A hub lost and rebuilt empty knows none of the sites' credentials.  Each site
 re-enrolls there under its old id and keys (`reenroll`, the edge stopped): it
 pins the new hub's key, takes a new credential, and goes back to position 0 of
 the new log — its own batches are pushed again from sequence 1 and the other
-sites' batches it received are queued for relay (`sync.rewind`), so the sites
+sites' batches it received are queued for relay (`store.rewind`), so the sites
 together give the hub back the practice's whole log.  The first site to
 re-enroll uses a token from the operator and is approved by it; the others use
 `invite` tokens and are approved (fingerprint checked) like new sites.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,18 +37,21 @@ from uuid import UUID
 from edge_node.errors import StoreError
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.hub_link.errors import EnrollmentError, FingerprintMismatch, HubRefused
-from edge_node.node import init_data_dir, open_sync
+from edge_node.node import init_data_dir
+from edge_node.store.connection import open_sync
+from edge_node.store.ledger import Connection, own_batch_count
+from edge_node.store.relay_queue import relay_depth
+from edge_node.store.rewind import RewindTo
 from edge_node.store.site import load_site
 from edge_node.store.sync_state import (
     SyncState,
+    rebind_hub,
     require_sync_state,
     save_enrollment,
     save_keyring,
-    seal_at_rest,
 )
 from edge_node.store.transaction import write_transaction
 from edge_node.store.users import User
-from edge_node.sync.rewind import relay_depth, rewind_statements
 from sync_protocol.ids import SiteId
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
@@ -157,7 +159,7 @@ async def reenroll(data_dir: Path, settings: HubSettings, *, token: str, name: s
     """Enroll this existing site, under its id and keys, with a hub rebuilt after a loss.
 
     Pins the new hub's key, stores the new credential and hub address, and goes back
-    to position 0 of the hub's log (`sync.rewind`) in one transaction; the sync loop
+    to position 0 of the hub's log (`store.rewind`) in one transaction; the sync loop
     then pushes and relays.  Raises `EnrollmentError` for a token of another practice
     or an answer that does not match (nothing is changed then), `HubRefused` for the
     hub's refusal (for example 409: the hub already knows this site).
@@ -190,17 +192,12 @@ async def reenroll(data_dir: Path, settings: HubSettings, *, token: str, name: s
     conn = open_sync(data_dir)
     try:
         with write_transaction(conn):
-            conn.execute(
-                "UPDATE sync_state SET hub_url = ?, hub_ca = ?, insecure_http = ?, "
-                "credential_sealed = ?, hub_verify_key = ?, enrolled_status = ?, log_id = ?",
-                (settings.url, str(settings.ca_file) if settings.ca_file else None,
-                 int(settings.insecure_http),
-                 seal_at_rest(data_dir, enrolled.credential.encode()),
-                 enrolled.hub_verify_key, enrolled.status,
-                 str(hub_key.log_id) if hub_key.log_id else None))
-            for sql, params in rewind_statements(0, now_ms):
-                conn.execute(sql, params)
-            own = conn.execute("SELECT count(*) FROM pushed_batches").fetchone()[0]
+            rebind_hub(conn, data_dir, hub_url=settings.url, hub_ca=settings.ca_file,
+                       insecure_http=settings.insecure_http, credential=enrolled.credential,
+                       hub_verify_key=enrolled.hub_verify_key, status=enrolled.status,
+                       log_id=hub_key.log_id)
+            RewindTo(0, now_ms).apply(conn)
+            own = own_batch_count(conn)
             relays = relay_depth(conn)
     finally:
         conn.close()
@@ -211,7 +208,7 @@ async def reenroll(data_dir: Path, settings: HubSettings, *, token: str, name: s
                       int(own), relays)
 
 
-def _load(data_dir: Path) -> tuple[sqlite3.Connection, SyncState, SiteKeyPair, UUID]:
+def _load(data_dir: Path) -> tuple[Connection, SyncState, SiteKeyPair, UUID]:
     conn = open_sync(data_dir)
     try:
         state = require_sync_state(conn, data_dir)

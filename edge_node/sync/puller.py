@@ -18,16 +18,27 @@ at every (re)connect (an upgraded build retries at start).
 
 from __future__ import annotations
 
-import functools
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 from uuid import UUID
 
 from edge_node.errors import EdgeError
 from edge_node.hub_link.context import SyncContext
+from edge_node.store.ledger import LedgerOp
+from edge_node.store.practice_sites import PracticeSite, SaveSites
+from edge_node.store.received import (
+    AdvanceChain,
+    HoldBatch,
+    KeepReceivedCopy,
+    ReleaseHeld,
+    chain_of,
+    gap_origins,
+    held_copies,
+    held_ranges,
+)
+from edge_node.store.sync_state import AdvanceCursor
 from sync_protocol.batch import SealedBatch, batch_hash, open_batch, read_sealed
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import (
@@ -40,17 +51,9 @@ from sync_protocol.errors import (
 )
 from sync_protocol.framing import DEFAULT_LIMITS, split_sealed
 from sync_protocol.hlc import check_drift
-from sync_protocol.models import GENESIS_HASH, BatchHeader, PulledBatch, header_from_wire
+from sync_protocol.models import GENESIS_HASH, BatchHeader, Change, PulledBatch, header_from_wire
 
 log = logging.getLogger(__name__)
-
-_CURSOR: Final = "UPDATE sync_state SET cursor = max(cursor, ?)"
-_COPY: Final = ("INSERT OR IGNORE INTO received_batches (hub_seq, origin, seq_from, seq_to, "
-                "sealed) VALUES (?, ?, ?, ?, ?)")
-_HOLD: Final = ("INSERT INTO held_batches (origin, seq_from, seq_to, hub_seq, reason, detail, "
-                "since_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin, seq_from) DO "
-                "UPDATE SET reason = excluded.reason, detail = excluded.detail")
-_UNHOLD: Final = "DELETE FROM held_batches WHERE origin = ? AND seq_from = ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +98,6 @@ def gap_detail(origin: str, seq_from: int, seq_to: int, missing: Sequence[tuple[
             f"hub); until then this site holds back, unapplied, that site's {waiting}")
 
 
-def _held_ranges(conn: sqlite3.Connection, origin: str, before: int) -> list[tuple[int, int]]:
-    return [(int(r[0]), int(r[1])) for r in conn.execute(
-        "SELECT seq_from, seq_to FROM held_batches WHERE origin = ? AND seq_from < ?",
-        (origin, before))]
-
-
-def _chain(conn: sqlite3.Connection, origin: str) -> tuple[int, bytes]:
-    row = conn.execute("SELECT next_seq, last_hash FROM origin_chains WHERE origin = ?",
-                       (origin,)).fetchone()
-    return (int(row[0]), bytes(row[1])) if row else (1, GENESIS_HASH)
-
-
 #: Most sealed bytes applied in one transaction by `Puller.handle_group` (the most
 #: batches is the `max_group_batches` setting).
 MAX_GROUP_BYTES: Final = 32 << 20
@@ -117,8 +108,8 @@ class _Ready:
     """A pulled batch checked and opened, waiting for its group's transaction."""
 
     pulled: PulledBatch
-    changes: list[Any]
-    statements: list[tuple[str, tuple[Any, ...]]]
+    changes: list[Change]
+    ops: list[LedgerOp]
     origin: str | None = None
 
 
@@ -139,7 +130,7 @@ class Puller:
         Batches that follow their origin's chain and open cleanly are applied
         together in ONE writer transaction (changes, chains, copies and cursor —
         all or nothing), so a catch-up costs one commit per group instead of one
-        per batch (PERFORMANCE.md, lever 2).  Anything else (own batches aside) —
+        per batch.  Anything else (own batches aside) —
         a duplicate, a gap, a fork, a batch that does not open, an unknown site —
         goes through `handle` alone after the batches before it committed.  If
         the group does not merge, its batches go through `handle` one by one, so
@@ -154,7 +145,7 @@ class Puller:
                 continue
             top = pulled.hub_seq
             if pulled.site_id == ctx.site_id:
-                pending.append(_Ready(pulled, [], [(_CURSOR, (pulled.hub_seq,))]))
+                pending.append(_Ready(pulled, [], [AdvanceCursor(pulled.hub_seq)]))
                 continue
             if chains is None:
                 chains = await ctx.edge.reader.origin_chains()
@@ -170,7 +161,7 @@ class Puller:
 
     def _ready(self, pulled: PulledBatch, chains: dict[str, tuple[int, bytes]]
                ) -> _Ready | None:
-        """The batch opened and its statements, if it simply follows its chain; else None."""
+        """The batch opened and its ledger ops, if it simply follows its chain; else None."""
         ctx = self.ctx
         raw = pulled.sealed
         try:
@@ -188,13 +179,11 @@ class Puller:
             return None  # `handle` holds it with the reason
         link = sealed.hash
         chains[origin] = (header.seq_to + 1, link)
-        return _Ready(pulled, changes, origin=origin, statements=[
-            ("INSERT INTO origin_chains (origin, next_seq, last_hash) VALUES (?, ?, ?) "
-             "ON CONFLICT (origin) DO UPDATE SET next_seq = excluded.next_seq, "
-             "last_hash = excluded.last_hash", (origin, header.seq_to + 1, link)),
-            (_COPY, (pulled.hub_seq, origin, header.seq_from, header.seq_to, raw)),
-            (_UNHOLD, (origin, header.seq_from)),
-            (_CURSOR, (pulled.hub_seq,))])
+        return _Ready(pulled, changes, origin=origin, ops=[
+            AdvanceChain(origin, header.seq_to + 1, link),
+            KeepReceivedCopy(pulled.hub_seq, origin, header.seq_from, header.seq_to, raw),
+            ReleaseHeld(origin, header.seq_from),
+            AdvanceCursor(pulled.hub_seq)])
 
     async def _flush(self, pending: list[_Ready]) -> None:
         if not pending:
@@ -204,7 +193,7 @@ class Puller:
         try:
             await ctx.edge.writer.apply_remote(
                 [c for r in pending for c in r.changes],
-                [s for r in pending for s in r.statements],
+                [op for r in pending for op in r.ops],
                 label=f"pulled batches at hub seq {first}-{last}")
         except EdgeError as exc:
             if exc.retryable:
@@ -223,7 +212,7 @@ class Puller:
         if pulled.hub_seq <= ctx.cursor:
             return
         if pulled.site_id == ctx.site_id:
-            await ctx.execute((_CURSOR, (pulled.hub_seq,)), label="own batch")
+            await ctx.write(AdvanceCursor(pulled.hub_seq), label="own batch")
             applied = False
         else:
             applied = await self._receive(pulled.sealed, pulled.hub_seq, held=False)
@@ -236,21 +225,14 @@ class Puller:
     async def retry_held(self) -> None:
         """Try every held batch again, oldest first, until none of them moves."""
         ctx = self.ctx
-
-        def held(conn: sqlite3.Connection) -> list[tuple[int, bytes]]:
-            return [(int(r[0]), bytes(r[1])) for r in conn.execute(
-                "SELECT h.hub_seq, r.sealed FROM held_batches AS h JOIN received_batches AS r "
-                "ON r.hub_seq = h.hub_seq ORDER BY h.seq_from, h.hub_seq")]
-
         progress = True
         while progress:
             progress = False
-            for hub_seq, sealed in await ctx.read(held):
+            for hub_seq, sealed in await ctx.read(held_copies):
                 if await self._receive(sealed, hub_seq, held=True):
                     progress = True
                     ctx.status.notify()  # fewer held batches: the status page changes
-        self._gap_origins = {origin for (origin,) in await ctx.read(lambda c: c.execute(
-            "SELECT DISTINCT origin FROM held_batches WHERE reason = 'gap'").fetchall())}
+        self._gap_origins = await ctx.read(gap_origins)
 
     async def _receive(self, raw: bytes, hub_seq: int, *, held: bool) -> bool:
         """Apply, skip or hold one batch; True if it was applied now."""
@@ -259,17 +241,15 @@ class Puller:
         try:
             header = _header(raw)
             origin = str(header.site_id)
-            next_seq, last_hash = await ctx.read(lambda c: _chain(c, origin))
-            copy = (_COPY, (hub_seq, origin, header.seq_from, header.seq_to, raw))
+            next_seq, last_hash = await ctx.read(chain_of, origin)
+            copy = KeepReceivedCopy(hub_seq, origin, header.seq_from, header.seq_to, raw)
             if header.seq_to < next_seq:  # applied before (a duplicate, or a relay)
-                dup: list[tuple[str, tuple[Any, ...]]] = [
-                    copy, (_UNHOLD, (origin, header.seq_from))]
-                await ctx.execute(*dup, *([] if held else [(_CURSOR, (hub_seq,))]),
-                                  label="duplicate")
+                dup: list[LedgerOp] = [copy, ReleaseHeld(origin, header.seq_from)]
+                await ctx.write(*dup, *([] if held else [AdvanceCursor(hub_seq)]),
+                                label="duplicate")
                 return False
             if header.seq_from > next_seq:
-                held_before = await ctx.read(functools.partial(
-                    _held_ranges, origin=origin, before=header.seq_from))
+                held_before = await ctx.read(held_ranges, origin, header.seq_from)
                 raise Hold("gap", gap_detail(origin, header.seq_from, header.seq_to,
                                              missing_seqs(next_seq, held_before,
                                                           header.seq_from)))
@@ -298,15 +278,12 @@ class Puller:
         except ProtocolError as exc:
             await self._hold(raw, hub_seq, header, Hold(exc.code, str(exc)), held)
             return False
-        stmts: list[tuple[str, tuple[Any, ...]]] = [
-            ("INSERT INTO origin_chains (origin, next_seq, last_hash) VALUES (?, ?, ?) "
-             "ON CONFLICT (origin) DO UPDATE SET next_seq = excluded.next_seq, "
-             "last_hash = excluded.last_hash", (origin, header.seq_to + 1, batch_hash(raw))),
-            copy, (_UNHOLD, (origin, header.seq_from))]
+        ops: list[LedgerOp] = [AdvanceChain(origin, header.seq_to + 1, batch_hash(raw)),
+                               copy, ReleaseHeld(origin, header.seq_from)]
         if not held:
-            stmts.append((_CURSOR, (hub_seq,)))
+            ops.append(AdvanceCursor(hub_seq))
         try:
-            await ctx.edge.writer.apply_remote(changes, stmts, label=sealed.label)
+            await ctx.edge.writer.apply_remote(changes, ops, label=sealed.label)
         except EdgeError as exc:
             if exc.retryable:
                 raise
@@ -319,7 +296,7 @@ class Puller:
     def _parsed(self, raw: bytes) -> SealedBatch:
         return read_sealed(raw)
 
-    async def _open(self, sealed: SealedBatch) -> list[Any]:
+    async def _open(self, sealed: SealedBatch) -> list[Change]:
         ctx = self.ctx
         if sealed.header.site_id not in ctx.directory:
             await refresh_registry(ctx)
@@ -336,15 +313,15 @@ class Puller:
         seq_to = header.seq_to if header else -hub_seq
         if hold.reason == "gap":
             self._gap_origins.add(origin)
-        stmts: list[tuple[str, tuple[Any, ...]]] = [
-            (_COPY, (hub_seq, origin, seq_from, seq_to, raw)),
-            (_HOLD, (origin, seq_from, seq_to, hub_seq, hold.reason, hold.detail,
-                     ctx.now_ms()))]
+        ops: list[LedgerOp] = [
+            KeepReceivedCopy(hub_seq, origin, seq_from, seq_to, raw),
+            HoldBatch(origin, seq_from, seq_to, hub_seq, hold.reason, hold.detail,
+                      ctx.now_ms())]
         if not held:
-            stmts.append((_CURSOR, (hub_seq,)))
+            ops.append(AdvanceCursor(hub_seq))
             log.warning("batch held (%s); see `chartsync edge held` and the status page",
                         hold.reason, extra={"origin": origin, "hub_seq": hub_seq})
-        await ctx.execute(*stmts, label="hold")
+        await ctx.write(*ops, label="hold")
 
 
 def _header(raw: bytes) -> BatchHeader:
@@ -363,13 +340,9 @@ async def refresh_registry(ctx: SyncContext) -> None:
             ctx.directory.add(site.public_keys)
     if sites:
         now = ctx.now_ms()
-        await ctx.execute(*[(
-            "INSERT INTO practice_sites (site_id, name, status, verify_key, box_key, seen_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (site_id) DO UPDATE SET name = excluded.name, "
-            "status = excluded.status, verify_key = excluded.verify_key, "
-            "box_key = excluded.box_key, seen_ms = excluded.seen_ms",
-            (str(s.site_id), s.name, s.status, s.verify_key, s.box_key, now))
-            for s in sites], label="registry")
+        await ctx.write(SaveSites(tuple(
+            PracticeSite(str(s.site_id), s.name, s.status, s.verify_key, s.box_key, now)
+            for s in sites)), label="registry")
 
 
 __all__ = ["UUID", "MalformedInput", "Puller", "gap_detail", "missing_seqs",

@@ -2,7 +2,7 @@
 
 Each batch is sealed once and stored in `pushed_batches` BEFORE it is sent,
 so a resend after a crash or a lost answer is byte-identical and the site's
-chain (seq range, prev hash) is local truth.  Pushes are pipelined (#5): every
+chain (seq range, prev hash) is local truth.  Pushes are pipelined: every
 stored, unacknowledged batch (up to `PUSH_WINDOW`) goes in ONE request
 (`sync_protocol.push_wire`), and while that request is in flight the pusher
 seals the next batches from the outbox, so sealing (zstd, signing) overlaps the
@@ -28,18 +28,33 @@ import asyncio
 import contextlib
 import functools
 import logging
-import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from edge_node.hub_link.context import SyncContext
 from edge_node.hub_link.errors import HubRefused, HubUnreachable, SyncError
-from edge_node.sync.guard import GuardScan, guard_check, guard_scan, guard_verdict, hold_from
+from edge_node.store.ledger import (
+    PUSH_WINDOW,
+    PUSH_WINDOW_BYTES,
+    AddDeadLetter,
+    MarkAcknowledged,
+    MarkUnsent,
+    NextSeal,
+    OwnBatch,
+    PushRound,
+    SealLimits,
+    StoreSealed,
+    next_seal_unless_blocked,
+    own_batch_sealed,
+    push_round,
+    seal_source,
+    window_length,
+)
+from edge_node.sync.guard import guard_check, guard_verdict
 from sync_protocol.batch import batch_hash, seal_batch
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import BadSignature
 from sync_protocol.ids import uuid7
-from sync_protocol.models import GENESIS_HASH, Change, PushAck
+from sync_protocol.models import Change, PushAck
 from sync_protocol.receipt import verify_receipt
 from sync_protocol.wire import decode_changes
 
@@ -47,11 +62,6 @@ log = logging.getLogger(__name__)
 
 #: Batches of at most this many changes are sealed on the event loop.
 INLINE_SEAL_CHANGES = 64
-#: Most batches pushed in one request (the hub takes up to 16).
-PUSH_WINDOW = 8
-#: Most sealed bytes pushed in one request (a bigger batch goes alone); under the
-#: hub's default limit for a whole push body (16 MiB).
-PUSH_WINDOW_BYTES = 8 << 20
 #: Most batches sealed and not yet acknowledged: one window in flight, one sealed
 #: ahead while it is (sealing stops there until acks come back).
 MAX_UNACKED = 2 * PUSH_WINDOW
@@ -65,91 +75,6 @@ class PusherStatistics:
     acked: int
     #: Batches sealed while a push request was in flight (sealing overlapped the link).
     sealed_while_pushing: int
-
-
-@dataclass(frozen=True, slots=True)
-class OwnBatch:
-    seq_from: int
-    seq_to: int
-    batch_hash: bytes
-    sealed: bytes
-
-
-def window_length(sizes: Sequence[int], most: int = PUSH_WINDOW,
-                  most_bytes: int = PUSH_WINDOW_BYTES) -> int:
-    """How many of the batches of `sizes` (bytes, in order) go in one push request: at
-    most `most`, and within `most_bytes` unless the first alone is bigger (it goes
-    alone).  0 only for no batches (pure)."""
-    n, size = 0, 0
-    for length in sizes[:most]:
-        if n and size + length > most_bytes:
-            break
-        n, size = n + 1, size + length
-    return n
-
-
-def _unacked(conn: sqlite3.Connection, window: int, window_bytes: int
-             ) -> tuple[list[OwnBatch], int]:
-    """(the first unacknowledged batches in chain order, within one push's window of
-    `window` batches and `window_bytes`; how many are unacknowledged, counted up to
-    `MAX_UNACKED`).  Only the window's sealed bytes are read."""
-    rows = conn.execute("SELECT seq_from, length(sealed) FROM pushed_batches "
-                        "WHERE hub_seq IS NULL ORDER BY seq_from LIMIT ?",
-                        (MAX_UNACKED,)).fetchall()
-    chosen = [seq_from for seq_from, _ in
-              rows[:window_length([length for _, length in rows], window, window_bytes)]]
-    if not chosen:
-        return [], 0
-    marks = ",".join("?" * len(chosen))
-    out = [OwnBatch(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in conn.execute(
-        f"SELECT seq_from, seq_to, batch_hash, sealed FROM pushed_batches "
-        f"WHERE seq_from IN ({marks}) ORDER BY seq_from", chosen)]
-    return out, len(rows)
-
-
-def _outbox(conn: sqlite3.Connection, hold_from: int | None, limit: int, max_bytes: int
-            ) -> tuple[bytes, list[tuple[int, bytes]]]:
-    """(hash of the last sealed batch, outbox rows to seal next — before `hold_from`)."""
-    row = conn.execute("SELECT seq_to, batch_hash FROM pushed_batches "
-                       "ORDER BY seq_from DESC LIMIT 1").fetchone()
-    last, prev = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
-    upto = hold_from - 1 if hold_from is not None else 1 << 62
-    rows: list[tuple[int, bytes]] = []
-    size = 0
-    for seq, raw in conn.execute("SELECT seq, change FROM outbox WHERE seq > ? AND "
-                                 "seq <= ? ORDER BY seq LIMIT ?", (last, upto, limit)):
-        if rows and size + len(raw) > max_bytes:
-            break
-        rows.append((int(seq), bytes(raw)))
-        size += len(raw)
-    return prev, rows
-
-
-@dataclass(frozen=True, slots=True)
-class _Next:
-    """What sealing the next batch needs (`Pusher._next`)."""
-
-    scan: GuardScan
-    #: (previous batch hash, outbox rows); None when the guard must act first.
-    outbox: tuple[bytes, list[tuple[int, bytes]]] | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Look:
-    """What one round of the pusher read (`Pusher._look`)."""
-
-    blocked: bool = False
-    #: The window to push next, in chain order.
-    unacked: tuple[OwnBatch, ...] = ()
-    #: Unacknowledged batches (up to `MAX_UNACKED`), the window's and those after it.
-    unacked_count: int = 0
-    #: None when blocked, or when `MAX_UNACKED` batches are sealed already.
-    next: _Next | None = None
-
-
-def _blocked(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT count(*) FROM dead_letters WHERE resolved_ms IS NULL").fetchone()
-    return bool(row[0])
 
 
 class Pusher:
@@ -173,7 +98,7 @@ class Pusher:
             if ctx.keyring is None:
                 await self._wait(ctx.settings.control_poll_s)
                 continue
-            look = await ctx.read(self._look)
+            look = await self._look()
             if look.blocked:
                 await self._wait(ctx.settings.control_poll_s)
                 continue
@@ -184,30 +109,19 @@ class Pusher:
             else:
                 await self._wait(ctx.settings.control_poll_s if ctx.guard_holding else None)
 
-    def _look(self, conn: sqlite3.Connection) -> _Look:
+    def _limits(self) -> SealLimits:
+        settings = self.ctx.settings
+        return SealLimits(settings.guard_share, settings.guard_min_records,
+                          settings.max_batch_changes, settings.max_batch_bytes)
+
+    async def _look(self) -> PushRound:
         """Everything one round of the loop reads, in one thread hop (each hop costs
         more than these reads on a busy machine): dead letters, the unacknowledged
         batches, and unless `MAX_UNACKED` are sealed, what sealing the next needs."""
-        if _blocked(conn):
-            return _Look(blocked=True)
-        unacked, count = _unacked(conn, PUSH_WINDOW if self._many else 1,
-                                  self._window_bytes)
-        return _Look(unacked=tuple(unacked), unacked_count=count,
-                     next=self._next(conn) if count < MAX_UNACKED else None)
-
-    def _next(self, conn: sqlite3.Connection) -> _Next:
-        """The guard's scan and the outbox rows it lets through (None: discard first)."""
-        settings = self.ctx.settings
-        scan = guard_scan(conn, str(self.ctx.site_id), self.ctx.now_ms(),
-                          settings.guard_min_records)
-        if scan.decision == "discard":
-            return _Next(scan, None)  # compensate first (`guard_check`)
-        first = hold_from(scan, settings.guard_share, settings.guard_min_records)
-        return _Next(scan, _outbox(conn, first, settings.max_batch_changes,
-                                   settings.max_batch_bytes))
-
-    def _next_unless_blocked(self, conn: sqlite3.Connection) -> _Next | None:
-        return None if _blocked(conn) else self._next(conn)
+        ctx = self.ctx
+        return await ctx.read(push_round, str(ctx.site_id), ctx.now_ms(), self._limits(),
+                              window=PUSH_WINDOW if self._many else 1,
+                              window_bytes=self._window_bytes, most=MAX_UNACKED)
 
     async def _wait(self, timeout_s: float | None) -> None:
         """Until the writer commits outbox rows (or someone asks), at most `timeout_s`."""
@@ -215,7 +129,7 @@ class Pusher:
             async with asyncio.timeout(timeout_s):
                 await self.ctx.push_due.wait()
 
-    async def _push_sealing_ahead(self, look: _Look) -> None:
+    async def _push_sealing_ahead(self, look: PushRound) -> None:
         """Push the window of `look`; while the request is in flight, seal the next
         batches, from the backlog or as the writer commits new changes, until
         `MAX_UNACKED` are unacknowledged or the push is answered.  Raises what the push
@@ -241,7 +155,8 @@ class Pusher:
                 if pushing.done():
                     break
                 ctx.push_due.clear()  # before reading the outbox: no commit is missed
-                nxt = await ctx.read(self._next_unless_blocked)
+                nxt = await ctx.read(next_seal_unless_blocked, str(ctx.site_id), ctx.now_ms(),
+                                     self._limits())
                 if nxt is None:
                     break  # a dead letter (this push's?): nothing more until resolved
         failure = pushing.result()
@@ -262,20 +177,20 @@ class Pusher:
             return exc
         return None
 
-    async def _seal_next(self, nxt: _Next | None) -> OwnBatch | None:
+    async def _seal_next(self, nxt: NextSeal | None) -> OwnBatch | None:
         """Seal the next outbox changes after the last sealed batch; None if none wait.
 
-        `nxt`: what `_next` read just before (else it is read here)."""
+        `nxt`: what `next_seal` read just before (else it is read here)."""
         ctx = self.ctx
         settings = ctx.settings
-        if nxt is not None and nxt.outbox is not None:
+        if nxt is not None and nxt.source is not None:
             guard_verdict(ctx, nxt.scan)
-            outbox = nxt.outbox
+            source = nxt.source
         else:
             first = await guard_check(ctx, nxt.scan if nxt is not None else None)
-            outbox = await ctx.read(lambda c: _outbox(c, first, settings.max_batch_changes,
-                                                      settings.max_batch_bytes))
-        prev, rows = outbox
+            source = await ctx.read(seal_source, first, settings.max_batch_changes,
+                                    settings.max_batch_bytes)
+        prev, rows = source.prev_hash, source.rows
         if not rows:
             return None
         changes: list[Change] = []
@@ -293,11 +208,8 @@ class Pusher:
         # machine (live writes); big batches (zstd, signing) go to a thread.
         sealed = seal() if len(changes) <= INLINE_SEAL_CHANGES else await asyncio.to_thread(seal)
         batch = OwnBatch(changes[0].seq, changes[-1].seq, batch_hash(sealed), sealed)
-        await ctx.execute((
-            "INSERT INTO pushed_batches (seq_from, seq_to, batch_hash, prev_hash, key_epoch, "
-            "sealed, created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (batch.seq_from, batch.seq_to, batch.batch_hash, prev, keyring.current.epoch,
-             sealed, now)), label="seal")
+        await ctx.write(StoreSealed(batch.seq_from, batch.seq_to, batch.batch_hash, prev,
+                                    keyring.current.epoch, sealed, now), label="seal")
         return batch
 
     async def _push(self, batches: list[OwnBatch]) -> None:
@@ -346,7 +258,7 @@ class Pusher:
         """Record the hub's acks of `batches` (in order, one write for all); False if a
         receipt is wrong: the acks before it are recorded, that batch is dead-lettered."""
         ctx = self.ctx
-        updates: list[tuple[str, tuple[int, bytes, int]]] = []
+        updates: list[MarkAcknowledged] = []
         wrong: tuple[OwnBatch, BadSignature] | None = None
         for batch, ack in zip(batches, acks, strict=False):
             receipt = ack.receipt
@@ -360,11 +272,9 @@ class Pusher:
             except BadSignature as exc:
                 wrong = (batch, exc)
                 break
-            updates.append(("UPDATE pushed_batches SET hub_seq = ?, receipt = ? "
-                            "WHERE seq_from = ?", (ack.hub_seq, receipt.signature,
-                                                   batch.seq_from)))
+            updates.append(MarkAcknowledged(batch.seq_from, ack.hub_seq, receipt.signature))
         if updates:
-            await ctx.execute(*updates, label="ack")
+            await ctx.write(*updates, label="ack")
             self._acked_count += len(updates)
             ctx.status.pushed(ctx.now_ms())
             ctx.status.online(ctx.now_ms())
@@ -379,16 +289,11 @@ class Pusher:
         ctx = self.ctx
         if exc.hub_code == "chain_broken" and exc.expected_seq is not None:
             expected = exc.expected_seq
-
-            def known(conn: sqlite3.Connection) -> bool:
-                return conn.execute("SELECT 1 FROM pushed_batches WHERE seq_from = ?",
-                                    (expected,)).fetchone() is not None
-
-            if expected <= batch.seq_from and (expected == 1 or await ctx.read(known)):
+            if expected <= batch.seq_from and (
+                    expected == 1 or await ctx.read(own_batch_sealed, expected)):
                 log.warning("hub expects our seq %d (we sent %d); resending stored batches "
                             "from there", expected, batch.seq_from)
-                await ctx.execute(("UPDATE pushed_batches SET hub_seq = NULL, receipt = NULL "
-                                   "WHERE seq_from >= ?", (expected,)), label="resend")
+                await ctx.write(MarkUnsent(expected), label="resend")
                 return
         await self._dead_letter(batch, exc.hub_code, exc.message, exc.hint)
 
@@ -397,13 +302,11 @@ class Pusher:
         log.error("batch seq %d-%d refused by the hub (%s); held as a dead letter until an "
                   "admin runs `chartsync edge dead-letters retry`", batch.seq_from,
                   batch.seq_to, code)
-        await ctx.execute((
-            "INSERT INTO dead_letters (seq_from, seq_to, code, message, hint, at_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (batch.seq_from, batch.seq_to, code, message, hint, ctx.now_ms())),
-            label="dead letter")
+        await ctx.write(AddDeadLetter(batch.seq_from, batch.seq_to, code, message, hint,
+                                      ctx.now_ms()), label="dead letter")
         ctx.status.failed(code, message, ctx.now_ms(), offline=False)
         ctx.heartbeat_due.set()
 
 
-__all__ = ["OwnBatch", "Pusher", "PusherStatistics", "SyncError", "window_length"]
+__all__ = ["MAX_UNACKED", "PUSH_WINDOW", "PUSH_WINDOW_BYTES", "OwnBatch", "Pusher",
+           "PusherStatistics", "SyncError", "window_length"]

@@ -7,8 +7,8 @@ from cloud_hub.store import base, postgres, sqlite
 
 def test_both_stores_have_one_migration_per_schema_version() -> None:
     expected = list(range(1, base.SCHEMA_VERSION + 1))
-    assert sorted(postgres._MIGRATIONS) == expected
-    assert sorted(sqlite._MIGRATIONS) == expected
+    assert sorted(postgres.MIGRATIONS) == expected
+    assert sorted(sqlite.MIGRATIONS) == expected
 
 
 def test_both_stores_report_the_shared_schema_version() -> None:

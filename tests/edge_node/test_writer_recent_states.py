@@ -2,14 +2,18 @@
 
 Updates of a chart written moments ago use the writer's remembered state instead
 of a SELECT; these tests change rows behind its back the only ways the product
-can (`Writer.exclusive`, a re-bootstrap's path) and push entries out of the bound,
-and check every update still builds on what is stored.
+can (`Writer.exclusive`, a re-bootstrap's path) and push entries out of the bound
+(the writer's `recent_states` argument, set small by `writer_of`), and check every
+update still builds on what is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from conflict import canonical_state
@@ -18,15 +22,40 @@ from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import Actor, WriteOp
 from edge_node.node import Edge
 from edge_node.store.apply import Applied
+from edge_node.store.audit import AuditChain
 from edge_node.store.check import check_path
+from edge_node.store.connection import WriteConnection, open_sync
+from edge_node.store.schema import db_path
+from edge_node.store.site import load_site
+from edge_node.store.writer import Writer
+from sync_protocol.hlc import HybridClock
 from tests.edge_node.conftest import make_data_dir, wall_ms
 from tests.edge_node.resources import patient
 
 ACTOR = Actor("u1", "clinician", "dev-1", "127.0.0.1")
 
 
-async def _update(edge: Edge, rid: str, mrn: str) -> Applied:
-    [result] = await edge.writer.submit(
+@asynccontextmanager
+async def writer_of(data: Path, *, recent_states: int) -> AsyncIterator[Writer]:
+    """The writer of a fresh data directory (nothing written yet), remembering at most
+    `recent_states` states, running until the block exits."""
+    conn = open_sync(data)
+    try:
+        site, chain = load_site(conn, data), AuditChain.load(conn)
+    finally:
+        conn.close()
+    async with WriteConnection.open(db_path(data)) as write_conn, asyncio.TaskGroup() as tg:
+        writer = Writer(write_conn, site_id=site.site_id, next_seq=1, hlc=HybridClock(0),
+                        chain=chain, clock=wall_ms, recent_states=recent_states)
+        tg.create_task(writer.run())
+        try:
+            yield writer
+        finally:
+            writer.stop()
+
+
+async def _update(writer: Writer, rid: str, mrn: str) -> Applied:
+    [result] = await writer.submit(
         [WriteOp("update", "Patient", rid, {**patient(mrn=mrn), "id": rid})], actor=ACTOR,
         atomic=False)
     assert isinstance(result, Applied), result
@@ -43,10 +72,10 @@ async def test_rows_rewritten_by_exclusive_work_are_read_again(tmp_path: Path) -
     data = tmp_path / "e"
     make_data_dir(data)
     async with Edge.open(EdgeConfig(data), clock=wall_ms, entropy=os.urandom) as edge:
-        await _update(edge, "p1", "1")
+        await _update(edge.writer, "p1", "1")
         first = await edge.writer.exclusive(lambda conn: _stored(conn, "p1"))
-        await _update(edge, "p1", "2")
-        assert (await _update(edge, "p1", "3")).version == 3
+        await _update(edge.writer, "p1", "2")
+        assert (await _update(edge.writer, "p1", "3")).version == 3
 
         def rewind(conn: sqlite3.Connection) -> None:
             # What a re-bootstrap does to a row: replace it wholesale.
@@ -54,7 +83,7 @@ async def test_rows_rewritten_by_exclusive_work_are_read_again(tmp_path: Path) -
                          (first[1],))
 
         await edge.writer.exclusive(rewind)
-        after = await _update(edge, "p1", "4")
+        after = await _update(edge.writer, "p1", "4")
         assert after.version == 41  # built on the rewritten row, not the remembered one
         version, state = await edge.writer.exclusive(lambda conn: _stored(conn, "p1"))
         assert version == 41
@@ -68,13 +97,12 @@ async def test_states_beyond_the_bound_are_loaded_and_match_the_database(tmp_pat
                                                                          ) -> None:
     data = tmp_path / "e"
     make_data_dir(data)
-    async with Edge.open(EdgeConfig(data), clock=wall_ms, entropy=os.urandom) as edge:
-        edge.writer._recent_max = 3  # a small bound, so most updates miss it
+    async with writer_of(data, recent_states=3) as writer:  # most updates miss the bound
         for round_ in range(3):
             for i in range(8):
-                applied = await _update(edge, f"p{i}", f"{round_}-{i}")
+                applied = await _update(writer, f"p{i}", f"{round_}-{i}")
                 assert applied.version == round_ + 1
-        stored = await edge.writer.exclusive(
+        stored = await writer.exclusive(
             lambda conn: [_stored(conn, f"p{i}") for i in range(8)])
         for (version, raw), i in zip(stored, range(8), strict=True):
             assert version == 3

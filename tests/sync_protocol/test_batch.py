@@ -173,12 +173,12 @@ def test_chain_links_batches_and_names_gaps_and_forks(practice: Practice) -> Non
 
 def _reseal_header(p: Practice, sealed: bytes, **changes: object) -> bytes:
     """Rewrite header fields and re-sign, as a faulty but keyed site could."""
-    from sync_protocol.batch import _signed_message
+    from sync_protocol.batch import signed_message
 
     batch = read_sealed(sealed)
     wire = batch.header.to_wire() | changes
     header = canonical_pack(wire)
-    signature = p.a.keys.sign(_signed_message(header, batch.parts.nonce, batch.parts.ciphertext))
+    signature = p.a.keys.sign(signed_message(header, batch.parts.nonce, batch.parts.ciphertext))
     return (MAGIC + len(header).to_bytes(4, "big") + header + batch.parts.nonce
             + batch.parts.ciphertext + signature)
 

@@ -22,8 +22,9 @@ from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import Actor, WriteOp
 from edge_node.node import Edge
 from edge_node.store.connection import open_sync
+from edge_node.store.received import AdvanceChain
 from edge_node.store.site import Site, load_site
-from edge_node.store.sync_state import save_enrollment, save_keyring
+from edge_node.store.sync_state import AdvanceCursor, save_enrollment, save_keyring
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory
 from sync_protocol.models import Change, ChangeOp
 from tests.edge_node.conftest import make_data_dir, wall_ms
@@ -85,9 +86,7 @@ async def build_site(data_dir: Path, practice: Practice, patients: int = 30) -> 
                         elements={"criticality": b'"low"', "@deleted": b"false"},
                         replaces={}, hlc=1 << 40, origin=OTHER, seq=1, user="u9")
         await edge.writer.apply_remote([remote], [
-            ("UPDATE sync_state SET cursor = ?", (7,)),
-            ("INSERT INTO origin_chains (origin, next_seq, last_hash) VALUES (?, ?, ?)",
-             (str(OTHER), 2, b"\x11" * 32))], label="test batch")
+            AdvanceCursor(7), AdvanceChain(str(OTHER), 2, b"\x11" * 32)], label="test batch")
         await edge.writer.wait_idle()
     return site
 

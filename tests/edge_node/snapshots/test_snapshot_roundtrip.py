@@ -114,19 +114,19 @@ Staging.at(Path(args["restore"])).stage_file(Path(args["snapshot"]), keyring, di
 
 def _kill_child_mid_staging(args: Path) -> int:
     """Stage in a child process, SIGKILL it once a batch is committed; return records staged."""
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(args)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, cwd=Path.cwd(),
-                             env={**os.environ, "PYTHONPATH": str(Path.cwd())})
     staged = 0
-    try:
-        assert child.stdout is not None
-        for line in child.stdout:
-            staged = int(line.split()[0])
-            if staged > 1:
-                break
-        child.kill()
-    finally:
-        child.wait(timeout=30)
+    with subprocess.Popen([sys.executable, "-c", _CHILD, str(args)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True, cwd=Path.cwd(),
+                          env={**os.environ, "PYTHONPATH": str(Path.cwd())}) as child:
+        try:
+            assert child.stdout is not None
+            for line in child.stdout:
+                staged = int(line.split()[0])
+                if staged > 1:
+                    break
+            child.kill()
+        finally:
+            child.wait(timeout=30)
     return staged
 
 

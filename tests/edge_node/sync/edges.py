@@ -16,7 +16,8 @@ from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import Actor, WriteOp
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.hub_link.settings import SyncSettings
-from edge_node.node import Edge, open_sync
+from edge_node.node import Edge
+from edge_node.store.connection import open_sync
 from edge_node.store.users import Role, add_user
 from edge_node.sync.enroll import EnrollResult, approve, enroll_site, invite
 from edge_node.sync.loop import SyncLoop
@@ -107,10 +108,11 @@ class Running:
 
 
 @asynccontextmanager
-async def running(data_dir: Path, settings: SyncSettings = FAST) -> AsyncIterator[Running]:
+async def running(data_dir: Path, settings: SyncSettings = FAST, *, check_head: bool = True
+                  ) -> AsyncIterator[Running]:
     config = EdgeConfig(data_dir)
     async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge, \
-            SyncLoop.open(edge, settings) as sync:
+            SyncLoop.open(edge, settings, check_head=check_head) as sync:
         assert sync is not None
         LOOPS.add(sync)
         try:

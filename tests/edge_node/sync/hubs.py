@@ -20,6 +20,7 @@ from pathlib import Path
 
 import nacl.utils
 
+from cloud_hub.api.context import PushFaults
 from cloud_hub.config import parse_hub_config
 from cloud_hub.credentials import credential_hash, new_operator_token
 from cloud_hub.server import serve
@@ -50,8 +51,10 @@ async def add_operator(store_path: Path) -> str:
 @asynccontextmanager
 async def local_hub(store_path: Path, *, port: int = 0,
                     tls: tuple[Path, Path] | None = None,
-                    config: dict[str, object] | None = None) -> AsyncIterator[LocalHub]:
-    """`config`: more hub options (`cloud_hub.config`), e.g. {"max_batch_bytes": 4096}."""
+                    config: dict[str, object] | None = None,
+                    push_faults: PushFaults | None = None) -> AsyncIterator[LocalHub]:
+    """`config`: more hub options (`cloud_hub.config`), e.g. {"max_batch_bytes": 4096};
+    `push_faults`: fault points of the hub's push path (`cloud_hub.api.context`)."""
     raw: dict[str, object] = {"store": f"sqlite:{store_path}", "port": port,
                               "host": "127.0.0.1", **(config or {})}
     if tls is not None:
@@ -64,7 +67,7 @@ async def local_hub(store_path: Path, *, port: int = 0,
 
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(serve(parsed, now_ms=wall_ms, random_bytes=nacl.utils.random,
-                                    on_ready=on_ready))
+                                    on_ready=on_ready, push_faults=push_faults))
         try:
             async with asyncio.timeout(START_DEADLINE_S):
                 url = await asyncio.shield(ready)

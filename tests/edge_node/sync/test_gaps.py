@@ -22,8 +22,8 @@ import orjson
 from aiohttp.test_utils import TestClient, TestServer
 
 from edge_node.api.app import build_app
-from edge_node.api.status import _sync_section
-from edge_node.sync.loop import heartbeat_report
+from edge_node.api.status import sync_section
+from edge_node.sync.heartbeat import heartbeat_report
 from edge_node.sync.puller import gap_detail, missing_seqs, seq_words
 from tests.edge_node.sync.edges import (
     Running,
@@ -153,7 +153,7 @@ async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> N
                     "back, unapplied, that site's seq 4"]
                 assert sum(missing in note for note in sync["notes"]) == 2, sync["notes"]
                 # ... and the same to the hub's dashboard: seq 2 only (3 is held, not missing).
-                report = await heartbeat_report(b.sync)
+                report = await heartbeat_report(b.sync.ctx)
                 assert report["gaps"] == [{"origin": a_site, "missing_from": 2,
                                            "missing_to": 2}]
                 assert report["held_batches"] == 2
@@ -179,9 +179,9 @@ async def test_a_gap_holds_later_batches_until_it_is_filled(tmp_path: Path) -> N
                 assert status == 200 and len(bundle["entry"]) == 1, bundle
                 status, body = await get("/status")
                 assert body["sync"]["held"] == [] and body["sync"]["notes"] == [], body
-                section = await _sync_section(b.sync, b.edge.clock())
+                section = await sync_section(b.sync, b.edge.clock())
                 assert not any("not received" in note for note in _notes(section))
-                assert (await heartbeat_report(b.sync))["gaps"] == []
+                assert (await heartbeat_report(b.sync.ctx))["gaps"] == []
 
 
 async def test_a_gap_at_the_first_batch(tmp_path: Path) -> None:
@@ -205,7 +205,7 @@ async def test_a_gap_at_the_first_batch(tmp_path: Path) -> None:
             await wait_for(lambda: b.query("SELECT origin, seq_from, reason FROM held_batches")
                            == [(a_site, 2, "gap")], "seq 2 held at b")
             assert b.states() == {}
-            section = await _sync_section(b.sync, b.edge.clock())
+            section = await sync_section(b.sync, b.edge.clock())
             assert any(f"seq 1 of site {a_site} not received yet" in note
                        for note in _notes(section)), section
 
@@ -216,6 +216,6 @@ async def test_a_gap_at_the_first_batch(tmp_path: Path) -> None:
                            "held batch applied once the gap filled")
             assert {k: v for k, v in b.states().items() if k[1] != "b1"} == a_states
             assert b.sync.ctx.cursor >= filled_at
-            section = await _sync_section(b.sync, b.edge.clock())
+            section = await sync_section(b.sync, b.edge.clock())
             assert not any("not received" in note for note in _notes(section))
             b.history()  # no change applied twice

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from chartsync.cli import main
-from edge_node.api.status import _sync_section
+from edge_node.api.status import sync_section
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.hub_link.errors import EnrollmentError
 from edge_node.sync.enroll import approve, invite, reenroll
@@ -46,7 +46,7 @@ def _sync_state(data_dir: Path) -> list[tuple[object, ...]]:
 
 async def _status_sync(site: Running) -> dict[str, Any]:
     """The `sync` section of the site's GET /status."""
-    return await _sync_section(site.sync, site.edge.clock())
+    return await sync_section(site.sync, site.edge.clock())
 
 
 def _unsent(site: Running) -> int:

@@ -125,7 +125,7 @@ async def test_an_edge_ahead_of_a_restored_hub_rewinds_to_its_head(
             conn.execute("DELETE FROM received_batches")
         conn.close()
 
-    caplog.set_level(logging.WARNING, logger="edge_node.sync.loop")
+    caplog.set_level(logging.WARNING, logger="edge_node.sync.recovery")
     async with local_hub(db, port=port):
         async with running(b_dir) as b:
             await wait_for(lambda: b.sync.ctx.status.snapshot().last_error_code ==
@@ -137,7 +137,7 @@ async def test_an_edge_ahead_of_a_restored_hub_rewinds_to_its_head(
             # B's own p3 (hub seq 3 before) is sent again; A's p2 is relayed by B.
             await wait_for(lambda: b.query("SELECT count(*) FROM pushed_batches WHERE hub_seq "
                                            "IS NULL") == [(0,)], "b's p3 re-sent")
-        rewound = [r for r in caplog.records if r.name == "edge_node.sync.loop"
+        rewound = [r for r in caplog.records if r.name == "edge_node.sync.recovery"
                    and r.levelno == logging.WARNING and "rewound" in r.getMessage()]
         assert len(rewound) == 1, [r.getMessage() for r in rewound]
         assert b_site in rewound[0].getMessage() and practice_id in rewound[0].getMessage()

@@ -1,6 +1,8 @@
-"""Pipelined pushes (#5): a backlog goes a window of batches per request, the next
+"""Pipelined pushes: a backlog goes a window of batches per request, the next
 batches are sealed while a request is in flight, and everything arrives whole and in
-order at another edge; hubs that cannot take a whole window get fewer per request."""
+order at another edge; hubs that cannot take a whole window get fewer per request.
+
+The hub's faults are injected at its push path's fault points (`PushFaults`)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,10 @@ import nacl.signing
 import pytest
 from aiohttp import web
 
-import cloud_hub.api.batches
-from cloud_hub.api.context import HubContext
-from cloud_hub.store.base import SiteRecord
+from cloud_hub.api.context import PushFaults
 from edge_node.sync.pusher import MAX_UNACKED, PUSH_WINDOW
-from sync_protocol.models import HubReceipt
-from sync_protocol.receipt import sign_receipt
+from sync_protocol.errors import MalformedInput
+from sync_protocol.push_wire import MEDIA_TYPE_MANY
 from tests.edge_node.sync.edges import (
     FAST,
     Running,
@@ -41,22 +41,32 @@ class FirstPushHeld:
     pusher's first request cannot be answered before the test has looked.
     """
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         self.arrived = False
         self._released = asyncio.Event()
-        original = cloud_hub.api.batches._push
 
-        async def held(request: web.Request, ctx: HubContext, site: SiteRecord
-                       ) -> web.Response:
-            if not self.arrived:
-                self.arrived = True
-                await self._released.wait()
-            return await original(request, ctx, site)
+    async def before_push(self, request: web.Request) -> None:
+        if not self.arrived:
+            self.arrived = True
+            await self._released.wait()
 
-        monkeypatch.setattr(cloud_hub.api.batches, "_push", held)
+    def faults(self) -> PushFaults:
+        return PushFaults(before_push=self.before_push)
 
     def release(self) -> None:
         self._released.set()
+
+
+def previous_release(hold: FirstPushHeld) -> PushFaults:
+    """A hub of the previous release: it reads any push body as one sealed batch, so
+    several batches in one body are refused as malformed (400)."""
+
+    async def before_push(request: web.Request) -> None:
+        await hold.before_push(request)
+        if request.content_type == MEDIA_TYPE_MANY:
+            raise MalformedInput("the push body is not one sealed batch")
+
+    return PushFaults(before_push=before_push)
 
 
 async def _backlog(a_dir: Path, n: int) -> None:
@@ -92,10 +102,10 @@ async def _arrived_in_order(a: Running, b: Running, changes: int, batches: int) 
 
 
 async def test_batches_are_sealed_while_a_push_is_in_flight_and_sent_a_window_at_a_time(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    hold = FirstPushHeld(monkeypatch)
+        tmp_path: Path) -> None:
+    hold = FirstPushHeld()
     operator = await add_operator(tmp_path / "hub.db")
-    async with local_hub(tmp_path / "hub.db") as hub:
+    async with local_hub(tmp_path / "hub.db", push_faults=hold.faults()) as hub:
         a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
         await _backlog(a_dir, 40)  # 20 batches of 2 changes
         async with running(a_dir, SMALL_BATCHES) as a, running(b_dir) as b:
@@ -117,12 +127,10 @@ async def test_batches_are_sealed_while_a_push_is_in_flight_and_sent_a_window_at
             assert stats.sealed_while_pushing >= PUSH_WINDOW
 
 
-async def test_live_writes_during_a_push_go_in_the_next_request(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
-    hold = FirstPushHeld(monkeypatch)
+async def test_live_writes_during_a_push_go_in_the_next_request(tmp_path: Path) -> None:
+    hold = FirstPushHeld()
     operator = await add_operator(tmp_path / "hub.db")
-    async with local_hub(tmp_path / "hub.db") as hub:
+    async with local_hub(tmp_path / "hub.db", push_faults=hold.faults()) as hub:
         a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
         async with running(a_dir, SMALL_BATCHES) as a, running(b_dir) as b:
             await wait_for(lambda: a.sync.ctx.keyring is not None, "keys at a")
@@ -140,12 +148,11 @@ async def test_live_writes_during_a_push_go_in_the_next_request(tmp_path: Path,
 
 
 async def test_a_hub_of_the_previous_release_gets_the_batches_one_by_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     # The previous release reads any push body as one sealed batch (400 for an array).
-    monkeypatch.setattr(cloud_hub.api.batches, "MEDIA_TYPE_MANY", "application/x-unknown")
-    hold = FirstPushHeld(monkeypatch)
+    hold = FirstPushHeld()
     operator = await add_operator(tmp_path / "hub.db")
-    async with local_hub(tmp_path / "hub.db") as hub:
+    async with local_hub(tmp_path / "hub.db", push_faults=previous_release(hold)) as hub:
         a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
         await _backlog(a_dir, 20)
         async with running(a_dir, SMALL_BATCHES) as a, running(b_dir) as b:
@@ -158,12 +165,12 @@ async def test_a_hub_of_the_previous_release_gets_the_batches_one_by_one(
 
 
 async def test_a_hub_with_a_lower_body_limit_gets_fewer_bytes_per_request(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
-    hold = FirstPushHeld(monkeypatch)
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    hold = FirstPushHeld()
     operator = await add_operator(tmp_path / "hub.db")
     # One sealed batch of 2 patients is ~1.2 KiB (padded to a bucket); a window is ~10 KiB.
-    async with local_hub(tmp_path / "hub.db", config={"max_batch_bytes": 3000}) as hub:
+    async with local_hub(tmp_path / "hub.db", config={"max_batch_bytes": 3000},
+                         push_faults=hold.faults()) as hub:
         a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
         await _backlog(a_dir, 20)
         caplog.set_level(logging.INFO, logger="edge_node.sync.pusher")
@@ -179,17 +186,17 @@ async def test_a_hub_with_a_lower_body_limit_gets_fewer_bytes_per_request(
 
 
 async def test_a_wrong_receipt_in_a_window_keeps_the_acks_before_it_and_dead_letters_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     """Receipts are verified one by one with the pinned hub key, in chain order."""
-    hold = FirstPushHeld(monkeypatch)  # so that hub seq 3 is answered inside a window
+    hold = FirstPushHeld()  # so that hub seq 3 is answered inside a window
     impostor = nacl.signing.SigningKey.generate()
 
-    def sign(key: nacl.signing.SigningKey, **kw: Any) -> HubReceipt:
-        return sign_receipt(impostor if kw["hub_seq"] == 3 else key, **kw)
+    def receipt_key(hub_seq: int, key: nacl.signing.SigningKey) -> nacl.signing.SigningKey:
+        return impostor if hub_seq == 3 else key
 
-    monkeypatch.setattr(cloud_hub.api.batches, "sign_receipt", sign)
     operator = await add_operator(tmp_path / "hub.db")
-    async with local_hub(tmp_path / "hub.db") as hub:
+    faults = PushFaults(before_push=hold.before_push, receipt_key=receipt_key)
+    async with local_hub(tmp_path / "hub.db", push_faults=faults) as hub:
         a_dir, _ = await practice(tmp_path, hub.url, operator, 2)
         await _backlog(a_dir, 20)
         async with running(a_dir, SMALL_BATCHES) as a:

@@ -2,10 +2,10 @@
 
 Two ways lead there, and each is tested alone: at the start of each pull session the
 site sees the hub's log end before its own last acknowledged batch and marks what came
-after unsent (`SyncLoop._check_head`, "rewind"); and a push that meets 409
+after unsent (`HubRecovery.check_head`, "rewind"); and a push that meets 409
 chain_broken resends from where the hub expects (the pusher's fallback, "409": here
-with the session check switched off, as in an edge of the release before it, since
-otherwise the two race).
+with the session check switched off, `SyncLoop.open(check_head=False)`, as in an edge
+of the release before it, since otherwise the two race).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from edge_node.sync.loop import SyncLoop
 from tests.edge_node.sync.edges import patient, practice, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
@@ -32,19 +31,13 @@ def _copy_store(src: Path, dst: Path) -> None:
 
 @pytest.mark.parametrize("path", ["rewind", "409"])
 async def test_hub_restored_from_an_old_backup_gets_the_lost_batches_again(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
-        path: str) -> None:
-    if path == "409":
-        async def unchecked(self: SyncLoop) -> None:
-            return None
-
-        monkeypatch.setattr(SyncLoop, "_check_head", unchecked)
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, path: str) -> None:
     db, backup = tmp_path / "hub.db", tmp_path / "backup.db"
     operator = await add_operator(db)
     async with local_hub(db) as hub:
         a_dir, b_dir = await practice(tmp_path, hub.url, operator, 2)
         port = hub.port
-    async with running(a_dir) as a:
+    async with running(a_dir, check_head=path == "rewind") as a:
         def acked() -> int:
             return int(a.query("SELECT count(*) FROM pushed_batches WHERE hub_seq IS NOT NULL "
                                "AND seq_to = (SELECT max(seq) FROM outbox)")[0][0])

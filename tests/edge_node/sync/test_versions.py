@@ -13,7 +13,7 @@ import pytest
 
 import sync_protocol.batch
 import sync_protocol.version
-from edge_node.api.status import _sync_section
+from edge_node.api.status import sync_section
 from tests.edge_node.sync.children import FAST_OPTIONS, edge_child, free_port, hub_child, started
 from tests.edge_node.sync.edges import patient, practice, running, unsynced, wait_for
 from tests.edge_node.sync.hubs import add_operator
@@ -35,7 +35,7 @@ async def test_newer_minor_held_then_applied_after_upgrade(
                 await wait_for(lambda: b.query("SELECT reason FROM held_batches") ==
                                [("upgrade",)], "held at b", 20)
             assert ("Patient", "p1") not in b.states()
-            section = await _sync_section(b.sync, b.edge.clock())
+            section = await sync_section(b.sync, b.edge.clock())
             notes = cast("list[str]", section["notes"])
             assert any("upgrade needed" in n and "1.1" in n for n in notes), section
         monkeypatch.setattr(sync_protocol.version, "PROTOCOL_VERSION", (1, 1))

@@ -1,8 +1,4 @@
-"""Pieces every edge subcommand shares: the --data option, the real clock, error printing.
-
-`with_database` (the store's) is re-exported here only for cli/sites.py until it imports
-it from `edge_node.store.connection`.
-"""
+"""Pieces every edge subcommand shares: the --data option, the real clock, error printing."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ from pathlib import Path
 from typing import Final
 
 from edge_node.errors import EdgeError
-from edge_node.store.connection import with_database
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -47,5 +42,4 @@ def parser_for(sub: argparse._SubParsersAction, name: str, *,  # type: ignore[ty
     return parser
 
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "add_data_option", "fail", "parser_for", "wall_ms",
-           "with_database"]
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "add_data_option", "fail", "parser_for", "wall_ms"]

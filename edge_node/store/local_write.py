@@ -1,0 +1,112 @@
+"""The rows of one local write (create, update, delete) and the audit records of a request.
+
+`plan_local_op` turns a `WriteOp` into the change it makes (`conflict.plan_set` /
+`plan_delete`, stamped with the site's clock and the next sequence number), its rows
+(`store.apply.apply_change`) and its outbox row; the writer (`store.writer`) owns
+the sequence counter and the clock it passes in.  Pure apart from the clock's tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import msgpack
+
+from conflict import CoreError, plan_delete, plan_set
+from edge_node.errors import (
+    BadRequest,
+    EdgeError,
+    InvalidResource,
+    NotFound,
+    PreconditionRequired,
+    VersionConflict,
+)
+from edge_node.fhir.write_op import Action, Actor, WriteOp
+from edge_node.store.apply import Applied, Rows, apply_change
+from edge_node.store.audit import AuditRecord
+from edge_node.store.group_rows import Overlay
+from sync_protocol.hlc import HybridClock
+from sync_protocol.ids import SiteId
+from sync_protocol.models import Change, ChangeOp
+from sync_protocol.wire import encode_changes
+
+_STATUS: Final[dict[Action, int]] = {"create": 201, "update": 200, "delete": 204}
+
+
+def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Actor, *,
+                  site_id: SiteId, seq: int, hlc: HybridClock, require_if_match: bool
+                  ) -> Applied:
+    """Compute the rows of one local write into `rows` and its new state into `view`.
+
+    A write that changes something gets outbox sequence number `seq` (one outbox row
+    added); deleting a deleted resource changes nothing and adds none.  Raises the
+    `EdgeError` that refuses it (412, 404, 428, a merge refusal); `rows` and `view`
+    may then hold part of it (the caller drops both).
+    """
+    key = (op.resource_type, op.resource_id)
+    prior = view.get(key)
+    ref = f"{op.resource_type}/{op.resource_id}"
+    if op.if_match is not None and (prior is None or prior.version != op.if_match):
+        have = "does not exist" if prior is None else f"is at version {prior.version}"
+        raise VersionConflict(f"{ref} {have}, not version {op.if_match} (If-Match)",
+                              hint="read the resource again, reapply the edit, and "
+                              "send it with the new ETag")
+    try:
+        if op.action == "create":
+            if prior is not None:
+                raise BadRequest(f"{ref} already exists",
+                                 hint="update it with PUT instead")
+            assert op.resource is not None
+            elements, replaces = plan_set(None, op.resource, resolve=False)
+            kind = ChangeOp.SET
+        elif op.action == "update":
+            if op.if_match is None and require_if_match and prior is not None:
+                raise PreconditionRequired(
+                    f"updating {ref} needs an If-Match header",
+                    hint='read it first and send If-Match: W/"<versionId>"')
+            assert op.resource is not None
+            elements, replaces = plan_set(prior.state if prior else None, op.resource,
+                                          resolve=op.resolve)
+            kind = ChangeOp.SET
+        else:
+            if prior is None:
+                raise NotFound(f"{ref} does not exist",
+                               hint="check the id; nothing was deleted")
+            if prior.deleted:
+                return Applied(op.resource_type, op.resource_id, prior.version,
+                               prior.last_updated_ms, True, None, None, False)
+            elements, replaces = plan_delete(prior.state, resolve=False)
+            kind = ChangeOp.DELETE
+        change = Change(
+            resource_type=op.resource_type, resource_id=op.resource_id, op=kind,
+            elements=elements, replaces=replaces, hlc=hlc.now(now_ms),
+            origin=site_id, seq=seq, user=actor.user_id, device=actor.device)
+        stored, applied = apply_change(prior, change, now_ms, rows)
+    except CoreError as exc:
+        raise InvalidResource(f"{ref}: {exc.message}", hint=exc.hint) from exc
+    rows.outbox.append((seq, msgpack.packb(encode_changes([change]), use_bin_type=True),
+                        now_ms))
+    view.changes[key] = stored
+    return applied
+
+
+def audit_records(ops: Sequence[WriteOp], out: Sequence[Applied | EdgeError], actor: Actor,
+                  label: str, now_ms: int) -> list[AuditRecord]:
+    """One audit record per op of a request: what was done (or refused), by whom."""
+    records = []
+    for op, result in zip(ops, out, strict=True):
+        if isinstance(result, Applied):
+            status = _STATUS[op.action] if op.action != "update" else (
+                201 if result.created else 200)
+            pref = result.patient_ref
+        else:
+            status, pref = result.http_status, None
+        detail = {"bundle": label} if label else {}
+        records.append(AuditRecord(now_ms, actor.user_id, actor.role, op.action,
+                                   op.resource_type, op.resource_id, pref, status,
+                                   actor.client, detail))
+    return records
+
+
+__all__ = ["audit_records", "plan_local_op"]
