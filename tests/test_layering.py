@@ -216,7 +216,7 @@ def private_access_violations(path: Path) -> list[str]:
                     defined.update(t.id for t in item.targets if isinstance(t, ast.Name))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             defined.add(node.value)  # __slots__ entries
-    problems = []
+    problems: list[str] = []
     rel = path.relative_to(ROOT)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
@@ -271,3 +271,21 @@ def test_private_scan_sees_reaches_and_allows_own_names(tmp_path: Path) -> None:
         probe.unlink()
     assert sorted(f.split(": ", 1)[1] for f in found) == [
         "imports m._hidden", "patches ._push", "reaches into ._LOAD", "reaches into ._hlc"]
+
+
+# --- tests mirror the source tree ----------------------------------------------------------
+
+MIRRORED = ("edge_node", "cloud_hub", "sync_protocol", "conflict")
+
+
+@pytest.mark.parametrize("package", MIRRORED)
+def test_test_folders_mirror_source_folders(package: str) -> None:
+    """`tests/edge_node/store/` exists only beside `edge_node/store/`, and so on."""
+    tests_root = ROOT / "tests" / package
+    strays = [
+        str(folder.relative_to(ROOT))
+        for folder in sorted(p for p in tests_root.rglob("*") if p.is_dir())
+        if folder.name != "__pycache__"
+        and not (ROOT / package / folder.relative_to(tests_root)).is_dir()
+    ]
+    assert not strays, f"test folders with no source folder beside them: {strays}"

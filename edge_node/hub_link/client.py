@@ -403,5 +403,4 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-__all__ = ["Enrollment", "EnrollmentToken", "HubClient", "HubKey", "HubSettings", "Mail",
-           "PracticeCreated", "SiteInfo", "SnapshotDownload", "check_hub_url", "hub_ssl_context"]
+__all__ = ["HubClient", "HubSettings", "check_hub_url", "hub_ssl_context"]

@@ -36,11 +36,11 @@ from uuid import UUID
 from conflict.decode import state_from_canonical
 from edge_node.errors import SnapshotError
 from edge_node.store.apply import Rows, Stored, apply_change
+from edge_node.store.group_rows import write_rows
 from edge_node.store.schema import db_path
 from edge_node.store.snapshot_position import write_position
 from edge_node.store.snapshot_records import SnapshotMeta
 from edge_node.store.transaction import write_transaction
-from edge_node.store.writer import write_rows
 from sync_protocol.canonical import unpack
 from sync_protocol.models import Change
 from sync_protocol.wire import decode_changes

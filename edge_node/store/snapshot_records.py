@@ -22,7 +22,7 @@ knows which batches after `hub_seq` it already holds.
 `batch` records (FORMAT 2) are the sealed log up to `hub_seq` exactly as the
 hub served it: every received batch and the writer's own acknowledged ones.
 A restored site keeps them in `received_batches`, so it can help rebuild a
-lost hub (`sync.loop` relays them) like any site that pulled the whole log.
+lost hub (`sync.recovery` relays them) like any site that pulled the whole log.
 Cost: the snapshot (and its download) grows by the sealed log's size — it is
 already compressed, so roughly the size of the compressed changes; staging
 them is a plain blob insert per batch.  FORMAT 1 snapshots (no batch

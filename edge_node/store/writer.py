@@ -474,5 +474,4 @@ def _observed(clock: HybridClock, remote: int, now_ms: int) -> HybridClock:
     return clock
 
 
-# `write_rows` is also named here for the snapshot install, which imports it from this module.
-__all__ = ["Result", "Writer", "WriterStatistics", "write_rows"]
+__all__ = ["Result", "Writer", "WriterStatistics"]

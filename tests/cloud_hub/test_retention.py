@@ -16,7 +16,7 @@ from cloud_hub.store.locator import open_store
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.pull_wire import decode_pull_response, decode_pulled, pulled_log_id
 from tests.cloud_hub.harness import Harness
-from tests.cloud_hub.test_store_contract import NOW, enrolled, push
+from tests.cloud_hub.store.test_store_contract import NOW, enrolled, push
 
 
 def with_config(harness: Harness, **changes: object) -> None:

@@ -35,7 +35,7 @@ SQL_TEXT = re.compile(
 
 def database_uses(source: str, filename: str) -> list[str]:
     """What in `source` is SQL or a database connection use, one line each."""
-    found = []
+    found: list[str] = []
     for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
             found.extend(f"{node.lineno}: imports {a.name}" for a in node.names
@@ -53,7 +53,7 @@ def database_uses(source: str, filename: str) -> list[str]:
 
 
 def test_sql_and_connections_live_only_in_store() -> None:
-    problems = []
+    problems: list[str] = []
     for path in sorted(EDGE.rglob("*.py")):
         if STORE in path.parents:
             continue

@@ -32,7 +32,8 @@ from conflict import canonical_dump
 from conflict.decode import state_from_canonical
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import WriteOp
-from edge_node.hub_link.client import HubClient, HubSettings, SiteInfo
+from edge_node.hub_link.answers import SiteInfo
+from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.node import Edge
 from edge_node.sync.enroll import approve
 from tests.edge_node.resources import allergy, observation

@@ -102,7 +102,7 @@ async def test_long_poll_wakes_when_a_batch_lands(harness: Harness) -> None:
 
 def _has_waiter(harness: Harness, pid: UUID) -> bool:
     ctx = harness.client.app[HUB]
-    return ctx.notifier.has_waiters(pid)
+    return bool(ctx.notifier.has_waiters(pid))
 
 
 async def test_websocket_stream_sends_each_new_batch(harness: Harness) -> None:

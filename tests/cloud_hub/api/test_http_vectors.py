@@ -27,7 +27,7 @@ from tests.vectors.make_vectors import (
     json_text,
 )
 
-VECTORS = Path(__file__).parent.parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 BODIES = json.loads((VECTORS / "http_bodies_v1.json").read_text())["bodies"]
 SEALED_BATCH = bytes.fromhex(json.loads((VECTORS / "batch_v1.json").read_text())["sealed"])
 SEALED_KEYS = bytes.fromhex(
