@@ -36,6 +36,7 @@ from edge_node.hub_link.client import HubClient
 from edge_node.hub_link.errors import HubRefused
 from edge_node.snapshots.progress import BootstrapProgress
 from edge_node.snapshots.staging import BATCH_RECORDS, Staged, Staging
+from edge_node.store.durable_files import fsync_path
 from edge_node.store.snapshot_install import install_file, restore_pending
 from sync_protocol.keys import Keyring, SiteDirectory
 
@@ -93,15 +94,7 @@ def _partial_state(partial: Path, id_file: Path) -> tuple[int, str | None]:
 def _complete(partial: Path, id_file: Path, complete: Path, restore_dir: Path) -> None:
     os.replace(partial, complete)
     id_file.unlink(missing_ok=True)
-    _fsync_dir(restore_dir)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(restore_dir)
 
 
 async def _download(client: HubClient, partial: Path, id_file: Path, offset: int,

@@ -23,6 +23,7 @@ from typing import Final
 from uuid import UUID
 
 from edge_node.errors import SnapshotError
+from edge_node.store.durable_files import fsync_path
 from edge_node.store.site import Site
 from edge_node.store.snapshot_export import consistent_rows
 from edge_node.store.snapshot_position import PositionOf
@@ -44,14 +45,6 @@ class ExportResult:
     size_bytes: int
     records: int
     meta: SnapshotMeta
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def export_snapshot(data_dir: Path, work_dir: Path, *, keyring: Keyring, site: Site,
@@ -79,7 +72,7 @@ def export_snapshot(data_dir: Path, work_dir: Path, *, keyring: Keyring, site: S
                 for record in rows.records:
                     out.write(sealer.add(record))
                 out.write(sealer.finish())
-        _fsync(partial)
+        fsync_path(partial)
         os.replace(partial, final)
     except OSError as exc:
         partial.unlink(missing_ok=True)

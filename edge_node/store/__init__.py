@@ -31,6 +31,7 @@ the sync tables, `store.ledger`), reads as functions taking the connection first
     snapshot_export.py    consistent copy of the live database → snapshot records
     snapshot_staging.py   the resumable staging file a restore loads records into
     snapshot_install.py   staging file → data directory (rename) or live database (swap)
+    durable_files.py   fsync of a file or a directory entry (renames that survive a crash)
     check.py           `edge check`
     backup.py          `edge backup`
 """

@@ -36,6 +36,7 @@ from uuid import UUID
 from conflict.decode import state_from_canonical
 from edge_node.errors import SnapshotError
 from edge_node.store.apply import Rows, Stored, apply_change
+from edge_node.store.durable_files import fsync_path
 from edge_node.store.group_rows import write_rows
 from edge_node.store.schema import db_path
 from edge_node.store.snapshot_position import write_position
@@ -61,14 +62,6 @@ def _site_tables(conn: sqlite3.Connection, schema: str) -> list[str]:
         "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
     return [n for n in names
             if n not in PRACTICE_TABLES and n not in MERGED_TABLES and n != _BOOKKEEPING]
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def install_file(data_dir: Path, staging: Path, meta: SnapshotMeta) -> None:
@@ -101,9 +94,9 @@ def install_file(data_dir: Path, staging: Path, meta: SnapshotMeta) -> None:
             old.close()
         for suffix in ("-wal", "-shm"):
             Path(f"{live}{suffix}").unlink(missing_ok=True)
-        _fsync(staging)
+        fsync_path(staging)
         os.replace(staging, live)
-        _fsync(data_dir)
+        fsync_path(data_dir)
         done = sqlite3.connect(live, isolation_level=None)
         try:
             done.execute(f"DROP TABLE IF EXISTS {_BOOKKEEPING}")
