@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the hub API, served at `/openapi.json`.
 
-Written by hand next to the routes; `tests/cloud_hub/test_openapi.py` checks
+Written by hand next to the routes; `tests/cloud_hub/api/test_openapi.py` checks
 that every route of the app is described here and nothing else is, and that
 the statuses the API really answers are documented.
 """

@@ -1,6 +1,6 @@
 """The hub's storage port: what the API needs from a database, and nothing more.
 
-Two implementations pass one contract suite (`tests/cloud_hub/test_store_contract.py`):
+Two implementations pass one contract suite (`tests/cloud_hub/store/test_store_contract.py`):
 `postgres.PostgresStore` (production) and `sqlite.SqliteStore` (embedded).
 
 Every table is keyed by practice id first (the partition key).  Every method
