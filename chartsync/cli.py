@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge_node.store.file_modes import private_files
 from sync_protocol.version import PROTOCOL_VERSION, SOFTWARE_VERSION
 
 #: Modules that register a command group; added as each side grows its CLI.
@@ -96,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 0 for --help and 2 for usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handler = args.handler
-    code: int = handler(args)
+    with private_files():  # charts, keys and backups are the owner's alone
+        code: int = handler(args)
     return code
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from edge_node.cli import EXAMPLES, add_edge_subcommands
+from edge_node.store.file_modes import private_files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
-    code: int = args.handler(args)
+    with private_files():  # charts, keys and backups are the owner's alone
+        code: int = args.handler(args)
     return code
 
 

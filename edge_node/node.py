@@ -24,6 +24,7 @@ from edge_node.config import EdgeConfig
 from edge_node.errors import StoreError
 from edge_node.store.boot import load_boot
 from edge_node.store.connection import WriteConnection
+from edge_node.store.file_modes import make_private_dir, tighten_data_dir
 from edge_node.store.reads import Reader
 from edge_node.store.schema import db_path
 from edge_node.store.site import Site, create_site_database, new_site_id, write_key_file
@@ -47,7 +48,7 @@ def init_data_dir(data_dir: Path, *, now_ms: int, entropy: Entropy, admin_name: 
     enrolled with a hub passes the `site_id` the hub assigned to its `keys`
     and the `practice_id` it joined.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     path = db_path(data_dir)
     if path.exists():
         raise StoreError(f"{path} already exists",
@@ -57,9 +58,11 @@ def init_data_dir(data_dir: Path, *, now_ms: int, entropy: Entropy, admin_name: 
     site_id = site_id if site_id is not None else new_site_id(now_ms, entropy(10))
     keys = keys if keys is not None else SiteKeyPair.generate(entropy(64))
     nonce = entropy(24)
-    return create_site_database(data_dir, path, site_id=site_id, created_ms=now_ms, keys=keys,
+    made = create_site_database(data_dir, path, site_id=site_id, created_ms=now_ms, keys=keys,
                                 file_key=file_key, nonce=nonce, practice_id=practice_id,
                                 admin_name=admin_name, admin_random=entropy(42))
+    tighten_data_dir(data_dir)
+    return made
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ the sync tables, `store.ledger`), reads as functions taking the connection first
     snapshot_staging.py   the resumable staging file a restore loads records into
     snapshot_install.py   staging file → data directory (rename) or live database (swap)
     durable_files.py   fsync of a file or a directory entry (renames that survive a crash)
+    file_modes.py      the data directory 0700, every file in it 0600
     check.py           `edge check`
     backup.py          `edge backup`
 """

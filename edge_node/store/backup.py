@@ -15,6 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from edge_node.errors import StoreError
+from edge_node.store.file_modes import make_private_file
 from edge_node.store.schema import check_version, db_path
 
 
@@ -51,5 +52,6 @@ def backup(data_dir: Path, target: Path) -> Path:
         os.fsync(fd)
     finally:
         os.close(fd)
+    make_private_file(tmp)
     os.replace(tmp, target)
     return target

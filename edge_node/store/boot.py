@@ -19,6 +19,7 @@ from pathlib import Path
 from edge_node.store.account_events import chain_account_events
 from edge_node.store.audit import AuditChain
 from edge_node.store.connection import open_sync
+from edge_node.store.file_modes import tighten_data_dir
 from edge_node.store.site import Site, load_site
 from edge_node.store.transaction import write_transaction
 
@@ -35,6 +36,7 @@ class Boot:
 
 def load_boot(data_dir: Path) -> Boot:
     """Read the writer's starting state; raises `StoreError` / `SchemaTooNew`."""
+    tighten_data_dir(data_dir)
     conn = open_sync(data_dir)
     try:
         site = load_site(conn, data_dir)

@@ -13,6 +13,8 @@ Checks, each reported as a sentence naming ids (never chart data):
 5. Replaying the outbox onto an empty state reproduces the stored merged
    state of every resource byte for byte.
 6. Every local write has its audit row (counted per resource).
+7. For a data directory: nothing in it is readable beyond its owner
+   (`store.file_modes`).
 
 `check_path` runs them on a data directory or a database file (a backup),
 opened read-only.
@@ -23,13 +25,14 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from uuid import UUID
 
 from conflict import canonical_state, merge_all
 from edge_node.errors import StoreError
 from edge_node.store.audit import verify_chain
+from edge_node.store.file_modes import wider_than_private
 from edge_node.store.schema import check_version, db_path
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import MalformedInput
@@ -156,9 +159,13 @@ def check_path(path: Path) -> CheckReport:
     try:
         conn = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
         try:
-            return check_store(conn)
+            report = check_store(conn)
         finally:
             conn.close()
+        if path.is_dir():
+            modes = tuple(wider_than_private(path))
+            report = replace(report, problems=report.problems + modes)
+        return report
     except sqlite3.Error as exc:
         raise StoreError(f"{file} could not be read: {exc}",
                          hint="restore it from a backup") from exc
