@@ -20,7 +20,7 @@ each take one query batch on one connection, so one thread hop.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeAlias
 
@@ -42,12 +42,6 @@ class LedgerOp(Protocol):
     """One bookkeeping write, run by the writer inside its group transaction."""
 
     def apply(self, conn: sqlite3.Connection) -> None: ...
-
-
-def apply_ops(conn: sqlite3.Connection, ops: Iterable[LedgerOp]) -> None:
-    """Run `ops` in order on `conn` (inside the caller's transaction)."""
-    for op in ops:
-        op.apply(conn)
 
 
 # --- writes --------------------------------------------------------------------------
@@ -313,7 +307,7 @@ def dead_letters(conn: sqlite3.Connection) -> list[DeadLetter]:
 __all__ = [
     "PUSH_WINDOW", "PUSH_WINDOW_BYTES", "AddDeadLetter", "Connection", "DeadLetter",
     "LedgerOp", "MarkAcknowledged", "MarkUnsent", "NextSeal", "OwnBatch", "PushRound",
-    "SealLimits", "SealSource", "StoreSealed", "apply_ops", "blocked_by_dead_letter",
+    "SealLimits", "SealSource", "StoreSealed", "blocked_by_dead_letter",
     "dead_letters", "last_own_hub_seq", "next_seal", "next_seal_unless_blocked",
     "own_batch_count", "own_batch_sealed", "push_round", "recorded_hash",
     "release_dead_letters", "seal_source", "unacked_window", "window_length",
