@@ -14,7 +14,8 @@
     ├── ClockTooFarAhead        a hybrid logical clock beyond the allowed drift
     ├── SealedKeyUnreadable     a sealed key delivery that is not for this site's key
     ├── WrongPassphrase         a recovery kit that the passphrase does not open
-    └── BadRecoveryShares       too few, mixed or mistyped recovery kit shares
+    ├── BadRecoveryShares       too few, mixed or mistyped recovery kit shares
+    └── RosterBroken            a roster chain that does not link, or no roster at all
 
 Each class has a stable `code` (on the wire, next to the HTTP status) and says
 whether a retry can help.  Clients branch on `code`, never on message text.
@@ -126,10 +127,16 @@ class BadRecoveryShares(ProtocolError):
     http_status = 401
 
 
+class RosterBroken(ProtocolError):
+    code = "roster_broken"
+    http_status = 409
+
+
 ALL_ERRORS: tuple[type[ProtocolError], ...] = (
     ProtocolError, MalformedInput, TooLarge, UnsupportedVersion, UpgradeRequired,
     TamperedBatch, BadSignature, UnknownSite, UnknownKeyEpoch, WrongPracticeKey,
     ChainBroken, ClockTooFarAhead, SealedKeyUnreadable, WrongPassphrase, BadRecoveryShares,
+    RosterBroken,
 )
 
 #: code → class, so a client can rebuild the error it was sent.

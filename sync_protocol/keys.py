@@ -31,7 +31,7 @@ def _derive(secret: bytes, purpose: bytes, size: int = 32) -> bytes:
     return hashlib.blake2b(digest_size=size, key=secret, person=purpose.ljust(16, b"\0")).digest()
 
 
-def _fingerprint(raw: bytes) -> str:
+def fingerprint(raw: bytes) -> str:
     """Human-comparable fingerprint: 20 base32 chars in groups of 4."""
     digest = hashlib.blake2b(raw, digest_size=15, person=b"chartsync-fp").digest()
     text = base64.b32encode(digest).decode("ascii")[:20]
@@ -165,7 +165,7 @@ class SitePublicKeys(BaseModel):
     @property
     def fingerprint(self) -> str:
         """What an administrator compares when approving a site."""
-        return _fingerprint(self.verify_key + self.box_key)
+        return fingerprint(self.verify_key + self.box_key)
 
     def verify(self, message: bytes, signature: bytes, *, what: str) -> None:
         """Raise `BadSignature` unless `signature` over `message` is this site's."""
@@ -217,7 +217,7 @@ class SiteKeyPair:
 
     @property
     def fingerprint(self) -> str:
-        return _fingerprint(bytes(self.signing_key.verify_key) + bytes(self.box_key.public_key))
+        return fingerprint(bytes(self.signing_key.verify_key) + bytes(self.box_key.public_key))
 
     def __repr__(self) -> str:
         return f"SiteKeyPair(fingerprint={self.fingerprint})"

@@ -76,12 +76,12 @@ def open_kit(args: argparse.Namespace) -> Keyring:
         text = args.recovery_kit.read_text(encoding="utf-8")
         if args.share:
             shares = [f.read_text(encoding="utf-8").strip() for f in args.share]
-            return open_shared_recovery_kit(text, shares)
+            return open_shared_recovery_kit(text, shares).keyring
         if args.passphrase_file is None:
             raise EnrollmentError("the recovery kit needs --passphrase-file or --share",
                                   hint="give the passphrase file, or k custodians' shares")
         passphrase = args.passphrase_file.read_text(encoding="utf-8").rstrip("\n")
-        return open_recovery_kit(text, passphrase)
+        return open_recovery_kit(text, passphrase).keyring
     except OSError as exc:
         raise EnrollmentError(f"cannot read {exc.filename}: {exc.strerror}",
                               hint="check the file paths") from exc

@@ -28,6 +28,7 @@ re-enroll uses a token from the operator and is approved by it; the others use
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from edge_node.store.users import User
 from sync_protocol.ids import SiteId
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
+from sync_protocol.kit_keys import KitKeyPair
 from sync_protocol.recovery import create_recovery_kit, create_shared_recovery_kit
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,7 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
         if callable(passphrase):
             passphrase = passphrase()
         keyring = Keyring(enrolled.practice_id, {1: PracticeKey.generate(1, entropy(32))})
+        kit = KitKeyPair.from_seed(entropy(32))
     site, admin, admin_token = await asyncio.to_thread(
         init_data_dir, data_dir, now_ms=now_ms, entropy=entropy, admin_name=admin_name,
         site_id=SiteId(enrolled.site_id), keys=keys, practice_id=enrolled.practice_id)
@@ -130,12 +133,12 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
     words: list[str] = []
     if keyring is not None:
         if shares is not None:
-            text, words = create_shared_recovery_kit(keyring, threshold=shares[0],
+            text, words = create_shared_recovery_kit(keyring, kit=kit, threshold=shares[0],
                                                      shares=shares[1], created=created)
         else:
             assert isinstance(passphrase, str)
-            text = await asyncio.to_thread(create_recovery_kit, keyring, passphrase,
-                                           created=created)
+            text = await asyncio.to_thread(functools.partial(
+                create_recovery_kit, keyring, passphrase, kit=kit, created=created))
         kit_path = data_dir / RECOVERY_KIT_FILE
         kit_path.write_text(text, encoding="utf-8")
         kit_path.chmod(0o600)

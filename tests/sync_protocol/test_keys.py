@@ -19,6 +19,7 @@ from sync_protocol.errors import (
 )
 from sync_protocol.key_delivery import open_keys_for_site, seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory, SiteKeyPair, record_token
+from sync_protocol.kit_keys import KitKeyPair
 from sync_protocol.receipt import sign_receipt, verify_receipt
 from sync_protocol.recovery import create_recovery_kit, open_recovery_kit
 from tests.sync_protocol.conftest import Practice, new_site
@@ -32,6 +33,7 @@ class _KdfLimits(TypedDict):
 FAST_KDF: _KdfLimits = {"opslimit": nacl.pwhash.argon2id.OPSLIMIT_MIN,
                         "memlimit": nacl.pwhash.argon2id.MEMLIMIT_MIN}
 PASSPHRASE = "correct horse battery staple 42"
+KIT = KitKeyPair.from_seed(bytes(range(32)))
 
 
 def _deliver(p: Practice) -> bytes:
@@ -77,10 +79,10 @@ def test_a_delivery_from_an_unregistered_or_forging_sender_is_refused(
 
 def test_recovery_kit_opens_with_the_right_passphrase_only(practice: Practice) -> None:
     ring = practice.keyring.with_key(PracticeKey.generate(2, nacl.utils.random(32)))
-    kit = create_recovery_kit(ring, PASSPHRASE, created="2026-11-24", **FAST_KDF)
+    kit = create_recovery_kit(ring, PASSPHRASE, kit=KIT, created="2026-11-24", **FAST_KDF)
     assert kit.startswith("-----BEGIN CHARTSYNC RECOVERY KIT-----")
     assert str(practice.practice_id) in kit and "Key-Epochs: 1, 2" in kit
-    assert open_recovery_kit(kit, PASSPHRASE).keys == ring.keys
+    assert open_recovery_kit(kit, PASSPHRASE).keyring.keys == ring.keys
     with pytest.raises(WrongPassphrase):
         open_recovery_kit(kit, PASSPHRASE + "!")
     with pytest.raises(WrongPassphrase):
@@ -88,7 +90,8 @@ def test_recovery_kit_opens_with_the_right_passphrase_only(practice: Practice) -
 
 
 def test_a_damaged_or_edited_kit_is_refused(practice: Practice) -> None:
-    kit = create_recovery_kit(practice.keyring, PASSPHRASE, created="2026-11-24", **FAST_KDF)
+    kit = create_recovery_kit(practice.keyring, PASSPHRASE, kit=KIT, created="2026-11-24",
+                              **FAST_KDF)
     with pytest.raises(MalformedInput):
         open_recovery_kit(kit.replace("-----END", "-----FIN"), PASSPHRASE)
     lines = kit.splitlines()
@@ -101,7 +104,7 @@ def test_a_damaged_or_edited_kit_is_refused(practice: Practice) -> None:
 
 def test_a_short_passphrase_is_refused(practice: Practice) -> None:
     with pytest.raises(ValueError, match="13"):
-        create_recovery_kit(practice.keyring, "short", created="2026-11-24", **FAST_KDF)
+        create_recovery_kit(practice.keyring, "short", kit=KIT, created="2026-11-24", **FAST_KDF)
 
 
 def test_keys_never_show_their_secret_in_repr(practice: Practice) -> None:
@@ -149,23 +152,23 @@ def test_shared_kit_opens_with_any_two_of_three_shares_and_not_with_one(
     from sync_protocol.errors import BadRecoveryShares
     from sync_protocol.recovery import create_shared_recovery_kit, open_shared_recovery_kit
 
-    kit, shares = create_shared_recovery_kit(practice.keyring, threshold=2, shares=3,
+    kit, shares = create_shared_recovery_kit(practice.keyring, kit=KIT, threshold=2, shares=3,
                                              created="2026-11-24")
     assert len(shares) == 3 and "any 2 of 3" in kit
     for pair in itertools.combinations(shares, 2):
-        assert open_shared_recovery_kit(kit, list(pair)).keys == practice.keyring.keys
+        assert open_shared_recovery_kit(kit, list(pair)).keyring.keys == practice.keyring.keys
     with pytest.raises(BadRecoveryShares, match="2 of its 3"):
         open_shared_recovery_kit(kit, shares[:1])
     mistyped = shares[0].split()
     mistyped[5] = "zebra" if mistyped[5] != "zebra" else "acid"
     with pytest.raises(BadRecoveryShares):
         open_shared_recovery_kit(kit, [" ".join(mistyped), shares[1]])
-    other_kit, other_shares = create_shared_recovery_kit(practice.keyring, threshold=2,
+    other_kit, other_shares = create_shared_recovery_kit(practice.keyring, kit=KIT, threshold=2,
                                                          shares=3, created="2026-11-24")
     with pytest.raises(BadRecoveryShares, match="another recovery kit"):
         open_shared_recovery_kit(kit, other_shares[:2])
     with pytest.raises(MalformedInput, match="passphrase"):
         open_shared_recovery_kit(create_recovery_kit(
-            practice.keyring, PASSPHRASE, created="x", **FAST_KDF), shares[:2])
+            practice.keyring, PASSPHRASE, kit=KIT, created="x", **FAST_KDF), shares[:2])
     with pytest.raises(MalformedInput, match="shares"):
         open_recovery_kit(other_kit, PASSPHRASE)

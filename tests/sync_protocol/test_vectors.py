@@ -29,6 +29,7 @@ from sync_protocol.errors import BadRecoveryShares, BadSignature, ProtocolError,
 from sync_protocol.framing import compress
 from sync_protocol.key_delivery import open_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory, SiteKeyPair
+from sync_protocol.kit_keys import KitKeyPair
 from sync_protocol.models import HubReceipt
 from sync_protocol.receipt import sign_receipt, verify_receipt
 from sync_protocol.recovery import (
@@ -231,7 +232,9 @@ def test_every_byte_of_the_key_delivery_vector_is_checked() -> None:
 
 # --- recovery kits ----------------------------------------------------------------------
 
-KIT = json.loads((VECTORS / "recovery_kit_v1.json").read_text())
+KIT = json.loads((VECTORS / "recovery_kit_v2.json").read_text())
+KIT_V1 = json.loads((VECTORS / "recovery_kit_v1.json").read_text())
+KIT_KEYS = KitKeyPair.from_seed(bytes.fromhex(KIT["kit_seed"]))
 
 
 def _kit_keyring() -> Keyring:
@@ -241,21 +244,34 @@ def _kit_keyring() -> Keyring:
 
 def test_creating_the_passphrase_kit_from_its_inputs_gives_the_recorded_text() -> None:
     assert create_recovery_kit(
-        _kit_keyring(), KIT["passphrase"], created=KIT["created"], opslimit=KIT["opslimit"],
+        _kit_keyring(), KIT["passphrase"], kit=KIT_KEYS, created=KIT["created"],
+        opslimit=KIT["opslimit"],
         memlimit=KIT["memlimit"], salt=bytes.fromhex(KIT["salt"]),
         nonce=bytes.fromhex(KIT["nonce"])) == KIT["passphrase_kit"]
 
 
 def test_passphrase_kit_vector_opens_to_the_recorded_keys() -> None:
-    assert open_recovery_kit(KIT["passphrase_kit"], KIT["passphrase"]) == _kit_keyring()
+    opened = open_recovery_kit(KIT["passphrase_kit"], KIT["passphrase"])
+    assert opened.keyring == _kit_keyring()
+    assert opened.keys is not None and opened.keys.seed == KIT_KEYS.seed
+    assert opened.keys.public().fingerprint == KIT["kit_fingerprint"]
     with pytest.raises(WrongPassphrase):
         open_recovery_kit(KIT["passphrase_kit"], KIT["passphrase"] + "x")
+
+
+def test_format_1_kits_still_open_without_kit_keys() -> None:
+    ring = Keyring(UUID(KIT_V1["practice_id"]),
+                   {e: PracticeKey(e, bytes.fromhex(s)) for e, s in KIT_V1["keys"]})
+    opened = open_recovery_kit(KIT_V1["passphrase_kit"], KIT_V1["passphrase"])
+    assert (opened.keyring, opened.keys) == (ring, None)
+    shared = open_shared_recovery_kit(KIT_V1["shared_kit"], KIT_V1["shares"][:2])
+    assert (shared.keyring, shared.keys) == (ring, None)
 
 
 def test_shared_kit_vector_opens_with_any_threshold_of_its_shares() -> None:
     shares = KIT["shares"]
     for chosen in ([shares[0], shares[1]], [shares[1], shares[2]], [shares[2], shares[0]]):
-        assert open_shared_recovery_kit(KIT["shared_kit"], chosen) == _kit_keyring()
+        assert open_shared_recovery_kit(KIT["shared_kit"], chosen).keyring == _kit_keyring()
         assert shamir_mnemonic.combine_mnemonics(chosen).hex() == KIT["kit_key"]
     with pytest.raises(BadRecoveryShares):
         open_shared_recovery_kit(KIT["shared_kit"], shares[:1])
@@ -268,7 +284,8 @@ def _kit_parts(text: str) -> tuple[list[str], dict[str, Any]]:
 
 
 def test_shared_kit_vector_is_what_its_inputs_give_but_for_its_random_nonce() -> None:
-    fresh, _ = create_shared_recovery_kit(_kit_keyring(), threshold=KIT["threshold"],
+    fresh, _ = create_shared_recovery_kit(_kit_keyring(), kit=KIT_KEYS,
+                                          threshold=KIT["threshold"],
                                           shares=len(KIT["shares"]), created=KIT["created"],
                                           kit_key=bytes.fromhex(KIT["kit_key"]))
     stored_head, stored = _kit_parts(KIT["shared_kit"])
@@ -280,7 +297,7 @@ def test_shared_kit_vector_is_what_its_inputs_give_but_for_its_random_nonce() ->
     assert stored == {k: v for k, v in made.items() if k not in ("nonce", "box")}
     plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
         box, canonical_pack(stored), nonce, bytes.fromhex(KIT["kit_key"]))
-    assert plain == canonical_pack(_kit_keyring().to_wire())
+    assert plain == canonical_pack({"seed": KIT_KEYS.seed, "keyring": _kit_keyring().to_wire()})
     text = KIT["shared_kit"]
     assert text == "\n".join([*stored_head, "", *textwrap.wrap(
         base64.b64encode(canonical_pack({**stored, "nonce": nonce, "box": box})).decode(), 64),

@@ -40,6 +40,7 @@ from sync_protocol.canonical import canonical_json
 from sync_protocol.digest import StateDigest, record_hash
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
+from sync_protocol.kit_keys import KitKeyPair
 from sync_protocol.models import (
     DELETED,
     Change,
@@ -81,6 +82,7 @@ KIT_CREATED = "2024-11-24T00:00:00Z"
 KIT_SALT = bytes(range(16))
 KIT_NONCE = bytes(range(100, 124))
 KIT_KEY = bytes(range(224, 256))
+KIT_SEED = bytes(range(48, 80))
 #: The cheapest Argon2id the kit accepts: the vector pins the format, not the cost.
 KIT_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MIN
 KIT_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_MIN
@@ -225,16 +227,18 @@ def key_delivery_vector() -> dict[str, Any]:
 
 
 def passphrase_kit() -> str:
-    return create_recovery_kit(vector_keyring(), PASSPHRASE, created=KIT_CREATED,
+    return create_recovery_kit(vector_keyring(), PASSPHRASE, kit=KitKeyPair.from_seed(KIT_SEED),
+                               created=KIT_CREATED,
                                opslimit=KIT_OPSLIMIT, memlimit=KIT_MEMLIMIT, salt=KIT_SALT,
                                nonce=KIT_NONCE)
 
 
 def recovery_kit_vector() -> dict[str, Any]:
-    shared, shares = create_shared_recovery_kit(vector_keyring(), threshold=2, shares=3,
-                                                created=KIT_CREATED, kit_key=KIT_KEY)
+    shared, shares = create_shared_recovery_kit(vector_keyring(), kit=KitKeyPair.from_seed(
+        KIT_SEED), threshold=2, shares=3, created=KIT_CREATED, kit_key=KIT_KEY)
     return {
-        "about": "Recovery kits of practice aa holding key epochs 1 and 2: one under a "
+        "about": "Recovery kits (format 2) of practice aa holding kit seed KIT_SEED and key "
+                 "epochs 1 and 2: one under a "
                  "passphrase (Argon2id at its minimum cost, fixed salt and nonce: "
                  "deterministic), one opened by any 2 of 3 SLIP-39 shares of a fixed kit key "
                  "(its nonce and shares are random at creation).",
@@ -243,6 +247,8 @@ def recovery_kit_vector() -> dict[str, Any]:
         "passphrase": PASSPHRASE, "opslimit": KIT_OPSLIMIT, "memlimit": KIT_MEMLIMIT,
         "salt": KIT_SALT.hex(), "nonce": KIT_NONCE.hex(), "passphrase_kit": passphrase_kit(),
         "kit_key": KIT_KEY.hex(), "threshold": 2, "shares": shares, "shared_kit": shared,
+        "kit_seed": KIT_SEED.hex(),
+        "kit_fingerprint": KitKeyPair.from_seed(KIT_SEED).public().fingerprint,
     }
 
 
@@ -402,7 +408,7 @@ def main(argv: list[str]) -> None:
     _randomized("snapshot_v1.json", snapshot_vector, reseal)
     _write("receipt_v1.json", receipt_vector())
     delivery = _randomized("key_delivery_v1.json", key_delivery_vector, reseal)
-    _randomized("recovery_kit_v1.json", recovery_kit_vector, reseal)
+    _randomized("recovery_kit_v2.json", recovery_kit_vector, reseal)
     _write("state_digest_v1.json", digest_vector())
     _write("http_bodies_v1.json", http_vector(bytes.fromhex(batch["sealed"]),
                                               bytes.fromhex(delivery["sealed"])))
