@@ -20,6 +20,7 @@ from sync_protocol.errors import MalformedInput, SealedKeyUnreadable
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory, SiteKeyPair, SitePublicKeys
 
 _DOMAIN: Final = b"chartsync/key-delivery/v1\0"
+_REQUEST_DOMAIN: Final = b"chartsync/key-request/v1\0"
 _MAX_BYTES: Final = 64 * 1024
 
 
@@ -87,3 +88,52 @@ def open_keys_for_site(
         return Keyring.from_wire({"practice": content["practice"], "keys": content["keys"]})
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedInput(f"invalid sealed keys: {type(exc).__name__}") from exc
+
+
+def is_key_request(raw: bytes) -> bool:
+    """Whether a mailbox item is a key request (else it is a key delivery); unverified."""
+    if len(raw) > _MAX_BYTES:
+        return False
+    try:
+        outer = unpack(raw, what="mailbox item", max_len=_MAX_BYTES)
+        fields = unpack(bytes(outer["envelope"]), what="mailbox envelope", max_len=_MAX_BYTES)
+        return bool(fields.get("kind") == "request")
+    except (MalformedInput, KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def seal_key_request(*, practice_id: UUID, sender_id: UUID, sender_keys: SiteKeyPair,
+                     to: UUID, have: Iterable[int]) -> bytes:
+    """A signed request to site `to`: please seal the practice key epochs to me (`have`:
+    the epochs the sender holds already)."""
+    envelope = canonical_pack({"v": 1, "kind": "request", "practice": practice_id.bytes,
+                               "from": sender_id.bytes, "to": to.bytes,
+                               "have": sorted(set(have))})
+    return canonical_pack({"envelope": envelope,
+                           "sig": sender_keys.sign(_REQUEST_DOMAIN + envelope)})
+
+
+def open_key_request(raw: bytes, *, practice_id: UUID, site_id: UUID,
+                     directory: SiteDirectory) -> tuple[UUID, frozenset[int]]:
+    """Verify a key request addressed to this site; (requesting site, epochs it holds).
+
+    Raises `MalformedInput`, `UnknownSite` (sender not in `directory`), `BadSignature`,
+    `SealedKeyUnreadable` (for another site or practice).
+    """
+    if len(raw) > _MAX_BYTES:
+        raise MalformedInput(f"key request of {len(raw)} bytes is larger than any real one")
+    outer = unpack(raw, what="key request", max_len=_MAX_BYTES)
+    try:
+        envelope, signature = bytes(outer["envelope"]), bytes(outer["sig"])
+        fields = unpack(envelope, what="key request envelope", max_len=_MAX_BYTES)
+        sender, to = UUID(bytes=fields["from"]), UUID(bytes=fields["to"])
+        practice = UUID(bytes=fields["practice"])
+        have = frozenset(int(e) for e in fields["have"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedInput(f"invalid key request: {type(exc).__name__}") from exc
+    directory.get(sender).verify(_REQUEST_DOMAIN + envelope, signature,
+                                 what=f"key request from site {sender}")
+    if to != site_id or practice != practice_id:
+        raise SealedKeyUnreadable(f"key request from site {sender} is for site {to} of "
+                                  f"practice {practice}, not this site")
+    return sender, have

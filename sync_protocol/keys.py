@@ -128,8 +128,8 @@ class Keyring:
             raise UnknownKeyEpoch(
                 f"{batch or 'input'} uses key epoch {epoch}; this site holds "
                 f"epochs {sorted(self.keys)} of practice {self.practice_id}",
-                hint="wait for the sealed key of that epoch to arrive in the mailbox, or ask "
-                "an approved site to re-send the practice keys",
+                hint="wait for the sealed key of that epoch to arrive in the mailbox, or run "
+                "`chartsync edge request-keys` to ask the approved sites to re-send them",
             ) from None
 
     def with_key(self, key: PracticeKey) -> Keyring:

@@ -10,6 +10,8 @@ exit codes are read and changed in one place.
     revoke  revoke a site, rotate the practice key   dead-letters / held  sync problems
     restore  a lost site back from the hub           reenroll  this site on a rebuilt hub
     sites   the practice's sites and public keys (to register a lost one on a rebuilt hub)
+    roster  the members the member-signed roster proves   replace-kit  a new recovery kit
+    request-keys  ask the members to re-send key epochs this site lacks
 
 Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
 """
@@ -27,8 +29,11 @@ from edge_node.cli import (
     init,
     invite,
     reenroll,
+    replace_kit,
+    request_keys,
     restore,
     revoke,
+    roster,
     serve,
     sites,
     user,
@@ -52,7 +57,8 @@ exit codes: 0 ok, 1 failure, 2 usage error
 def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add every `edge` subcommand to `sub`."""
     for module in (init, serve, user, backup, check, restore, invite, approve, revoke,
-                   reenroll, sites, dead_letters, held):
+                   roster, replace_kit, request_keys, reenroll, sites, dead_letters,
+                   held):
         module.add_parser(sub)
 
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.cli.recovery_options import (
+    add_recovery_options,
+    print_kit,
+    recovery_passphrase,
+    recovery_shares,
+)
 from edge_node.errors import EdgeError
 from edge_node.hub_link.client import HubSettings
-from edge_node.hub_link.errors import EnrollmentError
 from edge_node.node import init_data_dir
 from edge_node.sync.enroll import enroll_site
 
@@ -40,28 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "(default: the system store)")
     p.add_argument("--insecure-http", action="store_true",
                    help="allow a plain http:// hub (loopback demos only)")
-    p.add_argument("--recovery-passphrase-file", type=Path,
-                   help="file holding the recovery kit passphrase (first site; else asked)")
-    p.add_argument("--recovery-shares", metavar="K-of-N",
-                   help="split the recovery kit into N SLIP-39 shares, any K open it")
+    add_recovery_options(p, when="first site")
     p.set_defaults(handler=run)
-
-
-_KIT_MESSAGE = """RECOVERY KIT written to {path}
-  It holds the practice key, locked with {how}.
-  Print it or copy it to a USB stick and store it OFFLINE, away from this machine.
-  It is needed only if EVERY site of the practice is lost: with it, a new machine can
-  restore all charts from the hub. Without it, nobody (not even the hub) can.
-"""
-
-
-def _passphrase(args: argparse.Namespace) -> str:
-    if args.recovery_passphrase_file is not None:
-        return str(args.recovery_passphrase_file.read_text(encoding="utf-8").strip())
-    first = getpass.getpass("recovery kit passphrase (at least 13 characters): ")
-    if getpass.getpass("again: ") != first:
-        raise EnrollmentError("the two passphrases differ", hint="run init again")
-    return first
 
 
 def run_enroll(args: argparse.Namespace) -> int:
@@ -71,14 +55,11 @@ def run_enroll(args: argparse.Namespace) -> int:
     try:
         settings = HubSettings.parse(args.hub, ca_file=args.hub_ca,
                                      insecure_http=args.insecure_http)
-        shares = None
-        if args.recovery_shares:
-            k, _, n = args.recovery_shares.lower().partition("-of-")
-            shares = (int(k), int(n))
+        shares = recovery_shares(args)
         result = asyncio.run(enroll_site(
             args.data, settings, token=args.token, name=args.name, admin_name=args.admin,
             now_ms=wall_ms(), entropy=os.urandom,
-            passphrase=None if shares else (lambda: _passphrase(args)), shares=shares,
+            passphrase=None if shares else (lambda: recovery_passphrase(args)), shares=shares,
             created=datetime.now(UTC).date().isoformat()))
     except (EdgeError, ValueError) as err:
         if isinstance(err, EdgeError):
@@ -90,11 +71,8 @@ def run_enroll(args: argparse.Namespace) -> int:
     print(f"site key fingerprint {result.fingerprint}")
     print(f"admin user {result.admin.name} ({result.admin.user_id}); token, shown only now:")
     print(result.admin_token)
-    if result.recovery_kit is not None:
-        how = (f"any {shares[0]} of {shares[1]} shares" if shares else "your passphrase")
-        print(_KIT_MESSAGE.format(path=result.recovery_kit, how=how))
-        for i, words in enumerate(result.shares, 1):
-            print(f"share {i}: {words}")
+    if result.recovery_kit is not None and result.kit_fingerprint is not None:
+        print_kit(result.recovery_kit, result.kit_fingerprint, shares, result.shares)
     if result.status != "approved":
         print("This site is PENDING. On an approved site, an admin runs:\n"
               f"  chartsync edge approve {result.site_id} --fingerprint {result.fingerprint}"

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 from edge_node.errors import StoreError
+from edge_node.store.sync_state import require_sync_state
 from sync_protocol.errors import ProtocolError
 from sync_protocol.roster import Roster, fold
 
@@ -49,4 +51,9 @@ def load_roster(conn: sqlite3.Connection, practice_id: UUID) -> Roster | None:
                          "check` shows what else changed") from exc
 
 
-__all__ = ["SaveRosterEntries", "load_roster", "roster_entries"]
+def stored_roster(conn: sqlite3.Connection, data_dir: Path) -> Roster | None:
+    """The enrolled site's stored roster (`load_roster` for its practice)."""
+    return load_roster(conn, require_sync_state(conn, data_dir).practice_id)
+
+
+__all__ = ["SaveRosterEntries", "load_roster", "roster_entries", "stored_roster"]

@@ -28,7 +28,6 @@ re-enroll uses a token from the operator and is approved by it; the others use
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -55,18 +54,17 @@ from edge_node.store.sync_state import (
 )
 from edge_node.store.transaction import write_transaction
 from edge_node.store.users import User
+from edge_node.sync.kit_file import RECOVERY_KIT_FILE, write_recovery_kit
 from edge_node.sync.membership import append_entry, fetch_roster
 from sync_protocol.ids import SiteId
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
 from sync_protocol.kit_keys import KitKeyPair, KitPublicKeys, seal_epoch_for_kit
-from sync_protocol.recovery import create_recovery_kit, create_shared_recovery_kit
 from sync_protocol.roster import EntryKind, Roster, genesis_entry, sign_entry
 
 log = logging.getLogger(__name__)
 
 Entropy = Callable[[int], bytes]
-RECOVERY_KIT_FILE = "recovery-kit.txt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +77,7 @@ class EnrollResult:
     admin_token: str
     recovery_kit: Path | None
     shares: list[str]
+    kit_fingerprint: str | None = None
 
 
 def normalize_fingerprint(text: str) -> str:
@@ -144,18 +143,13 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
     kit_path: Path | None = None
     words: list[str] = []
     if keyring is not None:
-        if shares is not None:
-            text, words = create_shared_recovery_kit(keyring, kit=kit, threshold=shares[0],
-                                                     shares=shares[1], created=created)
-        else:
-            assert isinstance(passphrase, str)
-            text = await asyncio.to_thread(functools.partial(
-                create_recovery_kit, keyring, passphrase, kit=kit, created=created))
+        assert passphrase is None or isinstance(passphrase, str)
         kit_path = data_dir / RECOVERY_KIT_FILE
-        kit_path.write_text(text, encoding="utf-8")
-        kit_path.chmod(0o600)
+        words = await write_recovery_kit(kit_path, keyring, kit, passphrase=passphrase,
+                                         shares=shares, created=created)
     return EnrollResult(site.site_id, enrolled.practice_id, enrolled.status,
-                        keys.fingerprint, admin, admin_token, kit_path, words)
+                        keys.fingerprint, admin, admin_token, kit_path, words,
+                        None if keyring is None else kit.public().fingerprint)
 
 
 async def _publish_genesis(settings: HubSettings, credential: str, genesis: bytes,

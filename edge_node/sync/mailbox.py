@@ -20,13 +20,19 @@ import logging
 from dataclasses import replace
 from uuid import UUID
 
+from edge_node.hub_link.answers import Mail
 from edge_node.hub_link.context import SyncContext
 from edge_node.store.sync_state import SetEnrolledStatus, StoreKeyring, keyring_row
 from edge_node.sync.membership import refresh_registry
 from edge_node.sync.recovery import HubRecovery
-from sync_protocol.errors import ProtocolError
-from sync_protocol.key_delivery import open_keys_for_site
-from sync_protocol.keys import Keyring, PracticeKey
+from sync_protocol.errors import ProtocolError, UnknownSite
+from sync_protocol.key_delivery import (
+    is_key_request,
+    open_key_request,
+    open_keys_for_site,
+    seal_keys_for_site,
+)
+from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,9 @@ class Mailbox:
         await refresh_registry(ctx)
         first_keys = ctx.keyring is None
         for mail in items:
+            if is_key_request(mail.sealed):
+                await self._answer_request(mail)
+                continue
             try:
                 delivered = open_keys_for_site(
                     mail.sealed, practice_id=ctx.state.practice_id, site_id=ctx.site_id,
@@ -96,6 +105,30 @@ class Mailbox:
         ctx.status.keys(ctx.state.enrolled_status, ctx.keyring is not None)
         ctx.keys_changed.set()
         ctx.push_due.set()
+
+
+    async def _answer_request(self, mail: Mail) -> None:
+        """Seal the epochs a member lacks to it (a key request, `edge request-keys`); a
+        request from anyone the roster does not prove a member is deleted unanswered."""
+        ctx = self.ctx
+        roster, keyring = ctx.roster, ctx.keyring
+        try:
+            if roster is None or keyring is None:
+                raise UnknownSite("this site holds no roster or no key to answer with")
+            members = SiteDirectory(m.keys for m in roster.approved())
+            requester, have = open_key_request(mail.sealed, practice_id=ctx.state.practice_id,
+                                               site_id=ctx.site_id, directory=members)
+        except ProtocolError as exc:
+            log.warning("key request refused (%s); deleted", exc.code)
+            await ctx.hub.delete_mail(mail.mail_id)
+            return
+        missing = [k for e, k in sorted(keyring.keys.items()) if e not in have]
+        if missing:
+            await ctx.hub.post_mail(requester, seal_keys_for_site(
+                missing, practice_id=ctx.state.practice_id, sender_id=ctx.site_id,
+                sender_keys=ctx.edge.site.keys, recipient=roster.members[requester].keys))
+        await ctx.hub.delete_mail(mail.mail_id)
+        log.info("key request answered: %d epochs sealed to a member", len(missing))
 
 
 __all__ = ["KEYLESS_POLL_S", "Mailbox", "key_added"]

@@ -139,6 +139,12 @@ async def refresh_registry(ctx: SyncContext) -> None:
         log.warning("the hub's roster was refused (%s): %s; this site keeps its own copy",
                     exc.code, exc.message)
         fetched = None
+    except HubRefused as exc:
+        if exc.status != 404:
+            raise
+        log.warning("the hub serves no roster (an older hub): this site trusts the hub's "
+                    "site registry until the hub is upgraded")
+        fetched = None
     if fetched is not None:
         if fetched.new:
             await ctx.write(SaveRosterEntries(len(local), tuple(fetched.new)), label="roster")

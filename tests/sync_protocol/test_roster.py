@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync_protocol.errors import MalformedInput, RosterBroken, UnknownSite
-from sync_protocol.keys import SiteKeyPair
+from sync_protocol.keys import SiteKeyPair, SitePublicKeys
 from sync_protocol.kit_keys import KitKeyPair
 from sync_protocol.roster import EntryKind, Roster, fold, genesis_entry, sign_entry
 
@@ -19,7 +19,7 @@ KEYS = {n: SiteKeyPair.generate(bytes([n]) * 64) for n in SITES}
 KIT = KitKeyPair.from_seed(bytes(range(32)))
 
 
-def pub(n: int):  # type: ignore[no-untyped-def]
+def pub(n: int) -> SitePublicKeys:
     return KEYS[n].public(SITES[n])
 
 

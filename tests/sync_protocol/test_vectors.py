@@ -29,7 +29,7 @@ from sync_protocol.errors import BadRecoveryShares, BadSignature, ProtocolError,
 from sync_protocol.framing import compress
 from sync_protocol.key_delivery import open_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory, SiteKeyPair
-from sync_protocol.kit_keys import KitKeyPair
+from sync_protocol.kit_keys import KitKeyPair, open_epoch_for_kit
 from sync_protocol.models import HubReceipt
 from sync_protocol.receipt import sign_receipt, verify_receipt
 from sync_protocol.recovery import (
@@ -38,9 +38,10 @@ from sync_protocol.recovery import (
     open_recovery_kit,
     open_shared_recovery_kit,
 )
+from sync_protocol.roster import fold
 from sync_protocol.snapshot import SnapshotHeader, SnapshotOpener
 from sync_protocol.wire import encode_changes
-from tests.vectors.make_vectors import change_json, vector_changes
+from tests.vectors.make_vectors import change_json, roster_entries, vector_changes
 
 VECTORS = Path(__file__).parent.parent / "vectors"
 VECTOR = json.loads((VECTORS / "batch_v1.json").read_text())
@@ -336,3 +337,42 @@ def test_state_digest_vector_follows_the_documented_formula() -> None:
         assert item == r["hash"]
         total += int(item, 16)
     assert f"{total % (1 << 256):064x}" == DIGEST["after_add"]
+
+
+# --- roster and kit-sealed epoch keys ----------------------------------------------------
+
+ROSTER = json.loads((VECTORS / "roster_v1.json").read_text())
+KIT_EPOCH = json.loads((VECTORS / "kit_epoch_v1.json").read_text())
+
+
+def test_roster_vector_is_rebuilt_byte_for_byte_and_folds_to_the_recorded_members() -> None:
+    made = roster_entries()
+    assert [e.raw.hex() for e in made] == [e["raw"] for e in ROSTER["entries"]]
+    assert [e.hash.hex() for e in made] == [e["hash"] for e in ROSTER["entries"]]
+    raws = [bytes.fromhex(e["raw"]) for e in ROSTER["entries"]]
+    roster = fold(UUID(ROSTER["practice_id"]), raws)
+    assert sorted(str(m.site_id) for m in roster.approved()) == ROSTER["approved"]
+    assert roster.epoch == ROSTER["epoch"] and roster.ignored == ()
+    assert roster.kit == KitKeyPair.from_seed(bytes.fromhex(ROSTER["kit_seed"])).public()
+
+
+def test_kit_epoch_vector_opens_with_the_kit_and_only_from_its_sealer() -> None:
+    practice, sender = UUID(KIT_EPOCH["practice_id"]), UUID(KIT_EPOCH["sender_id"])
+    kit = KitKeyPair.from_seed(bytes.fromhex(KIT_EPOCH["kit_seed"]))
+    sender_keys = SiteKeyPair.generate(bytes.fromhex(KIT_EPOCH["sender_seed"]))
+    sealed = bytes.fromhex(KIT_EPOCH["sealed"])
+    key = open_epoch_for_kit(sealed, practice_id=practice, kit=kit,
+                             directory=SiteDirectory([sender_keys.public(sender)]))
+    assert (key.epoch, key.secret.hex()) == (KIT_EPOCH["epoch"], KIT_EPOCH["key"])
+    assert kit.public().fingerprint == KIT_EPOCH["kit_fingerprint"]
+    outer = msgpack.unpackb(sealed)
+    envelope = msgpack.unpackb(outer["envelope"])
+    assert envelope == {"v": 1, "practice": practice.bytes, "from": sender.bytes,
+                        "epoch": KIT_EPOCH["epoch"], "kit": kit.public().box_key,
+                        "box": envelope["box"]}
+    assert outer["envelope"] == canonical_pack(envelope)
+    nacl.signing.VerifyKey(sender_keys.public(sender).verify_key).verify(
+        b"chartsync/kit-epoch/v1\0" + outer["envelope"], outer["sig"])
+    plain = nacl.public.SealedBox(kit.box_key).decrypt(envelope["box"])
+    assert plain == canonical_pack({"practice": practice.bytes, "epoch": KIT_EPOCH["epoch"],
+                                    "key": bytes.fromhex(KIT_EPOCH["key"])})

@@ -40,7 +40,7 @@ from sync_protocol.canonical import canonical_json
 from sync_protocol.digest import StateDigest, record_hash
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
-from sync_protocol.kit_keys import KitKeyPair
+from sync_protocol.kit_keys import KitKeyPair, seal_epoch_for_kit
 from sync_protocol.models import (
     DELETED,
     Change,
@@ -54,6 +54,7 @@ from sync_protocol.pull_wire import encode_pull_response, encode_pulled
 from sync_protocol.push_wire import encode_push_many
 from sync_protocol.receipt import sign_receipt
 from sync_protocol.recovery import create_recovery_kit, create_shared_recovery_kit
+from sync_protocol.roster import EntryKind, SignedEntry, fold, genesis_entry, sign_entry
 from sync_protocol.snapshot import SnapshotSealer
 from sync_protocol.version import PROTOCOL_VERSION
 
@@ -252,6 +253,64 @@ def recovery_kit_vector() -> dict[str, Any]:
     }
 
 
+# --- roster and kit-sealed epoch keys ---------------------------------------------------
+
+ROSTER_AT_MS = 1_732_406_400_000
+
+
+def roster_entries() -> list[SignedEntry]:
+    """Genesis by b1 (kit KIT_SEED), b3 approved by b1, b1 revoked by b3 (epoch 2), and a
+    kit-signed approval of b2."""
+    kit = KitKeyPair.from_seed(KIT_SEED)
+    b1, b3 = SiteKeyPair.generate(SITE_SEED), SiteKeyPair.generate(RECIPIENT_SEED)
+    b2 = SiteKeyPair.generate(bytes(range(192, 256)))
+    signed = [sign_entry(genesis_entry(PRACTICE, b1.public(SITE), kit.public(),
+                                       at_ms=ROSTER_AT_MS), b1)]
+    steps: list[tuple[EntryKind, Any, UUID | None, Any, int | None]] = [
+        (EntryKind.APPROVE, b3.public(RECIPIENT), SITE, b1, None),
+        (EntryKind.REVOKE, b1.public(SITE), RECIPIENT, b3, 2),
+        (EntryKind.APPROVE, b2.public(OTHER), None, kit, None)]
+    for kind, subject, signer, key, epoch in steps:
+        roster = fold(PRACTICE, [e.raw for e in signed])
+        signed.append(sign_entry(roster.next_entry(
+            kind, signer=signer, at_ms=ROSTER_AT_MS + len(signed), site=subject,
+            epoch=epoch), key))
+    return signed
+
+
+def roster_vector() -> dict[str, Any]:
+    entries = roster_entries()
+    roster = fold(PRACTICE, [e.raw for e in entries])
+    return {
+        "about": "A practice roster (sync_protocol/roster.py) of practice aa: genesis by "
+                 "site b1 naming the kit of KIT_SEED; b3 approved by b1; b1 revoked by b3 "
+                 "(key epoch 2); b2 approved by the recovery kit. Ed25519 signatures are "
+                 "deterministic: every byte is rebuilt from the seeds.",
+        "practice_id": str(PRACTICE), "kit_seed": KIT_SEED.hex(),
+        "site_seeds": {str(SITE): SITE_SEED.hex(), str(RECIPIENT): RECIPIENT_SEED.hex(),
+                       str(OTHER): bytes(range(192, 256)).hex()},
+        "entries": [{"raw": e.raw.hex(), "hash": e.hash.hex(), "kind": e.entry.kind.value}
+                    for e in entries],
+        "approved": sorted(str(m.site_id) for m in roster.approved()), "epoch": roster.epoch,
+    }
+
+
+def kit_epoch_vector() -> dict[str, Any]:
+    kit = KitKeyPair.from_seed(KIT_SEED)
+    sealed = seal_epoch_for_kit(PracticeKey(2, KEY2_SECRET), practice_id=PRACTICE,
+                                sender_id=SITE, sender_keys=SiteKeyPair.generate(SITE_SEED),
+                                kit=kit.public())
+    return {
+        "about": "Key epoch 2 of practice aa sealed by site b1 to the recovery kit of "
+                 "KIT_SEED (sync_protocol/kit_keys.py). The sealed box's ephemeral key is "
+                 "random at sealing; the envelope around it and its plaintext are rebuilt "
+                 "by the test.",
+        "practice_id": str(PRACTICE), "sender_id": str(SITE), "sender_seed": SITE_SEED.hex(),
+        "kit_seed": KIT_SEED.hex(), "kit_fingerprint": kit.public().fingerprint,
+        "epoch": 2, "key": KEY2_SECRET.hex(), "sealed": sealed.sealed.hex(),
+    }
+
+
 # --- state digest -----------------------------------------------------------------------
 
 
@@ -409,6 +468,8 @@ def main(argv: list[str]) -> None:
     _write("receipt_v1.json", receipt_vector())
     delivery = _randomized("key_delivery_v1.json", key_delivery_vector, reseal)
     _randomized("recovery_kit_v2.json", recovery_kit_vector, reseal)
+    _write("roster_v1.json", roster_vector())
+    _randomized("kit_epoch_v1.json", kit_epoch_vector, reseal)
     _write("state_digest_v1.json", digest_vector())
     _write("http_bodies_v1.json", http_vector(bytes.fromhex(batch["sealed"]),
                                               bytes.fromhex(delivery["sealed"])))

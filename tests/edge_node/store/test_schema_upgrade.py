@@ -45,6 +45,7 @@ def _downgrade_to_v2(db: Path) -> None:
         conn.execute("DROP TABLE relay_queue")
         conn.execute("DROP TABLE practice_sites")
         conn.execute("DROP TABLE account_events")
+        conn.execute("DROP TABLE roster")
         conn.execute("DROP INDEX history_recent")
         conn.execute("PRAGMA user_version = 2")
     finally:
@@ -62,7 +63,7 @@ def _dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 5
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 6
     data = tmp_path / "e"
     make_data_dir(data)
     # Records created two hours ago, then, within the last hour, two rewritten and one
@@ -98,7 +99,7 @@ async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Pat
         assert current is not None and current.version == 2
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone() == (5,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (6,)
         assert conn.execute("SELECT count(*) FROM relay_queue").fetchone() == (0,)
         plan = " / ".join(r[3] for r in conn.execute(_GUARD_PLAN, (site, 0, now, now)))
         assert "SEARCH h USING INDEX history_recent (origin=? AND recorded_ms>?)" in plan, plan
@@ -109,7 +110,7 @@ async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Pat
         conn.close()
     after = _dump(db)
     assert after.pop("relay_queue") == after.pop("practice_sites") == []
-    assert after.pop("account_events") == []
+    assert after.pop("account_events") == after.pop("roster") == []
     assert after == rows  # every row kept, in place
     report = check_path(data)
     assert report.ok, report.problems

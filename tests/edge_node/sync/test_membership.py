@@ -12,7 +12,7 @@ from uuid import UUID
 import aiohttp
 
 from edge_node.hub_link.client import HubClient, HubSettings
-from edge_node.store.connection import open_sync
+from edge_node.store.connection import open_sync, with_database
 from edge_node.store.site import site_identity
 from edge_node.store.sync_state import merge_keyring, require_sync_state
 from edge_node.sync.enroll import approve, enroll_site, invite, revoke, settings_of
@@ -86,7 +86,12 @@ async def test_operator_approval_without_the_kit_never_delivers_a_key(tmp_path: 
     operator = await add_operator(tmp_path / "hub.db")
     async with local_hub(tmp_path / "hub.db") as hub:
         a_dir, b_dir, c_dir = await practice(tmp_path, hub.url, operator, 3)
-        newcomer = await enroll(tmp_path, hub.url, (await invite(a_dir))[0], "newcomer")
+        practice_id = with_database(a_dir, lambda conn: require_sync_state(
+            conn, a_dir)).practice_id
+        async with HubClient.open(HubSettings.parse(hub.url, insecure_http=True)) as c:
+            operator_token = (await c.create_enrollment_token(
+                practice_id, credential=operator)).token
+        newcomer = await enroll(tmp_path, hub.url, operator_token, "newcomer")
         async with aiohttp.ClientSession(
                 headers={"Authorization": f"Bearer {operator}"}) as http, http.post(
                     f"{hub.url}/v1/practices/{newcomer.practice_id}/sites/"
@@ -94,6 +99,8 @@ async def test_operator_approval_without_the_kit_never_delivers_a_key(tmp_path: 
             answer = await resp.json()
         assert resp.status == 200 and answer["status"] == "approved"
         assert answer["roster_member"] is False and "recovery kit" in answer["note"]
+        async with running(a_dir) as a:  # a member's sync loop sees the approved newcomer
+            await wait_for(lambda: a.sync.ctx.roster is not None, "a's roster")
         b_id, _ = site_identity(b_dir)
         assert await revoke(a_dir, b_id, os.urandom) == 2  # seals epoch 2 to members only
         async with credential_of(tmp_path / "newcomer") as client:

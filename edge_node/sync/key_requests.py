@@ -1,0 +1,63 @@
+"""Asking the practice's members to re-send key epochs this site lacks.
+
+    asked = await request_keys(data_dir)    # the members asked
+
+A site that missed a key delivery (its mailbox item was lost with a hub, or it
+was restored from a kit the roster no longer names) posts a signed request to
+every approved member; each member's sync loop answers with the epochs the
+request says are missing, sealed to the keys the roster names for this site
+(`edge_node.sync.mailbox`).  Only members the roster proves are answered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.errors import EnrollmentError
+from edge_node.store.connection import open_sync
+from edge_node.store.roster_store import SaveRosterEntries, roster_entries
+from edge_node.store.site import load_site
+from edge_node.store.sync_state import require_sync_state
+from edge_node.store.transaction import write_transaction
+from edge_node.sync.membership import fetch_roster
+from sync_protocol.key_delivery import seal_key_request
+
+
+async def request_keys(data_dir: Path) -> list[UUID]:
+    """Post a key request to every other approved member; return their ids.  Raises
+    `EnrollmentError` when this site is not a member the roster proves."""
+    conn = open_sync(data_dir)
+    try:
+        state = require_sync_state(conn, data_dir)
+        site = load_site(conn, data_dir)
+        local = roster_entries(conn)
+    finally:
+        conn.close()
+    have = [] if state.keyring is None else sorted(state.keyring.keys)
+    settings = HubSettings(state.hub_url, state.hub_ca, state.insecure_http)
+    async with HubClient.open(settings, credential=state.credential) as hub:
+        fetched = await fetch_roster(hub, state.practice_id, local)
+        roster = fetched.roster
+        if roster is None or not roster.is_approved(site.site_id):
+            raise EnrollmentError(f"site {site.site_id} is not an approved member of the "
+                                  "practice roster, so no member will answer",
+                                  hint="an approved site admits it with `chartsync edge "
+                                  "approve`; with no site left, restore with the kit")
+        if fetched.new:
+            conn = open_sync(data_dir)
+            try:
+                with write_transaction(conn):
+                    SaveRosterEntries(len(local), tuple(fetched.new)).apply(conn)
+            finally:
+                conn.close()
+        asked = [m.site_id for m in roster.approved() if m.site_id != site.site_id]
+        for member in asked:
+            await hub.post_mail(member, seal_key_request(
+                practice_id=state.practice_id, sender_id=site.site_id, sender_keys=site.keys,
+                to=member, have=have))
+    return asked
+
+
+__all__ = ["request_keys"]
