@@ -69,7 +69,8 @@ async def test_init_serve_backup_leave_nothing_readable_by_others(
 
     backup = tmp_path / "usb" / "edge-backup.sqlite3"
     backup.parent.mkdir()
-    assert main(["edge", "backup", "--data", str(data), "--to", str(backup)]) == 0
+    assert main(["edge", "backup", "--data", str(data), "--to", str(backup),
+                 "--plaintext"]) == 0
     assert mode_of(backup) == 0o600
     assert main(["edge", "check", "--data", str(data)]) == 0
     assert "ok" in capsys.readouterr().out
