@@ -286,8 +286,9 @@ def unlock_with_passphrase(header: BackupHeader, passphrase: str) -> bytes:
         except (nacl.exceptions.CryptoError, nacl.exceptions.ValueError):
             continue
     raise WrongPassphrase(f"the passphrase does not open the backup of site "
-                          f"{header.about.site_id}",
-                          hint="check the passphrase file (case, spaces, keyboard layout)")
+                          f"{header.about.site_id} (or its header was altered)",
+                          hint="check the passphrase file (case, spaces, keyboard layout); "
+                          "if it is right, use another copy of the backup")
 
 
 def unlock_with_kit(header: BackupHeader, kit: KitKeyPair) -> bytes:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Final
 from uuid import UUID
 
-from edge_node.errors import BackupRefused, StoreError
+from edge_node.errors import BackupRefused, SchemaTooNew, StoreError
 from edge_node.store.durable_files import fsync_path
 from edge_node.store.file_modes import FILE_MODE, make_private_dir
 from edge_node.store.schema import check_version, db_path
@@ -102,7 +102,13 @@ def _write_plain(source: Path, header: BackupHeader | None, file_key: bytes | No
 
 
 def _check(tmp: Path, data_dir: Path, header: BackupHeader | None) -> InstalledBackup:
-    version = check_version(tmp)
+    try:
+        version = check_version(tmp)
+    except SchemaTooNew:
+        raise
+    except StoreError as exc:
+        raise BackupRefused("the backup does not hold a readable edge database",
+                            hint="use another copy of the backup") from exc
     conn = sqlite3.connect(f"file:{tmp}?mode=ro", uri=True)
     try:
         problems = [line for (line,) in conn.execute("PRAGMA quick_check") if line != "ok"]
