@@ -34,6 +34,7 @@ from edge_node.store.file_modes import FILE_MODE, make_private_dir
 from edge_node.store.schema import check_version, db_path
 from edge_node.store.site import SITE_KEY_FILE, load_site, write_key_file
 from sync_protocol.backup_file import (
+    MAGIC,
     PRELUDE_BYTES,
     BackupHeader,
     BackupOpener,
@@ -61,6 +62,15 @@ class InstalledBackup:
 def _refused(exc: ProtocolError, path: Path) -> BackupRefused:
     return BackupRefused(f"{path}: {exc.message}", hint=exc.hint or
                          "use another copy of the backup; nothing was installed")
+
+
+def is_encrypted_backup(path: Path) -> bool:
+    """Whether the file at `path` starts as an encrypted backup does (False if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 def read_backup_header(path: Path) -> BackupHeader | None:
@@ -199,4 +209,4 @@ def install_backup(source: Path, data_dir: Path, *, header: BackupHeader | None,
     return installed
 
 
-__all__ = ["InstalledBackup", "install_backup", "read_backup_header"]
+__all__ = ["InstalledBackup", "install_backup", "is_encrypted_backup", "read_backup_header"]

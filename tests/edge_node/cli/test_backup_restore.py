@@ -289,6 +289,11 @@ def test_plaintext_only_on_request_and_check_and_restore_read_it(
     assert restore(site, target, new) == 0
     assert rows(new / "edge.sqlite3") == rows(site.data / "edge.sqlite3")
 
+    encrypted = fast_backup(site, tmp_path / "edge.csbackup")
+    capsys.readouterr()
+    assert main(["edge", "check", "--data", str(encrypted)]) == 1
+    assert "is an encrypted backup" in capsys.readouterr().err
+
 
 def test_restore_needs_the_old_site_key_and_an_empty_directory(
         site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
