@@ -39,7 +39,7 @@ examples:
   chartsync edge init --data /var/lib/chartsync
   chartsync edge serve --data /var/lib/chartsync --host 0.0.0.0 --port 8080
   chartsync edge user add suzuki --role clinician --data /var/lib/chartsync
-  chartsync edge backup --data /var/lib/chartsync --to /mnt/usb/edge-2024-04-01.sqlite3
+  chartsync edge backup --data /var/lib/chartsync --to /mnt/usb/edge.csbackup --passphrase-file F
   chartsync edge check --data /var/lib/chartsync
   chartsync edge init --data DIR --hub https://hub.example.jp --token TOKEN --name Branch
   chartsync edge invite --data DIR            (on an approved site)
