@@ -12,6 +12,7 @@
     │                       latest snapshot (410)
     ├── BadRequest          a request body or query that does not fit the API (400)
     ├── AlreadyExists       a practice or site id given by the caller is taken (409)
+    ├── RosterMoved         a roster entry for a position another site took first (409)
     ├── RangeNotSatisfiable a snapshot `Range` outside its bytes (416)
     ├── UnsupportedMediaType a compressed or mistyped request body (415)
     ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
@@ -104,6 +105,21 @@ class ChainMismatch(ChainBroken):
         super().__init__(message, hint=hint)
         self.expected_seq = expected_seq
         self.expected_prev_hash = expected_prev_hash
+
+
+class RosterMoved(HubError):
+    """A roster entry for a position another site has taken first."""
+
+    code = "roster_moved"
+    http_status = 409
+    retryable = True  # fetch the roster again, rebuild the entry on the new head
+
+    def __init__(self, message: str, *, hint: str = "", head_seq: int) -> None:
+        super().__init__(message, hint=hint)
+        self.head_seq = head_seq
+
+    def details(self) -> dict[str, Any]:
+        return {"head_seq": self.head_seq}
 
 
 def not_found(what: str) -> NotFound:

@@ -17,7 +17,9 @@ from cloud_hub.credentials import credential_hash, new_site_credential
 from cloud_hub.errors import Forbidden
 from cloud_hub.log_keys import ACTION_ID, OPERATOR_REF, PRACTICE_ID, SITE_ID
 from cloud_hub.store.base import HubStore, NewSite, OperatorAction, SiteRecord, SiteStatus
+from sync_protocol.errors import ProtocolError
 from sync_protocol.ids import PracticeId, SiteId, uuid7
+from sync_protocol.roster import fold
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,23 @@ async def approve_site(store: HubStore, practice_id: PracticeId, site_id: SiteId
     return updated
 
 
+async def roster_note(store: HubStore, practice_id: PracticeId, site_id: SiteId) -> str | None:
+    """What the operator must know after approving `site_id`: None when the practice roster
+    admits it; otherwise why no site will ever send it a key."""
+    entries = await store.roster_entries(practice_id, -1)
+    if not entries:
+        return None  # a practice enrolled before rosters existed: the registry decides
+    try:
+        if fold(practice_id, entries).is_approved(site_id):
+            return None
+    except ProtocolError:
+        pass
+    return (f"site {site_id} is approved at the hub but is not a member of the practice "
+            "roster, so no site will seal the practice key to it and it cannot read any "
+            "chart. A member site admits it with `chartsync edge approve`; with no site left, "
+            "`chartsync edge restore` on that machine proves it with the recovery kit.")
+
+
 async def register_former_site(store: HubStore, practice_id: PracticeId, site_id: UUID,
                                name: str, verify_key: bytes, box_key: bytes, *,
                                operator_ref: str, now_ms: int, random_bytes: bytes
@@ -75,4 +94,4 @@ async def register_former_site(store: HubStore, practice_id: PracticeId, site_id
 
 
 __all__ = ["approve_site", "record_operator_action", "refuse_revoked",
-           "register_former_site"]
+           "register_former_site", "roster_note"]

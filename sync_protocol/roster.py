@@ -3,7 +3,7 @@
 Each entry names one change of membership and is signed by a site that is an
 approved member at that point (or, when no site is left, by the recovery kit):
 
-    genesis   the first site: itself, its keys, the recovery kit's public keys, epoch 1
+    genesis   the first site: itself, its keys, the recovery kit's public keys, the epoch
     approve   a site becomes a member (its keys, after a fingerprint check)
     revoke    a site stops being a member; the practice key moves to `epoch`
     kit       the recovery kit is replaced: later epochs are sealed to the new kit
@@ -212,11 +212,12 @@ class Roster:
 
 
 def genesis_entry(practice_id: UUID, first: SitePublicKeys, kit: KitPublicKeys, *,
-                  at_ms: int) -> RosterEntry:
-    """The first entry: `first` is a member, `kit` is the recovery kit, key epoch 1."""
+                  at_ms: int, epoch: int = 1) -> RosterEntry:
+    """The first entry: `first` is a member, `kit` is the recovery kit, the key epoch in
+    force (1 for a new practice)."""
     return RosterEntry(practice=practice_id, seq=0, prev=GENESIS_PREV, kind=EntryKind.GENESIS,
                        site=first.site_id, verify_key=first.verify_key, box_key=first.box_key,
-                       epoch=1, kit=kit, signer=first.site_id, at_ms=at_ms)
+                       epoch=epoch, kit=kit, signer=first.site_id, at_ms=at_ms)
 
 
 def _broken(message: str, seq: int) -> RosterBroken:
@@ -288,12 +289,11 @@ def fold(practice_id: UUID, entries: Iterable[bytes], start: Roster | None = Non
             raise _broken(f"the roster is longer than {MAX_ENTRIES} entries", entry.seq)
         if roster is None:
             if (entry.kind is not EntryKind.GENESIS or entry.prev != GENESIS_PREV
-                    or entry.kit is None or entry.epoch != 1
-                    or not _check_signature(None, signed)):
+                    or entry.kit is None or not _check_signature(None, signed)):
                 raise _broken("is not a genesis signed by the site it names", entry.seq)
             keys = entry.site_keys()
             roster = Roster(practice_id, {keys.site_id: RosterMember(keys, entry.role, True, 0)},
-                            entry.kit, 1, 0, signed.hash)
+                            entry.kit, entry.epoch, 0, signed.hash)
             continue
         if entry.prev != roster.head_hash:
             raise _broken("does not follow the entry before it (previous hash differs)",

@@ -16,6 +16,7 @@ from cloud_hub.api import (
     mailbox,
     metrics,
     practices,
+    roster,
     sites,
     snapshots,
     status,
@@ -69,6 +70,10 @@ def build_app(ctx: HubContext) -> web.Application:
     app.router.add_get("/v1/sites", sites.list_sites)
     app.router.add_post("/v1/sites/{sid}/approve", sites.approve)
     app.router.add_post("/v1/sites/{sid}/revoke", sites.revoke)
+    app.router.add_get("/v1/roster", roster.get_roster)
+    app.router.add_post("/v1/roster", roster.post_roster)
+    app.router.add_get("/v1/kit-epochs", roster.list_kit_epochs)
+    app.router.add_put("/v1/kit-epochs/{epoch}", roster.put_kit_epoch)
     app.router.add_get("/v1/mailbox", mailbox.list_mail)
     app.router.add_post("/v1/mailbox/{id}", mailbox.post_mail)
     app.router.add_delete("/v1/mailbox/{id}", mailbox.delete_mail)

@@ -121,6 +121,29 @@ class MailOut(BaseModel):
     created_ms: int
 
 
+class RosterEntryIn(BaseModel):
+    """One signed roster entry (`sync_protocol.roster`), as its raw bytes."""
+
+    model_config = _IN
+    entry: Annotated[B64, Field(min_length=1, max_length=4096)]
+
+
+class KitEpochIn(BaseModel):
+    """A practice key epoch sealed to the recovery kit (`sync_protocol.kit_keys`)."""
+
+    model_config = _IN
+    kit_fingerprint: Annotated[str, Field(min_length=1, max_length=64)]
+    sealed: Annotated[B64, Field(min_length=1, max_length=4096)]
+
+
+class KitEpochOut(BaseModel):
+    model_config = _IN
+    epoch: int
+    kit_fingerprint: str
+    sealed: B64
+    created_ms: int
+
+
 class HubKeyOut(BaseModel):
     model_config = _IN
     verify_key: B64

@@ -20,8 +20,11 @@ from cloud_hub.api.messages import (
     FormerSite,
     HeartbeatIn,
     HubKeyOut,
+    KitEpochIn,
+    KitEpochOut,
     MailOut,
     PracticeOut,
+    RosterEntryIn,
     SiteOut,
 )
 from cloud_hub.dashboard import DashboardOut
@@ -88,7 +91,7 @@ def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {m.__name__: m.model_json_schema(mode="serialization")
                                for m in (CreatePractice, PracticeOut, CreateEnrollmentToken,
                                          EnrollmentTokenOut, EnrollResponse, SiteOut, MailOut,
-                                         HubKeyOut)}
+                                         HubKeyOut, RosterEntryIn, KitEpochIn, KitEpochOut)}
     schemas["EnrollRequest"] = EnrollRequest.model_json_schema(mode="validation")
     schemas["FormerSite"] = FormerSite.model_json_schema(mode="validation")
     for model in (HeartbeatIn, DashboardOut):
@@ -191,6 +194,31 @@ def openapi_document() -> dict[str, Any]:
         "/v1/sites/{sid}/revoke": {"post": _op(
             "Revoke a site; its access ends at its next request", {"200": _json(_ref(SiteOut))},
             security=_SITE, params=[sid], errors=(*_AUTH_ERR, 404))},
+        "/v1/roster": {
+            "get": _op("The practice roster's signed entries after position `after`",
+                       {"200": _json({"type": "object", "properties": {"entries": {
+                           "type": "array", "items": {"type": "string",
+                                                      "contentEncoding": "base64"}}}})},
+                       security="a site of the practice (pending too)",
+                       params=[{"name": "after", "in": "query", "required": False,
+                                "schema": {"type": "integer", "minimum": -1}}],
+                       errors=(*_AUTH_ERR, 400)),
+            "post": _op("Append one member-signed roster entry at the next position",
+                        {"201": _json({"type": "object"})},
+                        security="an approved site; a pending one only for its own "
+                        "approval signed with the recovery kit",
+                        body=_json(_ref(RosterEntryIn))["content"],
+                        errors=(*_AUTH_ERR, 400, 404, 409, 413))},
+        "/v1/kit-epochs": {"get": _op(
+            "Practice key epochs sealed to the recovery kit", {"200": _json({
+                "type": "object", "properties": {"items": {"type": "array",
+                                                           "items": _ref(KitEpochOut)}}})},
+            security=_SITE, errors=_AUTH_ERR)},
+        "/v1/kit-epochs/{epoch}": {"put": _op(
+            "Keep key epoch {epoch} sealed to the roster's current recovery kit",
+            {"204": {"description": "kept"}}, security=_SITE,
+            params=[_path("epoch", "key epoch")], body=_json(_ref(KitEpochIn))["content"],
+            errors=(*_AUTH_ERR, 400, 404, 413))},
         "/v1/mailbox": {"get": _op("Items waiting for the calling site", {"200": _json({
             "type": "object", "properties": {"items": {"type": "array",
                                                        "items": _ref(MailOut)}}})},

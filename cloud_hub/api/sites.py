@@ -22,7 +22,12 @@ from cloud_hub.errors import not_found
 from cloud_hub.ingest import public_keys
 from cloud_hub.log_keys import PRACTICE_ID, SITE_ID
 from cloud_hub.notifier import REGISTRY_CHANGED
-from cloud_hub.operator_actions import approve_site, record_operator_action, refuse_revoked
+from cloud_hub.operator_actions import (
+    approve_site,
+    record_operator_action,
+    refuse_revoked,
+    roster_note,
+)
 from cloud_hub.store.base import SiteRecord, SiteStatus
 from sync_protocol.ids import PracticeId, SiteId
 
@@ -119,4 +124,9 @@ async def operator_approve(request: web.Request) -> web.Response:
     ctx = hub(request)
     updated = await approve_site(ctx.store, practice_id, target, operator_ref=who.ref,
                                  now_ms=ctx.now_ms(), random_bytes=ctx.random_bytes(10))
-    return _changed(request, practice_id, updated)
+    response = _changed(request, practice_id, updated)
+    assert updated is not None
+    note = await roster_note(ctx.store, practice_id, updated.site_id)
+    if note is None:
+        return response
+    return web.json_response({**site_out(updated), "roster_member": False, "note": note})

@@ -39,7 +39,7 @@ from cloud_hub.cli.practice import practice_id_arg
 from cloud_hub.cli.store_arg import EXIT_FAILURE, EXIT_OK, add_store_arg, uuid_arg, with_store
 from cloud_hub.errors import NotFound
 from cloud_hub.ingest import public_keys
-from cloud_hub.operator_actions import approve_site, register_former_site
+from cloud_hub.operator_actions import approve_site, register_former_site, roster_note
 from cloud_hub.store.base import HubStore, SiteRecord
 from sync_protocol.ids import PracticeId, SiteId
 
@@ -206,18 +206,21 @@ def run_approve(args: argparse.Namespace) -> int:
     practice_id: PracticeId = args.practice_id
     target: SiteId = args.site_id
 
-    async def action(store: HubStore) -> SiteRecord:
+    async def action(store: HubStore) -> tuple[SiteRecord, str | None]:
         await _require_practice(store, practice_id)
         updated = await approve_site(store, practice_id, target, operator_ref=_operator_ref(),
                                      now_ms=int(time.time() * 1000),
                                      random_bytes=nacl.utils.random(10))
         if updated is None:
             raise _no_site(practice_id, target)
-        return updated
+        return updated, await roster_note(store, practice_id, target)
 
-    code, site = with_store(args.store, action)
-    if code == EXIT_OK and site is not None:
+    code, result = with_store(args.store, action)
+    if code == EXIT_OK and result is not None:
+        site, note = result
         _print_sites([site], args.json)
+        if note is not None:
+            print(f"warning: {note}", file=sys.stderr)
     return code
 
 

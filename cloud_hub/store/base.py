@@ -22,6 +22,8 @@ Both stores migrate to the one `SCHEMA_VERSION` defined here; its changelog:
     3  hub_identity: the hub's PUBLIC key only.  The signing seed lives in the hub key
        file; a seed left in hub_key by schema 2 is deleted by `bind_hub_key` once the
        hub has written it to its key file.
+    4  roster (the practice's member-signed roster entries, opaque signed bytes in
+       chain order) and kit_epochs (practice key epochs sealed to the recovery kit).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from sync_protocol.models import ChangeMeta
 
 #: The hub store's schema, for both stores (changelog in this module's docstring).
 #: A store refuses to open a database with a newer schema than this.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 
 class SiteStatus(StrEnum):
@@ -139,6 +141,25 @@ class SnapshotInfo:
     key_epoch: KeyEpoch
     size: int
     created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class KitEpochRecord:
+    """A practice key epoch sealed to a recovery kit (bytes the hub cannot open)."""
+
+    epoch: KeyEpoch
+    kit_fingerprint: str
+    sealed: bytes
+    created_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RosterStatusChange:
+    """The registry change a roster entry makes, applied with it in one transaction."""
+
+    site_id: SiteId
+    status: SiteStatus
+    by: SiteId | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +353,26 @@ class HubStore(Protocol):
     async def received_ms(self, practice_id: PracticeId,
                           hub_seqs: Sequence[int]) -> dict[int, int]:
         """When each of the (still stored) batches `hub_seqs` was received."""
+        ...
+
+    # --- roster and kit-sealed epochs -------------------------------------------------------
+
+    async def roster_entries(self, practice_id: PracticeId, after: int) -> list[bytes]:
+        """The practice's roster entries after position `after` (-1: all), in order."""
+        ...
+
+    async def append_roster_entry(self, practice_id: PracticeId, seq: int, raw: bytes,
+                                  now_ms: int, change: RosterStatusChange | None) -> bool:
+        """Store entry `seq` and apply `change` in one transaction; False (nothing written)
+        when the practice already has an entry at `seq` (another site appended first)."""
+        ...
+
+    async def put_kit_epoch(self, practice_id: PracticeId, record: KitEpochRecord) -> None:
+        """Keep a kit-sealed epoch key (replacing one of the same epoch and kit)."""
+        ...
+
+    async def kit_epochs(self, practice_id: PracticeId) -> list[KitEpochRecord]:
+        """Every kit-sealed epoch key of the practice, by epoch."""
         ...
 
     # --- mailbox, snapshots, stats ----------------------------------------------------------

@@ -44,12 +44,14 @@ from cloud_hub.store.base import (
     Appended,
     CommitListener,
     IncomingBatch,
+    KitEpochRecord,
     LogBounds,
     MailItem,
     NewSite,
     OperatorAction,
     PracticeRecord,
     PracticeStats,
+    RosterStatusChange,
     SiteActivity,
     SiteRecord,
     SiteStats,
@@ -139,6 +141,14 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         # hub_key (schema 1) keeps its seed until the hub has moved it to its key file.
         """CREATE TABLE hub_identity (id int PRIMARY KEY CHECK (id = 1),
                verify_key bytea NOT NULL, created_ms bigint NOT NULL)""",
+    ),
+    4: (
+        """CREATE TABLE roster (practice_id uuid NOT NULL, seq int NOT NULL,
+               entry bytea NOT NULL, created_ms bigint NOT NULL,
+               PRIMARY KEY (practice_id, seq))""",
+        """CREATE TABLE kit_epochs (practice_id uuid NOT NULL, epoch int NOT NULL,
+               kit_fingerprint text NOT NULL, sealed bytea NOT NULL, created_ms bigint NOT NULL,
+               PRIMARY KEY (practice_id, epoch, kit_fingerprint))""",
     ),
 }
 
@@ -488,6 +498,39 @@ class PostgresStore:
         row = await self._fetchrow("SELECT last_hub_seq FROM practice_seq WHERE "
                                    "practice_id = $1", practice_id)
         return int(row[0]) if row else 0
+
+    async def roster_entries(self, practice_id: PracticeId, after: int) -> list[bytes]:
+        rows = await self._fetch("SELECT entry FROM roster WHERE practice_id = $1 AND "
+                                 "seq > $2 ORDER BY seq", practice_id, after)
+        return [bytes(r[0]) for r in rows]
+
+    async def append_roster_entry(self, practice_id: PracticeId, seq: int, raw: bytes,
+                                  now_ms: int, change: RosterStatusChange | None) -> bool:
+        async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute("INSERT INTO roster VALUES ($1, $2, $3, $4) "
+                                        "ON CONFLICT DO NOTHING", practice_id, seq, raw, now_ms)
+            if status == "INSERT 0 0":
+                return False
+            if change is not None:
+                await conn.execute(
+                    "UPDATE sites SET status = $3, approved_by = coalesce($4, approved_by) "
+                    "WHERE practice_id = $1 AND site_id = $2 AND status <> 'revoked'",
+                    practice_id, change.site_id, change.status.value, change.by)
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{practice_id}:0")
+        return True
+
+    async def put_kit_epoch(self, practice_id: PracticeId, record: KitEpochRecord) -> None:
+        await self._execute("INSERT INTO kit_epochs VALUES ($1, $2, $3, $4, $5) ON CONFLICT "
+                            "(practice_id, epoch, kit_fingerprint) DO UPDATE SET "
+                            "sealed = EXCLUDED.sealed, created_ms = EXCLUDED.created_ms",
+                            practice_id, record.epoch, record.kit_fingerprint, record.sealed,
+                            record.created_ms)
+
+    async def kit_epochs(self, practice_id: PracticeId) -> list[KitEpochRecord]:
+        rows = await self._fetch("SELECT epoch, kit_fingerprint, sealed, created_ms FROM "
+                                 "kit_epochs WHERE practice_id = $1 ORDER BY epoch, created_ms",
+                                 practice_id)
+        return [KitEpochRecord(KeyEpoch(e), f, bytes(b), c) for e, f, b, c in rows]
 
     async def post_mail(self, practice_id: PracticeId, to_site: SiteId, from_site: SiteId,
                         mail_id: UUID, sealed: bytes, now_ms: int) -> None:

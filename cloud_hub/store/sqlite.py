@@ -30,12 +30,14 @@ from cloud_hub.store.base import (
     Appended,
     CommitListener,
     IncomingBatch,
+    KitEpochRecord,
     LogBounds,
     MailItem,
     NewSite,
     OperatorAction,
     PracticeRecord,
     PracticeStats,
+    RosterStatusChange,
     SiteActivity,
     SiteRecord,
     SiteStats,
@@ -115,6 +117,14 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         # hub_key (schema 1) keeps its seed until the hub has moved it to its key file.
         """CREATE TABLE hub_identity (id INTEGER PRIMARY KEY CHECK (id = 1),
                verify_key BLOB NOT NULL, created_ms INTEGER NOT NULL)""",
+    ),
+    4: (
+        """CREATE TABLE roster (practice_id BLOB NOT NULL, seq INTEGER NOT NULL,
+               entry BLOB NOT NULL, created_ms INTEGER NOT NULL,
+               PRIMARY KEY (practice_id, seq))""",
+        """CREATE TABLE kit_epochs (practice_id BLOB NOT NULL, epoch INTEGER NOT NULL,
+               kit_fingerprint TEXT NOT NULL, sealed BLOB NOT NULL, created_ms INTEGER NOT NULL,
+               PRIMARY KEY (practice_id, epoch, kit_fingerprint))""",
     ),
 }
 
@@ -426,6 +436,38 @@ class SqliteStore:
         row = await self._one("SELECT last_hub_seq FROM practice_seq WHERE practice_id = ?",
                               (practice_id.bytes,))
         return int(row[0]) if row else 0
+
+    async def roster_entries(self, practice_id: PracticeId, after: int) -> list[bytes]:
+        rows = await self._all("SELECT entry FROM roster WHERE practice_id = ? AND seq > ? "
+                               "ORDER BY seq", (practice_id.bytes, after))
+        return [bytes(r[0]) for r in rows]
+
+    async def append_roster_entry(self, practice_id: PracticeId, seq: int, raw: bytes,
+                                  now_ms: int, change: RosterStatusChange | None) -> bool:
+        async with self._tx() as db:
+            async with db.execute("INSERT OR IGNORE INTO roster VALUES (?, ?, ?, ?)",
+                                  (practice_id.bytes, seq, raw, now_ms)) as cur:
+                if cur.rowcount == 0:
+                    return False
+            if change is not None:
+                await db.execute(
+                    "UPDATE sites SET status = ?, approved_by = coalesce(?, approved_by) "
+                    "WHERE practice_id = ? AND site_id = ? AND status <> 'revoked'",
+                    (change.status.value, change.by.bytes if change.by else None,
+                     practice_id.bytes, change.site_id.bytes))
+        return True
+
+    async def put_kit_epoch(self, practice_id: PracticeId, record: KitEpochRecord) -> None:
+        async with self._tx() as db:
+            await db.execute("INSERT OR REPLACE INTO kit_epochs VALUES (?, ?, ?, ?, ?)",
+                             (practice_id.bytes, record.epoch, record.kit_fingerprint,
+                              record.sealed, record.created_ms))
+
+    async def kit_epochs(self, practice_id: PracticeId) -> list[KitEpochRecord]:
+        rows = await self._all("SELECT epoch, kit_fingerprint, sealed, created_ms FROM "
+                               "kit_epochs WHERE practice_id = ? ORDER BY epoch, created_ms",
+                               (practice_id.bytes,))
+        return [KitEpochRecord(KeyEpoch(e), f, bytes(b), c) for e, f, b, c in rows]
 
     async def post_mail(self, practice_id: PracticeId, to_site: SiteId, from_site: SiteId,
                         mail_id: UUID, sealed: bytes, now_ms: int) -> None:

@@ -4,9 +4,12 @@
         (--passphrase-file F | --share FILE --share FILE ...) --name NAME [--json]
 
 1. Opens the recovery kit (passphrase, or any k of the custodians' shares).
-2. Enrolls this machine as a new site of the practice with the token and
-   waits, showing its fingerprint, until an approved site (or, with every site
-   lost, the operator) approves it.
+2. Enrolls this machine as a new site of the practice with the token, and
+   signs it into the practice roster with the kit (the kit's key is named in the
+   roster).  A kit the roster no longer names (replaced) admits nobody: the site
+   then waits, showing its fingerprint, until an approved site approves it.
+   Every key epoch comes from the kit itself, the copies sealed to the kit at
+   the hub, and the site's mailbox.
 3. Downloads the latest snapshot, stages and verifies it, installs it
    (progress bar with time left, or `--json` lines), sets the cursor; `edge
    serve` then pulls the log tail after it.
@@ -39,11 +42,13 @@ from edge_node.snapshots.progress import progress_for
 from edge_node.snapshots.staging import BATCH_RECORDS
 from edge_node.store.data_lock import data_dir_owner
 from edge_node.store.schema import db_path
-from edge_node.store.sync_state import keep_keyring
+from edge_node.store.site import site_identity
+from edge_node.store.sync_state import keep_keyring, merge_keyring
 from edge_node.sync.enroll import enroll_site, settings_of
+from edge_node.sync.kit_admission import admit_with_kit, keys_for_kit
 from sync_protocol.errors import ProtocolError
-from sync_protocol.keys import Keyring, SiteDirectory
-from sync_protocol.recovery import open_recovery_kit, open_shared_recovery_kit
+from sync_protocol.keys import SiteDirectory
+from sync_protocol.recovery import OpenedKit, open_recovery_kit, open_shared_recovery_kit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -88,18 +93,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(handler=run)
 
 
-def open_kit(args: argparse.Namespace) -> Keyring:
-    """The keyring in the kit; raises `EnrollmentError` naming what is wrong."""
+def open_kit(args: argparse.Namespace) -> OpenedKit:
+    """The opened kit (keyring and kit keys); raises `EnrollmentError` naming what is wrong."""
     try:
         text = args.recovery_kit.read_text(encoding="utf-8")
         if args.share:
             shares = [f.read_text(encoding="utf-8").strip() for f in args.share]
-            return open_shared_recovery_kit(text, shares).keyring
+            return open_shared_recovery_kit(text, shares)
         if args.passphrase_file is None:
             raise EnrollmentError("the recovery kit needs --passphrase-file or --share",
                                   hint="give the passphrase file, or k custodians' shares")
         passphrase = args.passphrase_file.read_text(encoding="utf-8").rstrip("\n")
-        return open_recovery_kit(text, passphrase).keyring
+        return open_recovery_kit(text, passphrase)
     except OSError as exc:
         raise EnrollmentError(f"cannot read {exc.filename}: {exc.strerror}",
                               hint="check the file paths") from exc
@@ -127,7 +132,8 @@ async def wait_approved(client: HubClient, deadline_s: float) -> None:
 
 
 async def restore(args: argparse.Namespace) -> int:
-    keyring = await asyncio.to_thread(open_kit, args)
+    opened = await asyncio.to_thread(open_kit, args)
+    keyring = opened.keyring
     data_dir: Path = args.data
     if not db_path(data_dir).exists():
         if not args.token:
@@ -146,9 +152,18 @@ async def restore(args: argparse.Namespace) -> int:
         _say(args, site=str(result.site_id), fingerprint=result.fingerprint,
              admin=result.admin.name, admin_token=result.admin_token)
     state = await asyncio.to_thread(keep_keyring, data_dir, keyring)
+    site_id, site_keys = await asyncio.to_thread(site_identity, data_dir)
     async with HubClient.open(settings_of(state), credential=state.credential) as client:
+        roster = await admit_with_kit(client, data_dir, practice_id=state.practice_id,
+                                      site_id=site_id, site_keys=site_keys, kit=opened.keys,
+                                      now_ms=wall_ms())
         await wait_approved(client, args.approval_timeout_s)
-        directory = SiteDirectory(s.public_keys for s in await client.sites())
+        for key in await keys_for_kit(client, state.practice_id, kit=opened.keys,
+                                      roster=roster, site_id=site_id, site_keys=site_keys):
+            keyring = keyring.with_key(key)
+        keyring = await asyncio.to_thread(merge_keyring, data_dir, keyring)
+        directory = (roster.directory() if roster is not None else
+                     SiteDirectory(s.public_keys for s in await client.sites()))
         with progress_for(json_lines=args.json, clock=time.monotonic) as progress:
             staged = await restore_into(data_dir, client, keyring, directory, progress,
                                         batch_records=args.stage_batch_records)

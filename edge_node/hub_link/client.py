@@ -236,6 +236,28 @@ class HubClient:
     async def revoke(self, site_id: UUID) -> SiteInfo:
         return site_info(await self._json("POST", f"/v1/sites/{site_id}/revoke"))
 
+    async def roster(self, *, after: int = -1) -> list[bytes]:
+        """The practice roster's signed entries after position `after` (unverified)."""
+        raw = await self._json("GET", "/v1/roster", params={"after": str(after)})
+        return [b64(e) for e in raw["entries"]]
+
+    async def post_roster_entry(self, raw_entry: bytes) -> None:
+        """Append a signed entry; `HubRefused` with hub_code `roster_moved` when another
+        site took the position first."""
+        await self._json("POST", "/v1/roster",
+                         json={"entry": base64.b64encode(raw_entry).decode()})
+
+    async def kit_epochs(self) -> list[tuple[int, str, bytes]]:
+        """(epoch, kit fingerprint, sealed) of every epoch key sealed to a recovery kit."""
+        raw = await self._json("GET", "/v1/kit-epochs")
+        return [(int(i["epoch"]), str(i["kit_fingerprint"]), b64(i["sealed"]))
+                for i in raw["items"]]
+
+    async def put_kit_epoch(self, epoch: int, kit_fingerprint: str, sealed: bytes) -> None:
+        await self._json("PUT", f"/v1/kit-epochs/{epoch}",
+                         json={"kit_fingerprint": kit_fingerprint,
+                               "sealed": base64.b64encode(sealed).decode()})
+
     async def mailbox(self) -> list[Mail]:
         raw = await self._json("GET", "/v1/mailbox")
         return [Mail(UUID(m["mail_id"]), UUID(m["from_site"]), b64(m["sealed"]),

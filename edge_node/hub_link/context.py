@@ -22,6 +22,7 @@ from edge_node.store.ledger import Connection, LedgerOp
 from edge_node.store.schema import db_path
 from edge_node.store.sync_state import SyncState
 from sync_protocol.keys import Keyring, SiteDirectory
+from sync_protocol.roster import Roster
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -36,6 +37,8 @@ class SyncContext:
     status: SyncStatus
     keyring: Keyring | None
     directory: SiteDirectory = field(default_factory=SiteDirectory)
+    #: The verified practice roster (None: the practice has none yet).
+    roster: Roster | None = None
     cursor: int = 0
     #: Set when the keyring gained an epoch (held batches may now open).
     keys_changed: asyncio.Event = field(default_factory=asyncio.Event)

@@ -19,6 +19,9 @@ SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
     5  account_events: account changes made by `chartsync edge user` (a process that
        cannot append to the audit chain while `serve` owns its head), kept until the
        writer chains them into `audit` and deletes them in the same transaction
+    6  roster: the practice roster's signed entries as this site verified them
+       (`sync_protocol.roster`), in chain order; the site trusts members from here,
+       never from the hub's registry
 
 `check_version` reads the file read-only first, so a file written by a newer
 chartsync is refused before anything (WAL switch, migration) touches it.
@@ -34,7 +37,7 @@ from typing import Final
 from edge_node.errors import SchemaTooNew, StoreError
 from edge_node.store.transaction import write_transaction
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 DB_NAME: Final = "edge.sqlite3"
 
 _V1: Final = """
@@ -220,8 +223,15 @@ CREATE TABLE account_events (
 )
 """
 
+_V6: Final = """
+CREATE TABLE roster (
+    seq INTEGER PRIMARY KEY,
+    entry BLOB NOT NULL
+)
+"""
+
 #: MIGRATIONS[n - 1] takes a file from version n - 1 to n.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 def db_path(data_dir: Path) -> Path:

@@ -22,7 +22,7 @@ import nacl.exceptions
 import nacl.secret
 
 from edge_node.errors import StoreError
-from edge_node.store.connection import connect
+from edge_node.store.connection import connect, open_sync
 from edge_node.store.schema import migrate
 from edge_node.store.transaction import write_transaction
 from edge_node.store.users import Role, User, add_user
@@ -136,6 +136,16 @@ def load_site(conn: sqlite3.Connection, data_dir: Path) -> Site:
                          ) from exc
     return Site(SiteId(UUID(row[0])), int(row[1]),
                 UUID(row[2]) if row[2] else None, keys)
+
+
+def site_identity(data_dir: Path) -> tuple[SiteId, SiteKeyPair]:
+    """The site's id and key pair, read on a connection of its own."""
+    conn = open_sync(data_dir)
+    try:
+        site = load_site(conn, data_dir)
+    finally:
+        conn.close()
+    return site.site_id, site.keys
 
 
 def new_site_id(now_ms: int, random_bytes: bytes) -> SiteId:

@@ -164,19 +164,28 @@ def load_sync_state(conn: sqlite3.Connection, data_dir: Path) -> SyncState | Non
         "FROM sync_state WHERE one = 1").fetchone()
     if row is None:
         return None
-    keyring = None
-    if row[7] is not None:
-        raw = open_at_rest(data_dir, bytes(row[7]), "practice keyring")
-        try:
-            keyring = Keyring.from_wire(unpack(raw, what="keyring", max_len=1 << 20))
-        except MalformedInput as exc:
-            raise StoreError("the stored practice keyring does not decode",
-                             hint="restore the data directory from a backup, or restore "
-                             "the keys from the recovery kit") from exc
+    keyring = None if row[7] is None else keyring_of_row(data_dir, bytes(row[7]))
     credential = open_at_rest(data_dir, bytes(row[4]), "hub credential").decode()
     return SyncState(row[0], Path(row[1]) if row[1] else None, bool(row[2]), UUID(row[3]),
                      credential, bytes(row[5]), row[6], keyring,
                      UUID(row[8]) if row[8] else None, int(row[9]), row[10])
+
+
+def stored_keyring_row(conn: sqlite3.Connection) -> bytes | None:
+    """The keyring as stored (sealed at rest), to notice a change by another process."""
+    row = conn.execute("SELECT keyring_sealed FROM sync_state WHERE one = 1").fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])
+
+
+def keyring_of_row(data_dir: Path, sealed: bytes) -> Keyring:
+    """Decode a row of `stored_keyring_row`; raises `StoreError` if it does not decode."""
+    raw = open_at_rest(data_dir, sealed, "practice keyring")
+    try:
+        return Keyring.from_wire(unpack(raw, what="keyring", max_len=1 << 20))
+    except MalformedInput as exc:
+        raise StoreError("the stored practice keyring does not decode",
+                         hint="restore the data directory from a backup, or restore "
+                         "the keys from the recovery kit") from exc
 
 
 def require_sync_state(conn: sqlite3.Connection, data_dir: Path) -> SyncState:
@@ -204,6 +213,22 @@ def keep_keyring(data_dir: Path, keyring: Keyring) -> SyncState:
     return state
 
 
+def merge_keyring(data_dir: Path, keyring: Keyring) -> Keyring:
+    """Add `keyring`'s epochs to the stored ones (a restore gathering keys); return all.
+
+    Raises `StoreError` for a directory not enrolled with a hub."""
+    conn = open_sync(data_dir)
+    try:
+        state = require_sync_state(conn, data_dir)
+        merged = keyring if state.keyring is None else Keyring(
+            keyring.practice_id, {**state.keyring.keys, **keyring.keys})
+        with write_transaction(conn):
+            save_keyring(conn, data_dir, merged)
+    finally:
+        conn.close()
+    return merged
+
+
 __all__ = [
     "AdvanceCursor",
     "SaveDigest",
@@ -212,10 +237,13 @@ __all__ = [
     "StoreKeyring",
     "SyncState",
     "keep_keyring",
+    "keyring_of_row",
     "keyring_row",
     "load_sync_state",
+    "merge_keyring",
     "rebind_hub",
     "require_sync_state",
     "save_enrollment",
     "save_keyring",
+    "stored_keyring_row",
 ]

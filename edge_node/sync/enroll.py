@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +38,13 @@ from uuid import UUID
 
 from edge_node.errors import StoreError
 from edge_node.hub_link.client import HubClient, HubSettings
-from edge_node.hub_link.errors import EnrollmentError, FingerprintMismatch, HubRefused
+from edge_node.hub_link.errors import EnrollmentError, FingerprintMismatch, HubRefused, SyncError
 from edge_node.node import init_data_dir
 from edge_node.store.connection import open_sync
 from edge_node.store.ledger import Connection, own_batch_count
 from edge_node.store.relay_queue import relay_depth
 from edge_node.store.rewind import RewindTo
+from edge_node.store.roster_store import SaveRosterEntries, roster_entries
 from edge_node.store.site import load_site
 from edge_node.store.sync_state import (
     SyncState,
@@ -53,11 +55,13 @@ from edge_node.store.sync_state import (
 )
 from edge_node.store.transaction import write_transaction
 from edge_node.store.users import User
+from edge_node.sync.membership import append_entry, fetch_roster
 from sync_protocol.ids import SiteId
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
-from sync_protocol.kit_keys import KitKeyPair
+from sync_protocol.kit_keys import KitKeyPair, KitPublicKeys, seal_epoch_for_kit
 from sync_protocol.recovery import create_recovery_kit, create_shared_recovery_kit
+from sync_protocol.roster import EntryKind, Roster, genesis_entry, sign_entry
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +131,16 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
                             log_id=hub_key.log_id)
             if keyring is not None:
                 save_keyring(conn, data_dir, keyring)
+                genesis = sign_entry(genesis_entry(enrolled.practice_id,
+                                                   keys.public(enrolled.site_id), kit.public(),
+                                                   at_ms=now_ms), keys)
+                SaveRosterEntries(0, (genesis.raw,)).apply(conn)
     finally:
         conn.close()
+    if keyring is not None:
+        await _publish_genesis(settings, enrolled.credential, genesis.raw, keyring,
+                               practice_id=enrolled.practice_id, site_id=enrolled.site_id,
+                               keys=keys, kit=kit.public())
     kit_path: Path | None = None
     words: list[str] = []
     if keyring is not None:
@@ -144,6 +156,23 @@ async def enroll_site(data_dir: Path, settings: HubSettings, *, token: str, name
         kit_path.chmod(0o600)
     return EnrollResult(site.site_id, enrolled.practice_id, enrolled.status,
                         keys.fingerprint, admin, admin_token, kit_path, words)
+
+
+async def _publish_genesis(settings: HubSettings, credential: str, genesis: bytes,
+                           keyring: Keyring, *, practice_id: UUID, site_id: UUID,
+                           keys: SiteKeyPair, kit: KitPublicKeys) -> None:
+    """Give the hub the roster's genesis and epoch 1 sealed to the kit.  A failure is
+    logged only: the data directory holds both, and the sync loop hands them over."""
+    try:
+        async with HubClient.open(settings, credential=credential) as hub:
+            await hub.post_roster_entry(genesis)
+            key = keyring.current
+            sealed = seal_epoch_for_kit(key, practice_id=practice_id, sender_id=site_id,
+                                        sender_keys=keys, kit=kit)
+            await hub.put_kit_epoch(key.epoch, kit.fingerprint, sealed.sealed)
+    except SyncError as exc:
+        log.warning("the roster's genesis did not reach the hub yet (%s); `edge serve` "
+                    "sends it", exc.code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,17 +264,22 @@ async def invite(data_dir: Path, ttl_s: int | None = None) -> tuple[str, int]:
     return token.token, token.expires_ms
 
 
-async def approve(data_dir: Path, site_id: UUID, fingerprint: str) -> str:
+async def approve(data_dir: Path, site_id: UUID, fingerprint: str, *,
+                  now_ms: int | None = None) -> str:
     """Approve a pending site after checking `fingerprint`; seal every key epoch to it.
 
-    Raises `FingerprintMismatch` (nothing approved) if the fingerprint differs from
-    the one of the keys the site registered.  Returns the site's name.
+    Writes a roster entry signed by this site (the hub cannot admit anyone by itself),
+    then seals the keys to the keys that entry names.  Raises `FingerprintMismatch`
+    (nothing approved) if the fingerprint differs from the one of the keys the site
+    registered.  Returns the site's name.
     """
     conn, state, keys, me = _load(data_dir)
+    local = roster_entries(conn)
     conn.close()
     if state.keyring is None:
         raise EnrollmentError("this site has no practice key yet, so it cannot approve others",
                               hint="run approve on a site that is already syncing")
+    keyring = state.keyring
     async with HubClient.open(settings_of(state), credential=state.credential) as hub:
         registry = {s.site_id: s for s in await hub.sites()}
         target = registry.get(site_id)
@@ -258,41 +292,136 @@ async def approve(data_dir: Path, site_id: UUID, fingerprint: str) -> str:
                 "the site was NOT approved",
                 hint="read the fingerprint again from the new site's screen; if it really "
                 "differs, someone else may have enrolled with the token — revoke that site")
-        await hub.approve(site_id)
-        sealed = seal_keys_for_site(state.keyring.keys.values(), practice_id=state.practice_id,
-                                    sender_id=me, sender_keys=keys,
-                                    recipient=target.public_keys)
+        fetched = await fetch_roster(hub, state.practice_id, local)
+        roster = fetched.roster
+        new = fetched.new
+        if roster is None:  # a practice enrolled before rosters: the registry decides
+            await hub.approve(site_id)
+            recipient = target.public_keys
+        else:
+            _require_member(roster, me, "approve")
+            member = roster.members.get(site_id)
+            if member is None:
+                stamp = now_ms if now_ms is not None else int(time.time() * 1000)
+                roster, new = await append_entry(
+                    hub, state.practice_id, local, lambda r: sign_entry(r.next_entry(
+                        EntryKind.APPROVE, signer=me, at_ms=stamp, site=target.public_keys),
+                        keys))
+                member = roster.members[site_id]
+            elif member.keys != target.public_keys or not member.approved:
+                raise EnrollmentError(f"site {site_id} is in the roster with other keys or "
+                                      "was revoked; it cannot be approved again",
+                                      hint="enroll the machine again with a new token")
+            else:
+                await hub.approve(site_id)  # a member re-enrolled on a rebuilt hub
+            recipient = member.keys
+        _save_roster(data_dir, len(local), new)
+        sealed = seal_keys_for_site(keyring.keys.values(), practice_id=state.practice_id,
+                                    sender_id=me, sender_keys=keys, recipient=recipient)
         await hub.post_mail(site_id, sealed)
     log.info("site approved and keys sent", extra={"site_id": str(site_id)})
     return target.name
 
 
-async def revoke(data_dir: Path, site_id: UUID, entropy: Entropy) -> int:
-    """Revoke `site_id` at the hub and rotate the practice key; return the new epoch."""
-    conn, state, keys, me = _load(data_dir)
+def _require_member(roster: Roster, me: UUID, what: str) -> None:
+    if not roster.is_approved(me):
+        raise EnrollmentError(f"this site ({me}) is not an approved member of the practice "
+                              f"roster, so it cannot {what} sites",
+                              hint="run this on a site that is an approved member")
+
+
+def _save_roster(data_dir: Path, first: int, entries: list[bytes]) -> None:
+    if not entries:
+        return
+    conn = open_sync(data_dir)
     try:
-        if state.keyring is None:
-            raise EnrollmentError("this site holds no practice key",
-                                  hint="run revoke on a site that is already syncing")
+        with write_transaction(conn):
+            SaveRosterEntries(first, tuple(entries)).apply(conn)
+    finally:
+        conn.close()
+
+
+async def revoke(data_dir: Path, site_id: UUID, entropy: Entropy, *,
+                 now_ms: int | None = None) -> int:
+    """Revoke `site_id` and rotate the practice key; return the new epoch.
+
+    The new epoch key is saved here before anything is announced, so every change this
+    site seals once `revoke` returns uses it (a running `edge serve` reads the stored
+    keyring before each seal).  Then the roster entry (signed by this site) revokes the
+    site at the hub, and the key is sealed to every remaining member the roster proves
+    and to the recovery kit.  Safe to run again after an interruption: a key made but not
+    announced is reused, and an announced revocation is only sealed on again.
+    """
+    conn, state, keys, me = _load(data_dir)
+    local = roster_entries(conn)
+    try:
         if site_id == me:
             raise EnrollmentError("a site cannot revoke itself here",
                                   hint="run revoke on another approved site")
+        if state.keyring is None:
+            raise EnrollmentError("this site holds no practice key",
+                                  hint="run revoke on a site that is already syncing")
+        keyring = state.keyring
         async with HubClient.open(settings_of(state), credential=state.credential) as hub:
-            await hub.revoke(site_id)
-            epoch = max(state.keyring.keys) + 1
-            new_key = PracticeKey.generate(epoch, entropy(32))
-            keyring = state.keyring.with_key(new_key)
+            fetched = await fetch_roster(hub, state.practice_id, local)
+            roster = fetched.roster
+            if roster is None:
+                return await _revoke_unrostered(conn, data_dir, hub, state, keys, me, site_id,
+                                                entropy)
+            _require_member(roster, me, "revoke")
+            target = roster.members.get(site_id)
+            if target is None:
+                raise EnrollmentError(f"site {site_id} is not a member of the practice roster",
+                                      hint="`chartsync edge sites` lists the members")
+            new = fetched.new
+            if target.approved:
+                epoch = roster.epoch + 1
+                if max(keyring.keys) < roster.epoch:
+                    raise EnrollmentError(
+                        f"this site does not hold key epoch {roster.epoch} yet",
+                        hint="wait for its keys to arrive (`edge serve` running), then retry")
+                if epoch not in keyring.keys:
+                    keyring = keyring.with_key(PracticeKey.generate(epoch, entropy(32)))
+                    with write_transaction(conn):
+                        save_keyring(conn, data_dir, keyring)
+                stamp = now_ms if now_ms is not None else int(time.time() * 1000)
+                roster, new = await append_entry(
+                    hub, state.practice_id, local, lambda r: sign_entry(r.next_entry(
+                        EntryKind.REVOKE, signer=me, at_ms=stamp, site=target.keys,
+                        epoch=epoch), keys))
+            key = keyring.get(roster.epoch)
             with write_transaction(conn):
-                save_keyring(conn, data_dir, keyring)
-            for site in await hub.sites():
-                if site.status != "approved" or site.site_id == site_id:
+                SaveRosterEntries(len(local), tuple(new)).apply(conn)
+            for member in roster.approved():
+                if member.site_id == me:
                     continue
-                sealed = seal_keys_for_site([new_key], practice_id=state.practice_id,
-                                            sender_id=me, sender_keys=keys,
-                                            recipient=site.public_keys)
-                await hub.post_mail(site.site_id, sealed)
+                await hub.post_mail(member.site_id, seal_keys_for_site(
+                    [key], practice_id=state.practice_id, sender_id=me, sender_keys=keys,
+                    recipient=member.keys))
+            sealed = seal_epoch_for_kit(key, practice_id=state.practice_id, sender_id=me,
+                                        sender_keys=keys, kit=roster.kit)
+            await hub.put_kit_epoch(key.epoch, roster.kit.fingerprint, sealed.sealed)
+            return key.epoch
     finally:
         conn.close()
+
+
+async def _revoke_unrostered(conn: Connection, data_dir: Path, hub: HubClient,
+                             state: SyncState, keys: SiteKeyPair, me: UUID, site_id: UUID,
+                             entropy: Entropy) -> int:
+    """A practice enrolled before rosters: the hub's registry names the members."""
+    assert state.keyring is not None
+    await hub.revoke(site_id)
+    epoch = max(state.keyring.keys) + 1
+    new_key = PracticeKey.generate(epoch, entropy(32))
+    with write_transaction(conn):
+        save_keyring(conn, data_dir, state.keyring.with_key(new_key))
+    for site in await hub.sites():
+        if site.status != "approved" or site.site_id in (site_id, me):
+            continue
+        await hub.post_mail(site.site_id, seal_keys_for_site(
+            [new_key], practice_id=state.practice_id, sender_id=me, sender_keys=keys,
+            recipient=site.public_keys))
     return epoch
 
 

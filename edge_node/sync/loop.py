@@ -19,6 +19,7 @@ the cursor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -37,7 +38,8 @@ from edge_node.store.schema import db_path
 from edge_node.store.sync_state import load_sync_state
 from edge_node.sync.heartbeat import Heartbeat
 from edge_node.sync.mailbox import Mailbox
-from edge_node.sync.puller import MAX_GROUP_BYTES, Puller, refresh_registry
+from edge_node.sync.membership import refresh_registry
+from edge_node.sync.puller import MAX_GROUP_BYTES, Puller
 from edge_node.sync.pusher import Pusher
 from edge_node.sync.recovery import LOG_TRIMMED, HubRecovery
 from sync_protocol.models import PulledBatch
@@ -204,7 +206,7 @@ class SyncLoop:
         """Apply queued batches group by group; return the stream's ending error."""
         ctx = self.ctx
         while True:
-            item = await queue.get()
+            item = await self._next_queued(queue)
             group: list[PulledBatch] = []
             size = 0
             while isinstance(item, PulledBatch):
@@ -221,6 +223,20 @@ class SyncLoop:
                     await self.puller.retry_held()
             if not isinstance(item, PulledBatch):
                 return item
+
+    async def _next_queued(self, queue: asyncio.Queue[PulledBatch | HubRefused |
+                                                      HubUnreachable]
+                           ) -> PulledBatch | HubRefused | HubUnreachable:
+        """The next queued item; while none comes, held batches are tried again as soon as
+        a key epoch arrives (a quiet stream brings no group to do it after)."""
+        ctx = self.ctx
+        while True:
+            if ctx.keys_changed.is_set():
+                ctx.keys_changed.clear()
+                await self.puller.retry_held()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ctx.settings.control_poll_s):
+                    return await queue.get()
 
     async def _keys_ready(self) -> None:
         while self.ctx.keyring is None:

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from edge_node.hub_link.context import SyncContext
 from edge_node.store.sync_state import SetEnrolledStatus, StoreKeyring, keyring_row
-from edge_node.sync.puller import refresh_registry
+from edge_node.sync.membership import refresh_registry
 from edge_node.sync.recovery import HubRecovery
 from sync_protocol.errors import ProtocolError
 from sync_protocol.key_delivery import open_keys_for_site

@@ -27,7 +27,6 @@ from uuid import UUID
 from edge_node.errors import EdgeError
 from edge_node.hub_link.context import SyncContext
 from edge_node.store.ledger import LedgerOp
-from edge_node.store.practice_sites import PracticeSite, SaveSites
 from edge_node.store.received import (
     AdvanceChain,
     HoldBatch,
@@ -39,6 +38,7 @@ from edge_node.store.received import (
     held_ranges,
 )
 from edge_node.store.sync_state import AdvanceCursor
+from edge_node.sync.membership import refresh_registry
 from sync_protocol.batch import SealedBatch, batch_hash, open_batch, read_sealed
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import (
@@ -331,19 +331,4 @@ def _header(raw: bytes) -> BatchHeader:
                                    max_len=DEFAULT_LIMITS.max_header_bytes))
 
 
-async def refresh_registry(ctx: SyncContext) -> None:
-    """Reload the practice's site registry (public keys) from the hub, and keep a copy
-    (`practice_sites`: a rebuilt hub needs the keys of a site lost with the old one)."""
-    sites = await ctx.hub.sites()
-    for site in sites:
-        if site.status in ("approved", "revoked"):
-            ctx.directory.add(site.public_keys)
-    if sites:
-        now = ctx.now_ms()
-        await ctx.write(SaveSites(tuple(
-            PracticeSite(str(s.site_id), s.name, s.status, s.verify_key, s.box_key, now)
-            for s in sites)), label="registry")
-
-
-__all__ = ["UUID", "MalformedInput", "Puller", "gap_detail", "missing_seqs",
-           "refresh_registry", "seq_words"]
+__all__ = ["UUID", "MalformedInput", "Puller", "gap_detail", "missing_seqs", "seq_words"]

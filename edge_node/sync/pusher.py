@@ -49,11 +49,13 @@ from edge_node.store.ledger import (
     seal_source,
     window_length,
 )
+from edge_node.store.sync_state import keyring_of_row, stored_keyring_row
 from edge_node.sync.guard import guard_check, guard_verdict
 from sync_protocol.batch import batch_hash, seal_batch
 from sync_protocol.canonical import unpack
 from sync_protocol.errors import BadSignature
 from sync_protocol.ids import uuid7
+from sync_protocol.keys import Keyring
 from sync_protocol.models import Change, PushAck
 from sync_protocol.receipt import verify_receipt
 from sync_protocol.wire import decode_changes
@@ -87,6 +89,8 @@ class Pusher:
         self._many = True
         #: Most sealed bytes per request; halved when the hub finds a request too large.
         self._window_bytes = PUSH_WINDOW_BYTES
+        #: The stored keyring row last read (sealed at rest), to notice a new epoch.
+        self._keyring_row: bytes | None = None
 
     def statistics(self) -> PusherStatistics:
         return PusherStatistics(self._requests, self._acked_count, self._sealed_while_pushing)
@@ -197,8 +201,7 @@ class Pusher:
         for seq, raw in rows:
             changes.extend(decode_changes(unpack(raw, what="outbox change", max_len=1 << 26),
                                           origin=ctx.site_id, seq_from=seq))
-        keyring = ctx.keyring
-        assert keyring is not None
+        keyring = await self._current_keyring()
         now = ctx.now_ms()
         seal = functools.partial(
             seal_batch, practice_id=ctx.state.practice_id, site_id=ctx.site_id,
@@ -211,6 +214,22 @@ class Pusher:
         await ctx.write(StoreSealed(batch.seq_from, batch.seq_to, batch.batch_hash, prev,
                                     keyring.current.epoch, sealed, now), label="seal")
         return batch
+
+    async def _current_keyring(self) -> Keyring:
+        """The keyring as stored now: `edge revoke` (another process) stores a new epoch
+        before it returns, and every batch sealed after that must use it."""
+        ctx = self.ctx
+        row = await ctx.read(stored_keyring_row)
+        if row is not None and row != self._keyring_row:
+            self._keyring_row = row
+            stored = keyring_of_row(ctx.data_dir, row)
+            keys = {**(ctx.keyring.keys if ctx.keyring is not None else {}), **stored.keys}
+            keyring = Keyring(stored.practice_id, keys)
+            if keyring != ctx.keyring:
+                ctx.keyring = keyring
+                ctx.keys_changed.set()
+        assert ctx.keyring is not None
+        return ctx.keyring
 
     async def _push(self, batches: list[OwnBatch]) -> None:
         """Push `batches` (chain order) in one request; handle each ack, then any refusal."""

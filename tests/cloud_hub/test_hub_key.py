@@ -15,6 +15,7 @@ import pytest
 from cloud_hub.config import ConfigError, parse_hub_config
 from cloud_hub.errors import HubKeyRefused
 from cloud_hub.keyprint import hub_fingerprint, load_signing_key, read_seed
+from cloud_hub.store.base import SCHEMA_VERSION
 from cloud_hub.store.locator import open_store
 from sync_protocol.models import push_ack_from_json
 from sync_protocol.receipt import verify_receipt
@@ -85,7 +86,8 @@ async def test_a_key_file_without_a_seed_is_refused(tmp_path: Path) -> None:
 
 async def _as_schema_2_with_seed(store_url: str, seed: bytes) -> None:
     """Turn a fresh store into what the schema-2 hub left: the seed in hub_key."""
-    statements = ["DROP TABLE hub_identity", "UPDATE schema_meta SET version = 2"]
+    statements = ["DROP TABLE hub_identity", "DROP TABLE roster", "DROP TABLE kit_epochs",
+                  "UPDATE schema_meta SET version = 2"]
     if store_url.startswith("sqlite:"):
         with sqlite3.connect(store_url.removeprefix("sqlite:")) as db:
             db.execute("INSERT INTO hub_key VALUES (1, ?, 1)", (seed,))
@@ -116,7 +118,7 @@ async def test_migration_moves_the_seed_out_of_the_store(store_url: str,
     await _as_schema_2_with_seed(store_url, SEED)
     key_file = tmp_path / "hub-signing.key"
     async with open_store(store_url) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == SCHEMA_VERSION
         assert await store.legacy_hub_seed() == SEED
         key = await load_signing_key(store, key_file, OTHER, NOW_MS)
         assert bytes(key) == SEED, "the edges' pinned key is kept"

@@ -13,7 +13,9 @@ from typing import Any
 from cloud_hub.api.context import HUB
 from sync_protocol.batch import seal_batch
 from sync_protocol.ids import PracticeId
+from sync_protocol.kit_keys import KitKeyPair, seal_epoch_for_kit
 from sync_protocol.pull_wire import decode_pull_response, decode_pulled
+from sync_protocol.roster import genesis_entry, sign_entry
 from tests.cloud_hub.harness import Harness
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/v1/hub-key"),
@@ -108,6 +110,33 @@ async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness)
     assert stats["practice_id"] == str(clinic_a.practice_id)
     assert {s["site_id"] for s in stats["sites"]} == {str(a1.site.site_id),
                                                       str(a2.site.site_id)}
+
+    # The roster and the kit-sealed keys are the caller's practice's only.
+    kit = KitKeyPair.from_seed(bytes(32))
+    b_genesis = sign_entry(genesis_entry(pid_b, b1.site.keys.public(b1.site.site_id),
+                                         kit.public(), at_ms=1), b1.site.keys)
+    b_entry = {"entry": base64.b64encode(b_genesis.raw).decode()}
+    assert (await harness.client.post("/v1/roster", json=b_entry,
+                                      headers=b1.headers)).status == 201
+    covered.add(("POST", "/v1/roster"))
+    resp = await harness.client.post("/v1/roster", json=b_entry, headers=h)
+    assert resp.status == 400 and "practice" in (await resp.json())["detail"]
+    covered.add(("GET", "/v1/roster"))
+    assert (await (await harness.client.get("/v1/roster", headers=h)).json()) == {
+        "entries": []}
+    covered.add(("PUT", "/v1/kit-epochs/{epoch}"))
+    sealed = seal_epoch_for_kit(clinic_b.keyring.current, practice_id=pid_b,
+                                sender_id=b1.site.site_id, sender_keys=b1.site.keys,
+                                kit=kit.public())
+    kit_body = {"kit_fingerprint": sealed.kit_fingerprint,
+                "sealed": base64.b64encode(sealed.sealed).decode()}
+    assert (await harness.client.put(f"/v1/kit-epochs/{sealed.epoch}", json=kit_body,
+                                     headers=b1.headers)).status == 204
+    assert (await harness.client.put(f"/v1/kit-epochs/{sealed.epoch}", json=kit_body,
+                                     headers=h)).status == 400
+    covered.add(("GET", "/v1/kit-epochs"))
+    assert (await (await harness.client.get("/v1/kit-epochs", headers=h)).json()) == {
+        "items": []}
 
     # A heartbeat is always the caller's own: nothing of it lands in B.
     covered.add(("POST", "/v1/heartbeat"))

@@ -32,10 +32,8 @@ from conflict import canonical_dump
 from conflict.decode import state_from_canonical
 from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import WriteOp
-from edge_node.hub_link.answers import SiteInfo
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.node import Edge
-from edge_node.sync.enroll import approve
 from tests.edge_node.resources import allergy, observation
 from tests.edge_node.sync.edges import ACTOR, FAST, Running, patient, wait_for
 from tests.edge_node.sync.hubs import START_DEADLINE_S, LocalHub, wall_ms
@@ -114,13 +112,6 @@ async def latest_snapshot_seq(hub_url: str, credential: str) -> int | None:
         return None if download is None else download.hub_seq
 
 
-async def pending_site(hub_url: str, credential: str, name: str) -> SiteInfo | None:
-    async with HubClient.open(HubSettings.parse(hub_url, insecure_http=True),
-                              credential=credential) as hub:
-        found = [s for s in await hub.sites() if s.name == name and s.status == "pending"]
-    return found[0] if found else None
-
-
 async def wait_snapshot(hub_url: str, credential: str, *, after: int = 0,
                         deadline_s: float = 30.0) -> int:
     """Wait until the hub holds a snapshot past hub sequence `after`; its hub sequence."""
@@ -128,15 +119,6 @@ async def wait_snapshot(hub_url: str, credential: str, *, after: int = 0,
         while (seq := await latest_snapshot_seq(hub_url, credential)) is None or seq <= after:  # noqa: ASYNC110 - HTTP only, no event
             await asyncio.sleep(0.05)  # yield between hub polls; the deadline bounds the wait
     return seq
-
-
-async def approve_when_pending(hub_url: str, credential: str, approver: Path, name: str,
-                               deadline_s: float = 30.0) -> None:
-    """Play the approving administrator: approve site `name` once it shows up pending."""
-    async with asyncio.timeout(deadline_s):
-        while (site := await pending_site(hub_url, credential, name)) is None:  # noqa: ASYNC110 - HTTP only, no event
-            await asyncio.sleep(0.05)  # yield between hub polls; the deadline bounds the wait
-    await approve(approver, site.site_id, site.fingerprint)
 
 
 def restore_args(data_dir: Path, hub_url: str, kit: Path, *, token: str | None,

@@ -26,7 +26,6 @@ from tests.edge_node.snapshots.lost_practice import (
     enrollment_token,
     finish,
     lose_practice,
-    operator_approves,
     serve_until_caught_up,
     start_restore,
 )
@@ -53,7 +52,6 @@ async def test_restore_killed_mid_download_continues_the_file_and_ends_identical
         async with SnapshotStall(hub.port, keep_bytes=512) as proxy:
             proc = await start_restore(new_dir, proxy.url, lost.kit, token=token,
                                        passphrase_file=pass_file)
-            await operator_approves(hub.url, operator, lost.practice_id, "restored")
             await proxy.wait_stalled()
             await wait_for(lambda: partial.exists() and partial.stat().st_size == 512,
                            "the first bytes on disk")
@@ -120,7 +118,6 @@ async def test_restore_killed_mid_staging_resumes_and_ends_identical(tmp_path: P
         new_dir = tmp_path / "new"
         proc = await start_restore(new_dir, hub.url, lost.kit, token=token,
                                    passphrase_file=pass_file, batch_records=300)
-        await operator_approves(hub.url, operator, lost.practice_id, "restored")
         # Staging 12,000 records takes well under a second: look often enough to see it
         # between two commits.
         await wait_for(lambda: _staging_midway(new_dir), "staging midway", deadline_s=60,

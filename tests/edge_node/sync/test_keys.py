@@ -32,14 +32,15 @@ async def test_revoked_site_cannot_open_new_batches_and_its_push_is_a_dead_lette
             await wait_for(lambda: all(x.sync.ctx.keyring for x in (a, b, c)), "keys")
             await a.write("Patient", "p1", patient("Sato"))
             await wait_for(lambda: ("Patient", "p1") in c.states(), "p1 at c")
+            sealed_before = len(a.query("SELECT 1 FROM pushed_batches"))
             epoch = await revoke(a_dir, c.edge.site.site_id, __import__("os").urandom)
             assert epoch == 2
-            await wait_for(lambda: a.sync.ctx.keyring is not None
-                           and max(a.sync.ctx.keyring.keys) == 2, "a adopts epoch 2")
-            await wait_for(lambda: b.sync.ctx.keyring is not None
-                           and max(b.sync.ctx.keyring.keys) == 2, "b gets epoch 2")
+            # Written right after revoke returned: sealed under the new epoch already.
             await a.write("Patient", "p2", patient("Suzuki"))
             await wait_for(lambda: ("Patient", "p2") in b.states(), "p2 at b")
+            assert {e for (e,) in a.query("SELECT key_epoch FROM pushed_batches LIMIT -1 "
+                                          "OFFSET ?", sealed_before)} == {2}
+            assert b.sync.ctx.keyring is not None and max(b.sync.ctx.keyring.keys) == 2
             assert c.sync.ctx.keyring is not None and max(c.sync.ctx.keyring.keys) == 1
             assert ("Patient", "p2") not in c.states()
             await c.write("Patient", "p3", patient("Tanaka"))
