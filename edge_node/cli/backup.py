@@ -2,7 +2,7 @@
 
     chartsync edge backup --data DIR --to FILE [--passphrase-file F] [--plaintext]
 
-Sealed to the practice's recovery kit when this site knows it, and to a
+Sealed to the recovery kit its verified practice roster names (an enrolled site), and to a
 passphrase when `--passphrase-file` is given; with neither, refused (pass
 `--passphrase-file`, or `--plaintext` for an unencrypted SQLite copy).
 """
@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = parser_for(sub, "backup", help_text="consistent online backup, encrypted by default",
                    description="Copy the live database with SQLite's online backup API "
                    "(safe while the server runs) and encrypt it: it opens with the practice's "
-                   "recovery kit (when this site knows its kit) or with the passphrase in "
+                   "recovery kit (an enrolled site: the kit its practice roster names) or with "
+                   "the passphrase in "
                    "--passphrase-file (at least 13 characters). Restore it with `chartsync "
                    "edge restore --from-backup`. Keep DIR/site.key apart from the backups: "
                    "restoring needs it, and the copy holds the site keys sealed under it.",

@@ -32,6 +32,7 @@ from uuid import UUID
 from edge_node.errors import StoreError
 from edge_node.store.durable_files import fsync_path
 from edge_node.store.file_modes import FILE_MODE, make_private_file
+from edge_node.store.roster_store import load_roster
 from edge_node.store.schema import check_version, db_path
 from sync_protocol.backup_file import DEFAULT_CHUNK_BYTES, BackupAbout, BackupSealer, Slot
 from sync_protocol.kit_keys import KitPublicKeys
@@ -53,13 +54,16 @@ _READ_BYTES: Final = 1 << 20
 def backup_kit_key(conn: sqlite3.Connection) -> KitPublicKeys | None:
     """The recovery kit this site seals its backups to, or None if it knows none.
 
-    The kit is the one the practice's verified roster names.  This build keeps
-    no roster at the edge yet, so every site answers None and `edge backup`
-    asks for `--passphrase-file`; once the roster is stored here, this reads
-    the kit from it and backups are sealed to the kit by default.
+    The kit is the one the practice's verified roster (`store.roster_store`)
+    names now, so a replaced kit takes over from the next backup.  A site that
+    never joined a practice, or holds no roster yet, answers None.  Raises
+    `StoreError` if the stored roster no longer verifies.
     """
-    del conn
-    return None
+    row = conn.execute("SELECT practice_id FROM site WHERE one = 1").fetchone()
+    if row is None or not row[0]:
+        return None
+    roster = load_roster(conn, UUID(row[0]))
+    return None if roster is None else roster.kit
 
 
 def _source(data_dir: Path, target: Path) -> Path:

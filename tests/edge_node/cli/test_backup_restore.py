@@ -175,8 +175,8 @@ def test_the_recovery_kit_opens_a_backup_sealed_to_it(
     kit = KitKeyPair.from_seed(os.urandom(32))
     keyring = Keyring(PRACTICE, {1: PracticeKey.generate(1, os.urandom(32))})
     backup = tmp_path / "edge.csbackup"
-    # Sealed by the store to the kit's public key: the kit a site seals to by default comes
-    # from the practice roster (store.backup.backup_kit_key).
+    # Sealed by the store to a kit made here (this site has no roster; an enrolled site's
+    # default, the kit its roster names, is tests/e2e/test_backup_with_kit.py).
     backup_encrypted(site.data, backup, [KitSlot(kit.public())], now_ms=1)
     if opened_by == "passphrase kit":
         kit_text = create_recovery_kit(keyring, KIT_PASSPHRASE, kit=kit, created="2026-12-03",
