@@ -113,8 +113,15 @@ def run(args: argparse.Namespace) -> int:
         return fail(err)
     _say(args, restored=str(args.data), site=str(installed.site_id),
          practice=str(installed.practice_id), resources=installed.resources,
-         history=installed.history,
+         history=installed.history, hub=installed.hub_url,
          next=f"`chartsync edge check --data {args.data}`, then `chartsync edge serve`")
+    if installed.hub_url is not None:
+        print(f"warning: site {installed.site_id} syncs with {installed.hub_url}. If that hub "
+              "still runs and this site pushed changes after the backup was made, do not "
+              "serve this copy: it would not take those changes back and the hub would "
+              "refuse its new ones (chain_broken). Restore from the hub instead (`chartsync "
+              "edge restore --hub ...`). With the hub lost, serve it and `chartsync edge "
+              "reenroll` it once the hub is rebuilt.", file=sys.stderr)
     return EXIT_OK
 
 

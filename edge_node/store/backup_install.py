@@ -57,6 +57,8 @@ class InstalledBackup:
     resources: int
     history: int
     schema_version: int
+    #: The hub this site syncs with (None: a site without a hub).
+    hub_url: str | None
 
 
 def _refused(exc: ProtocolError, path: Path) -> BackupRefused:
@@ -145,12 +147,16 @@ def _check(tmp: Path, data_dir: Path, header: BackupHeader | None) -> InstalledB
                                 "the data directory this backup was made from") from exc
         counts = [int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
                   for t in ("resources", "history")]
+        hub = None
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sync_state'").fetchone():
+            hub = conn.execute("SELECT hub_url FROM sync_state WHERE one = 1").fetchone()
     except sqlite3.Error as exc:
         raise BackupRefused(f"the database in the backup cannot be read: {exc}",
                             hint="use another copy of the backup") from exc
     finally:
         conn.close()
-    return InstalledBackup(site_id, practice_id, counts[0], counts[1], version)
+    return InstalledBackup(site_id, practice_id, counts[0], counts[1], version,
+                           None if hub is None else str(hub[0]))
 
 
 def _put_site_key(data_dir: Path, site_key: bytes) -> bool:

@@ -101,9 +101,13 @@ async def test_a_backup_sealed_to_the_kit_restores_with_it_and_no_hub(
                       str(kit_pass), ok=False)
     assert wrong.returncode == 1 and "has no passphrase slot" in wrong.stderr
     assert not new.exists()
-    chartsync("edge", "restore", "--from-backup", str(backup), "--data", str(new),
-              "--site-key", str(data / "site.key"), "--recovery-kit",
-              str(data / "recovery-kit.txt"), *opens)
+    restored = chartsync("edge", "restore", "--from-backup", str(backup), "--data", str(new),
+                         "--site-key", str(data / "site.key"), "--recovery-kit",
+                         str(data / "recovery-kit.txt"), *opens)
+    # Served while the hub still holds its later changes, the copy would fork its chain
+    # (tried: the hub answers chain_broken), so the command says which hub and what to do.
+    assert f"syncs with {hub.url}" in restored.stderr
+    assert "edge restore --hub" in restored.stderr and "reenroll" in restored.stderr
     assert rows(new / "edge.sqlite3") == rows(data / "edge.sqlite3")
     assert len(rows(new / "edge.sqlite3")["resources"]) == 2
     assert chartsync("edge", "check", "--data", str(new)).stdout.strip().endswith("ok")

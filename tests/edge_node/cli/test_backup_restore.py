@@ -155,8 +155,10 @@ async def test_a_passphrase_backup_restores_every_chart_and_its_history(
 
     new = tmp_path / "replacement" / "edge"
     assert restore(site, backup, new, "--backup-passphrase-file", str(pass_file), "--json") == 0
-    said = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out, err = capsys.readouterr()
+    said = json.loads(out.strip().splitlines()[-1])
     assert said["resources"] == len(site.charts) and said["history"] == 7
+    assert said["hub"] is None and err == ""  # no hub: nothing to warn about
     assert rows(new / "edge.sqlite3") == rows(site.data / "edge.sqlite3")
     assert main(["edge", "check", "--data", str(new)]) == 0
     assert capsys.readouterr().out.strip().endswith("ok")
