@@ -4,11 +4,12 @@ exit codes are read and changed in one place.
     init    create a data directory: database, site identity, first admin token
     serve   run the FHIR API on the LAN
     user    staff accounts: add (prints its token once), list, disable, enable, token
-    backup  consistent online copy of the database
+    backup  consistent online copy of the database, encrypted by default
     check   integrity: rows, history, outbox and audit agree
     invite  enrollment token for a new site          approve  approve a site (fingerprint)
     revoke  revoke a site, rotate the practice key   dead-letters / held  sync problems
-    restore  a lost site back from the hub           reenroll  this site on a rebuilt hub
+    restore  a lost site back from the hub, or from a backup file (restore_backup.py)
+    reenroll  this site on a rebuilt hub
     sites   the practice's sites and public keys (to register a lost one on a rebuilt hub)
 
 Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
