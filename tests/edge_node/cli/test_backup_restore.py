@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from sync_protocol.backup_file import KitSlot, PassphraseSlot
 from sync_protocol.keys import Keyring, PracticeKey
 from sync_protocol.kit_keys import KitKeyPair
 from sync_protocol.recovery import create_recovery_kit, create_shared_recovery_kit
-from tests.edge_node.conftest import start_serve
+from tests.edge_node.conftest import ROOT, start_serve
 from tests.edge_node.resources import observation, patient
 
 PRACTICE = UUID("01936d2e-0000-7000-8000-00000000a1a1")
@@ -320,3 +321,41 @@ def test_restore_needs_the_old_site_key_and_an_empty_directory(
     assert restore(site, backup, new, "--backup-passphrase-file", str(pass_file)) == 1
     assert "already holds an edge database" in capsys.readouterr().err
     assert rows(new / "edge.sqlite3") == before
+
+
+async def test_a_backup_taken_while_serving_holds_every_acknowledged_write(
+        tmp_path: Path) -> None:
+    data = tmp_path / "edge"
+    _, _, token = init_data_dir(data, now_ms=time.time_ns() // 1_000_000, entropy=os.urandom,
+                                admin_name="admin")
+    backup = tmp_path / "edge.csbackup"
+    pass_file = write(tmp_path / "pass.txt", PASSPHRASE)
+    proc, url = await start_serve(data, tmp_path / "serve.log")
+    try:
+        async with aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {token}"}) as http:
+            for family in ("Mori", "Abe", "Ono"):
+                async with http.post(f"{url}/fhir/Patient", json=patient(family=family)) as r:
+                    assert r.status == 201, await r.text()
+            # The writes sit in the WAL of a running server; the backup is its own process.
+            backing_up = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "chartsync", "edge", "backup", "--data", str(data),
+                "--to", str(backup), "--passphrase-file", str(pass_file), cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(backing_up.communicate(), 120)
+            assert backing_up.returncode == 0, err
+            assert b"encrypted backup written" in out
+            async with http.post(f"{url}/fhir/Patient", json=patient(family="Later")) as r:
+                assert r.status == 201
+    finally:
+        proc.kill()
+        await proc.wait()
+    new = tmp_path / "new"
+    assert main(["edge", "restore", "--from-backup", str(backup), "--data", str(new),
+                 "--site-key", str(data / "site.key"), "--backup-passphrase-file",
+                 str(pass_file)]) == 0
+    families = sorted(json.loads(r[4])["name"][0]["family"]
+                      for r in rows(new / "edge.sqlite3")["resources"])
+    assert families == ["Abe", "Mori", "Ono"]
+    assert main(["edge", "check", "--data", str(new)]) == 0
