@@ -27,7 +27,8 @@ import pytest
 from chartsync.cli import main
 from edge_node.node import init_data_dir
 from edge_node.store.backup import backup_encrypted
-from sync_protocol.backup_file import KitSlot, PassphraseSlot
+from edge_node.store.schema import SCHEMA_VERSION
+from sync_protocol.backup_file import BackupAbout, BackupSealer, KitSlot, PassphraseSlot
 from sync_protocol.keys import Keyring, PracticeKey
 from sync_protocol.kit_keys import KitKeyPair
 from sync_protocol.recovery import create_recovery_kit, create_shared_recovery_kit
@@ -359,3 +360,24 @@ async def test_a_backup_taken_while_serving_holds_every_acknowledged_write(
                       for r in rows(new / "edge.sqlite3")["resources"])
     assert families == ["Abe", "Mori", "Ono"]
     assert main(["edge", "check", "--data", str(new)]) == 0
+
+
+def test_a_header_naming_another_site_than_its_database_is_refused(
+        site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Someone holding a file key could seal one site's database under another's header;
+    # the header is authenticated, so only the comparison with the database catches it.
+    plain = tmp_path / "plain.sqlite3"
+    assert main(["edge", "backup", "--data", str(site.data), "--to", str(plain),
+                 "--plaintext"]) == 0
+    impostor = BackupAbout(practice_id=PRACTICE, site_id=UUID(int=7), created_ms=1,
+                           schema_version=SCHEMA_VERSION)
+    sealer = BackupSealer(impostor, [PassphraseSlot(PASSPHRASE, opslimit=OPS, memlimit=MEM)])
+    backup = tmp_path / "assembled.csbackup"
+    backup.write_bytes(sealer.begin() + sealer.add(plain.read_bytes()) + sealer.finish())
+    new = tmp_path / "new"
+    capsys.readouterr()
+    assert restore(site, backup, new, "--backup-passphrase-file",
+                   str(write(tmp_path / "pass.txt", PASSPHRASE))) == 1
+    err = capsys.readouterr().err
+    assert f"header names site {UUID(int=7)}" in err and "assembled from two backups" in err
+    assert_untouched(new)
