@@ -19,7 +19,9 @@
     ├── StoreUnavailable        503  the database refused a commit; retry may help
     ├── StoreError                   a data directory that cannot be used (commands)
     │   ├── SchemaTooNew              file written by a newer chartsync
-    │   └── DataDirInUse              another process owns the directory (`edge serve`)
+    │   ├── DataDirInUse              another process owns the directory (`edge serve`)
+    │   └── BackupRefused             a backup file that does not open or restore (wrong
+    │                                 passphrase or kit, altered, cut short, another site)
     └── SnapshotError                a snapshot could not be made, read or installed
         ├── SnapshotRefused           the bytes are not a sound snapshot of this practice
         │                             (tampered, truncated, wrong key, malformed records)
@@ -158,6 +160,12 @@ class SchemaTooNew(StoreError):
 class DataDirInUse(StoreError):
     code = "data_dir_in_use"
     retryable = True
+
+
+class BackupRefused(StoreError):
+    """The backup was refused before anything was installed; the data directory is untouched."""
+
+    code = "backup_refused"
 
 
 class SnapshotError(EdgeError):

@@ -4,11 +4,12 @@ exit codes are read and changed in one place.
     init    create a data directory: database, site identity, first admin token
     serve   run the FHIR API on the LAN
     user    staff accounts: add (prints its token once), list, disable, enable, token
-    backup  consistent online copy of the database
+    backup  consistent online copy of the database, encrypted by default
     check   integrity: rows, history, outbox and audit agree
     invite  enrollment token for a new site          approve  approve a site (fingerprint)
     revoke  revoke a site, rotate the practice key   dead-letters / held  sync problems
-    restore  a lost site back from the hub           reenroll  this site on a rebuilt hub
+    restore  a lost site back from the hub, or from a backup file (restore_backup.py)
+    reenroll  this site on a rebuilt hub
     sites   the practice's sites and public keys (to register a lost one on a rebuilt hub)
     roster  the members the member-signed roster proves   replace-kit  a new recovery kit
     request-keys  ask the members to re-send key epochs this site lacks
@@ -44,7 +45,7 @@ examples:
   chartsync edge init --data /var/lib/chartsync
   chartsync edge serve --data /var/lib/chartsync --host 0.0.0.0 --port 8080
   chartsync edge user add suzuki --role clinician --data /var/lib/chartsync
-  chartsync edge backup --data /var/lib/chartsync --to /mnt/usb/edge-2024-04-01.sqlite3
+  chartsync edge backup --data /var/lib/chartsync --to /mnt/usb/edge.csbackup --passphrase-file F
   chartsync edge check --data /var/lib/chartsync
   chartsync edge init --data DIR --hub https://hub.example.jp --token TOKEN --name Branch
   chartsync edge invite --data DIR            (on an approved site)

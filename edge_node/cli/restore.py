@@ -16,6 +16,9 @@
 
 Interrupted (even killed), run the same command again: enrollment is not
 repeated and the restore resumes from the staged snapshot.
+
+With `--from-backup FILE` it instead brings the site back from its backup
+file with no hub (`edge_node/cli/restore_backup.py`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge_node.cli import restore_backup
 from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for, wall_ms
 from edge_node.errors import EdgeError
 from edge_node.hub_link.client import HubClient, HubSettings
@@ -55,11 +60,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "https://hub.example.jp --token cse_... --recovery-kit kit.txt "
                    "--passphrase-file pass.txt --name branch-a\n"
                    "  chartsync edge restore --data DIR --hub URL --token cse_... "
-                   "--recovery-kit kit.txt --share alice.txt --share bob.txt --name a --json\n")
+                   "--recovery-kit kit.txt --share alice.txt --share bob.txt --name a --json\n"
+                   "  chartsync edge restore --from-backup /mnt/usb/edge.csbackup --data NEWDIR "
+                   "--site-key /safe/site.key --backup-passphrase-file pass.txt\n"
+                   "  chartsync edge restore --from-backup FILE --data NEWDIR --site-key "
+                   "site.key --recovery-kit kit.txt --share alice.txt --share bob.txt\n")
     add_data_option(p)
-    p.add_argument("--hub", required=True, metavar="URL")
+    p.add_argument("--hub", metavar="URL", help="the hub to restore from (not with "
+                   "--from-backup)")
     p.add_argument("--token", help="one-time enrollment token (not needed to resume)")
-    p.add_argument("--recovery-kit", type=Path, required=True, metavar="FILE")
+    p.add_argument("--recovery-kit", type=Path, metavar="FILE")
     p.add_argument("--passphrase-file", type=Path, metavar="FILE")
     p.add_argument("--share", type=Path, action="append", default=[], metavar="FILE",
                    help="a custodian's share (repeat for k shares)")
@@ -72,6 +82,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--stage-batch-records", type=int, default=BATCH_RECORDS, metavar="N",
                    help="records per staging commit: smaller resumes closer to where a killed "
                    "restore stopped, larger loads faster (default %(default)s)")
+    backup = p.add_argument_group("restore from a backup file, with no hub")
+    backup.add_argument("--from-backup", type=Path, metavar="FILE",
+                        help="a file written by `chartsync edge backup`; --data must be a new "
+                        "directory")
+    backup.add_argument("--site-key", type=Path, metavar="FILE",
+                        help="the old data directory's site.key (kept apart from backups)")
+    backup.add_argument("--backup-passphrase-file", type=Path, metavar="FILE",
+                        help="the backup's passphrase (instead of the recovery kit)")
     p.set_defaults(handler=run)
 
 
@@ -161,6 +179,12 @@ async def restore(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_backup is not None:
+        return restore_backup.run(args)
+    if args.hub is None or args.recovery_kit is None:
+        print("error: a restore from the hub needs --hub and --recovery-kit (or restore from "
+              "a backup file with --from-backup)", file=sys.stderr)
+        return 2
     try:
         with data_dir_owner(args.data, "restore", create=True):
             return asyncio.run(restore(args))

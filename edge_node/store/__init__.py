@@ -34,5 +34,6 @@ the sync tables, `store.ledger`), reads as functions taking the connection first
     durable_files.py   fsync of a file or a directory entry (renames that survive a crash)
     file_modes.py      the data directory 0700, every file in it 0600
     check.py           `edge check`
-    backup.py          `edge backup`
+    backup.py          `edge backup`: online copy, streamed out encrypted (or plaintext)
+    backup_install.py  `edge restore --from-backup`: decrypt, check, install in one rename
 """

@@ -5,10 +5,11 @@ version 1 bytes look like, so an accidental wire change fails the tests.
 
 Vectors whose sealing is deterministic (batch, receipt, passphrase recovery kit,
 state digest, HTTP bodies) are rewritten byte for byte from the fixed inputs
-below.  Three seal with randomness the API does not take as an input (the
+below.  Four seal with randomness the API does not take as an input (the
 snapshot's secretstream header, the key delivery's sealed-box ephemeral key,
-the shared kit's nonce and SLIP-39 shares): they are kept as they are unless
-`--reseal` is given, so a plain run changes no file.
+the shared kit's nonce and SLIP-39 shares, the backup file's kit box and
+secretstream header): they are kept as they are unless `--reseal` is given, so
+a plain run changes no file.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from cloud_hub.api.messages import (
 )
 from cloud_hub.api.problem import error_body
 from cloud_hub.errors import ChainMismatch
+from sync_protocol.backup_file import BackupAbout, BackupSealer, KitSlot, PassphraseSlot
 from sync_protocol.batch import seal_batch
 from sync_protocol.canonical import canonical_json
 from sync_protocol.digest import StateDigest, record_hash
@@ -311,6 +313,43 @@ def kit_epoch_vector() -> dict[str, Any]:
     }
 
 
+# --- backup file ------------------------------------------------------------------------
+
+BACKUP_FILE_KEY = bytes(range(8, 40))
+BACKUP_SALT = bytes(range(40, 56))
+BACKUP_NONCE = bytes(range(56, 80))
+BACKUP_CREATED_MS = 1_732_406_403_000
+#: Small enough that the database bytes span several chunks (MESSAGE and FINAL tags).
+BACKUP_CHUNK_BYTES = 64
+#: Stands in for the SQLite file: the format does not look inside it.
+BACKUP_PLAIN = b"SQLite format 3\0" + bytes(range(256))[:150]
+
+
+def backup_file_vector() -> dict[str, Any]:
+    about = BackupAbout(practice_id=PRACTICE, site_id=SITE, created_ms=BACKUP_CREATED_MS,
+                        schema_version=5)
+    kit = KitKeyPair.from_seed(KIT_SEED)
+    sealer = BackupSealer(about, [PassphraseSlot(PASSPHRASE, opslimit=KIT_OPSLIMIT,
+                                                 memlimit=KIT_MEMLIMIT, salt=BACKUP_SALT,
+                                                 nonce=BACKUP_NONCE),
+                                  KitSlot(kit.public())],
+                          file_key=BACKUP_FILE_KEY, chunk_bytes=BACKUP_CHUNK_BYTES)
+    sealed = sealer.begin() + sealer.add(BACKUP_PLAIN) + sealer.finish()
+    return {
+        "about": "An encrypted backup file (format 1) of site b1 of practice aa, schema 5: "
+                 "a passphrase slot (Argon2id at its minimum cost, fixed salt and nonce) and "
+                 "a slot sealed to the kit of KIT_SEED, both wrapping file_key; plain bytes "
+                 "in chunks of 64 (several MESSAGE chunks and a FINAL one). The kit slot's "
+                 "box and the secretstream header are random at creation.",
+        "practice_id": str(PRACTICE), "site_id": str(SITE), "created_ms": BACKUP_CREATED_MS,
+        "schema_version": 5, "chunk_bytes": BACKUP_CHUNK_BYTES,
+        "passphrase": PASSPHRASE, "opslimit": KIT_OPSLIMIT, "memlimit": KIT_MEMLIMIT,
+        "salt": BACKUP_SALT.hex(), "nonce": BACKUP_NONCE.hex(),
+        "kit_seed": KIT_SEED.hex(), "kit_fingerprint": kit.public().fingerprint,
+        "file_key": BACKUP_FILE_KEY.hex(), "plain": BACKUP_PLAIN.hex(), "sealed": sealed.hex(),
+    }
+
+
 # --- state digest -----------------------------------------------------------------------
 
 
@@ -470,6 +509,7 @@ def main(argv: list[str]) -> None:
     _randomized("recovery_kit_v2.json", recovery_kit_vector, reseal)
     _write("roster_v1.json", roster_vector())
     _randomized("kit_epoch_v1.json", kit_epoch_vector, reseal)
+    _randomized("backup_file_v1.json", backup_file_vector, reseal)
     _write("state_digest_v1.json", digest_vector())
     _write("http_bodies_v1.json", http_vector(bytes.fromhex(batch["sealed"]),
                                               bytes.fromhex(delivery["sealed"])))

@@ -23,7 +23,8 @@ def test_init_user_check_backup(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["edge", "user", "add", "suzuki", "--role", "clerk", "--data", str(data)]) == 1
     assert main(["edge", "user", "add", "x", "--role", "king", "--data", str(data)]) == 2
     assert main(["edge", "check", "--data", str(data)]) == 0
-    assert main(["edge", "backup", "--data", str(data), "--to", str(tmp_path / "b")]) == 0
+    assert main(["edge", "backup", "--data", str(data), "--to", str(tmp_path / "b"),
+                 "--plaintext"]) == 0
     assert main(["edge", "check", "--data", str(tmp_path / "b")]) == 0
     assert main(["edge", "check", "--data", str(tmp_path / "nothing")]) == 1
     assert main(["edge"]) == 2
