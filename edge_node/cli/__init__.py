@@ -10,6 +10,7 @@ exit codes are read and changed in one place.
     revoke  revoke a site, rotate the practice key   dead-letters / held  sync problems
     restore  a lost site back from the hub           reenroll  this site on a rebuilt hub
     sites   the practice's sites and public keys (to register a lost one on a rebuilt hub)
+    tls-cert  a self-signed HTTPS certificate for the LAN (prints its fingerprint)
 
 Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
 """
@@ -31,6 +32,7 @@ from edge_node.cli import (
     revoke,
     serve,
     sites,
+    tls_cert,
     user,
 )
 
@@ -41,6 +43,7 @@ examples:
   chartsync edge user add suzuki --role clinician --data /var/lib/chartsync
   chartsync edge backup --data /var/lib/chartsync --to /mnt/usb/edge-2024-04-01.sqlite3
   chartsync edge check --data /var/lib/chartsync
+  chartsync edge tls-cert --data /var/lib/chartsync --host edge.clinic.lan --ip 192.168.10.5
   chartsync edge init --data DIR --hub https://hub.example.jp --token TOKEN --name Branch
   chartsync edge invite --data DIR            (on an approved site)
   chartsync edge approve SITE --fingerprint XXXX-XXXX-XXXX-XXXX-XXXX --data DIR
@@ -52,7 +55,7 @@ exit codes: 0 ok, 1 failure, 2 usage error
 def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add every `edge` subcommand to `sub`."""
     for module in (init, serve, user, backup, check, restore, invite, approve, revoke,
-                   reenroll, sites, dead_letters, held):
+                   reenroll, sites, dead_letters, held, tls_cert):
         module.add_parser(sub)
 
 
