@@ -24,8 +24,8 @@ Abuse limits (`--limit-option KEY=VALUE` of `edge serve`):
     max_headers         most header fields in one request, else 431 [100]
     body_timeout_s      a request body must arrive within this, else 408 and the
                         connection is closed (a client trickling a body) [30]
-    rate_per_s          requests per second one token may make on average, else 429 [50]
-    rate_burst          ... with bursts of up to this many [200]
+    rate_per_s          requests per second one token may make on average, else 429 [200]
+    rate_burst          ... with bursts of up to this many [1000]
     login_failures      refused tokens from one client address before it is locked out
                         (429 to everything it sends) [10]
     lockout_s           how long that lockout lasts; also the window the failures are
@@ -63,8 +63,8 @@ class EdgeConfig:
     max_field_bytes: int = 8190
     max_headers: int = 100
     body_timeout_s: float = 30.0
-    rate_per_s: float = 50.0
-    rate_burst: int = 200
+    rate_per_s: float = 200.0
+    rate_burst: int = 1000
     login_failures: int = 10
     lockout_s: float = 300.0
 
@@ -90,7 +90,7 @@ def parse_edge_config(raw: Mapping[str, Any]) -> EdgeConfig:
                                  hint=f"example: {name} = true")
         elif name in _PATHS:
             value = Path(value)
-        elif name.endswith("_s") or name == "rate_per_s":
+        elif name.endswith("_s"):  # seconds, and rate_per_s: decimals allowed
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise StoreError(f"{name}: {value!r} is not a positive number",
                                  hint=f"example: {name} = 30")
