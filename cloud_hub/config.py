@@ -34,7 +34,8 @@ Abuse limits (none of them logs request data):
     max_field_bytes: 8190 — longest header field, else 431
     max_headers: 100 — most header fields in one request, else 431
     body_timeout_s: 60 — a request body must arrive within this per started MiB, else 408
-        and the connection is closed (a client trickling a body)
+        and the connection is closed (a client trickling a body); a connection whose
+        request head is not complete within it, or idle that long, is closed too
     rate_per_s: 20 — requests per second one credential (site or operator) may make on
         average, else 429 with Retry-After
     rate_burst: 200 — ... with bursts of up to this many

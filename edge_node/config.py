@@ -23,7 +23,9 @@ Abuse limits (`--limit-option KEY=VALUE` of `edge serve`):
     max_field_bytes     longest header field, else 431 [8190]
     max_headers         most header fields in one request, else 431 [100]
     body_timeout_s      a request body must arrive within this, else 408 and the
-                        connection is closed (a client trickling a body) [30]
+                        connection is closed (a client trickling a body); a connection
+                        whose request head is not complete within it, or idle that long
+                        between requests, is closed too [30]
     rate_per_s          requests per second one token may make on average, else 429 [200]
     rate_burst          ... with bursts of up to this many [1000]
     login_failures      refused tokens from one client address before it is locked out

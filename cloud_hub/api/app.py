@@ -47,7 +47,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def runner_options(config: HubConfig) -> dict[str, Any]:
     """aiohttp's caps on request line and headers for `config` (`web.AppRunner` options)."""
     return {"max_line_size": config.max_line_bytes, "max_field_size": config.max_field_bytes,
-            "max_headers": config.max_headers, "lingering_time": LINGER_S}
+            "max_headers": config.max_headers, "lingering_time": LINGER_S,
+            # aiohttp closes a connection whose request head is not complete by then (a
+            # client trickling its headers), and one idle that long between requests.
+            "keepalive_timeout": float(config.body_timeout_s)}
 
 
 @web.middleware

@@ -137,7 +137,10 @@ async def read_body(request: web.Request, handler: Handler) -> StreamResponse:
 def runner_options(config: EdgeConfig) -> dict[str, Any]:
     """aiohttp's caps on request line and headers for `config` (`web.AppRunner` options)."""
     return {"max_line_size": config.max_line_bytes, "max_field_size": config.max_field_bytes,
-            "max_headers": config.max_headers, "lingering_time": LINGER_S}
+            "max_headers": config.max_headers, "lingering_time": LINGER_S,
+            # aiohttp closes a connection whose request head is not complete by then (a
+            # client trickling its headers), and one idle that long between requests.
+            "keepalive_timeout": float(config.body_timeout_s)}
 
 
 def build_app(edge: Edge, sync: SyncLoop | None = None, *,

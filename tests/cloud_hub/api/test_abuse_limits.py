@@ -186,3 +186,16 @@ async def test_mailbox_quota_per_site(hub: tuple[Harness, int]) -> None:
         assert r.status == 204
     status, body = await post(a, b, 201)  # 2800 + 201 > 3000 bytes
     assert status == 409 and body["code"] == "mailbox_full"
+
+
+async def test_trickled_headers_are_cut_off(hub: tuple[Harness, int]) -> None:
+    _, port = hub
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        await writer.drain()
+        async with asyncio.timeout(15):  # the bound is 1 s; this only catches a hang
+            answer = await reader.read()  # EOF: the hub closed the connection
+    finally:
+        writer.close()
+    assert answer == b""

@@ -190,3 +190,15 @@ async def test_lockout_after_failed_logins_answers_429_and_ends_after_the_cool_d
     assert "refused a bearer token (sha256 " in caplog.text and "locked out for 60 s" in caplog.text
     assert wrong not in caplog.text and "wrong-token" not in caplog.text
     assert CANARY not in caplog.text
+
+
+async def test_trickled_headers_are_cut_off_too(served: Served) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    try:
+        writer.write(b"GET /fhir/metadata HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+        await writer.drain()
+        async with asyncio.timeout(10):  # the bound is 0.5 s; this only catches a hang
+            answer = await reader.read()  # EOF: the edge closed the connection
+    finally:
+        writer.close()
+    assert answer == b""
