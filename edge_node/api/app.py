@@ -119,18 +119,18 @@ async def read_body(request: web.Request, handler: Handler) -> StreamResponse:
         try:
             async with asyncio.timeout(config.body_timeout_s):
                 await request.read()  # kept by aiohttp: the handler's read() gets it
-        except TimeoutError:
+        except TimeoutError as exc:
             raise BodyTimeout(f"the request body did not arrive within "
                               f"{config.body_timeout_s:g} s",
                               hint="send the body at once; a slow link may need a larger "
-                              "body_timeout_s") from None
-        except web.HTTPRequestEntityTooLarge:
+                              "body_timeout_s") from exc
+        except web.HTTPRequestEntityTooLarge as exc:
             raise BodyTooLarge(f"the body is larger than {config.max_body_bytes} bytes",
-                               hint="send less per request, or raise max_body_bytes") from None
+                               hint="send less per request, or raise max_body_bytes") from exc
         except (HttpProcessingError, RequestPayloadError) as exc:  # not its Content-Encoding
             raise BadRequest(f"the request body could not be decoded ({type(exc).__name__})",
                              hint="send the body as Content-Encoding says (gzip, deflate, "
-                             "br) or uncompressed without that header") from None
+                             "br) or uncompressed without that header") from exc
     return await handler(request)
 
 
