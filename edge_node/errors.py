@@ -14,7 +14,8 @@
     │   ├── VersionConflict         412  stale If-Match
     │   ├── PreconditionRequired    428  If-Match required by configuration
     │   ├── BodyTooLarge            413
-    │   └── BodyTimeout             408  the body did not arrive within body_timeout_s
+    │   ├── BodyTimeout             408  the body did not arrive within body_timeout_s
+    │   └── HeadersTooLarge         431  request line or headers past their caps
     ├── Unauthorized            401  no or unknown token
     ├── TooManyRequests         429  rate limit of a token, or a client address locked
     │                                out after failed logins; `retry_after_s` says when
@@ -136,6 +137,12 @@ class BodyTimeout(RequestError):
     http_status = 408
     fhir_code = "timeout"
     retryable = True
+
+
+class HeadersTooLarge(RequestError):
+    code = "headers_too_large"
+    http_status = 431
+    fhir_code = "too-long"
 
 
 class Unauthorized(EdgeError):

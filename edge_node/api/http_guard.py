@@ -20,28 +20,16 @@ logged by class only.
 from __future__ import annotations
 
 import logging
-from typing import Final
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, DecompressSizeError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from edge_node.errors import BadRequest, BodyTooLarge, EdgeError, RequestError
+from edge_node.errors import BadRequest, BodyTooLarge, EdgeError, HeadersTooLarge
 from edge_node.fhir.outcome import error_body
 
 log = logging.getLogger("edge_node.api.http")
-_HEADERS_TOO_LARGE: Final = 431
-
-
-class HeadersTooLarge(RequestError):
-    code = "headers_too_large"
-    http_status = _HEADERS_TOO_LARGE
-    fhir_code = "too-long"
-
-
-class _Internal(EdgeError):
-    code = "internal"
 
 
 def refusal_of(status: int, exc: BaseException | None) -> EdgeError:
@@ -54,7 +42,7 @@ def refusal_of(status: int, exc: BaseException | None) -> EdgeError:
     if isinstance(exc, DecompressSizeError):
         return BodyTooLarge("the decompressed body is too large", hint="send less per request")
     if status >= 500:
-        return _Internal("the edge failed to handle this request",
+        return EdgeError("the edge failed to handle this request",
                          hint="retry; if it repeats, report it with the time of the request")
     return BadRequest("the request is not well-formed HTTP",
                       hint="check the client: its request line, headers or body framing")
