@@ -3,6 +3,7 @@ exit codes are read and changed in one place.
 
     init    create a data directory: database, site identity, first admin token
     serve   run the FHIR API on the LAN
+    tls-cert  the self-signed HTTPS certificate `serve` uses (prints its fingerprint)
     user    staff accounts: add (prints its token once), list, disable, enable, token
     backup  consistent online copy of the database
     check   integrity: rows, history, outbox and audit agree
@@ -10,7 +11,6 @@ exit codes are read and changed in one place.
     revoke  revoke a site, rotate the practice key   dead-letters / held  sync problems
     restore  a lost site back from the hub           reenroll  this site on a rebuilt hub
     sites   the practice's sites and public keys (to register a lost one on a rebuilt hub)
-    tls-cert  a self-signed HTTPS certificate for the LAN (prints its fingerprint)
 
 Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
 """
@@ -55,8 +55,9 @@ exit codes: 0 ok, 1 failure, 2 usage error
 def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add every `edge` subcommand to `sub`."""
     for module in (init, serve, user, backup, check, restore, invite, approve, revoke,
-                   reenroll, sites, dead_letters, held, tls_cert):
+                   reenroll, sites, dead_letters, held):
         module.add_parser(sub)
+    tls_cert.add_parser(sub)  # listed last: a one-time setup step, not daily work
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
