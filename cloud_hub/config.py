@@ -29,6 +29,22 @@ Options (key: default — effect):
     lag_alert_s: 300 — dashboard: amber when a site's oldest unapplied batch is this old
     clock_offset_alert_ms: 2000 — dashboard: amber when a site's reported clock offset
         (NTP) exceeds this
+Abuse limits (none of them logs request data):
+    max_line_bytes: 8190 — longest request line (method, path, query), else 431
+    max_field_bytes: 8190 — longest header field, else 431
+    max_headers: 100 — most header fields in one request, else 431
+    body_timeout_s: 60 — a request body must arrive within this per started MiB, else 408
+        and the connection is closed (a client trickling a body); a connection whose
+        request head is not complete within it, or idle that long, is closed too
+    rate_per_s: 20 — requests per second one credential (site or operator) may make on
+        average, else 429 with Retry-After
+    rate_burst: 200 — ... with bursts of up to this many
+    login_failures: 10 — refused credentials for one account from one client address
+        before that pair is locked out (429)
+    lockout_s: 300 — how long the lockout lasts after the last refusal; also the window
+        in which refusals are counted
+    mailbox_max_items: 100 — most items waiting in one site's mailbox, else 409 mailbox_full
+    mailbox_max_bytes: 4194304 — most sealed bytes waiting in one site's mailbox, else 409
 """
 
 from __future__ import annotations
@@ -73,6 +89,16 @@ class HubConfig:
     offline_after_s: int = 120
     lag_alert_s: int = 300
     clock_offset_alert_ms: int = 2000
+    max_line_bytes: int = 8190
+    max_field_bytes: int = 8190
+    max_headers: int = 100
+    body_timeout_s: int = 60
+    rate_per_s: int = 20
+    rate_burst: int = 200
+    login_failures: int = 10
+    lockout_s: int = 300
+    mailbox_max_items: int = 100
+    mailbox_max_bytes: int = 4 * 1024 * 1024
 
     def __repr__(self) -> str:  # never the metrics token
         return f"HubConfig(store=<{self.store.split(':', 1)[0]}>, port={self.port})"
@@ -99,6 +125,12 @@ _INT_KEYS: Final = {
     "retention_batches": (0, 1 << 40, "100000"), "snapshots_kept": (1, 100, "3"),
     "offline_after_s": (10, 30 * 86400, "120"), "lag_alert_s": (1, 30 * 86400, "300"),
     "clock_offset_alert_ms": (1, 86_400_000, "2000"),
+    "max_line_bytes": (256, 1 << 20, "8190"), "max_field_bytes": (256, 1 << 20, "8190"),
+    "max_headers": (8, 10_000, "100"), "body_timeout_s": (1, 86_400, "60"),
+    "rate_per_s": (1, 1_000_000, "20"), "rate_burst": (1, 1_000_000, "200"),
+    "login_failures": (1, 1_000_000, "10"), "lockout_s": (1, 86_400, "300"),
+    "mailbox_max_items": (1, 1_000_000, "100"),
+    "mailbox_max_bytes": (1024, 1 << 34, "4194304"),
 }
 _MIN_METRICS_TOKEN_CHARS: Final = 16
 

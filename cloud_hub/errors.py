@@ -16,6 +16,10 @@
     ├── RangeNotSatisfiable a snapshot `Range` outside its bytes (416)
     ├── UnsupportedMediaType a compressed or mistyped request body (415)
     ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
+    ├── TooManyRequests     over a credential's rate limit, or locked out after refused
+    │                       credentials (429, `Retry-After`; `retry_after_s` in the body)
+    ├── BodyTimeout         the request body did not arrive in time (408)
+    ├── MailboxFull         the recipient's mailbox is at its quota (409, retryable)
     ├── StoreUnavailable    the database is unreachable right now; retry (503)
     ├── SchemaTooNew        the store was written by a newer hub (startup only)
     └── HubKeyRefused       the hub key file is unsafe, unreadable or not this store's
@@ -177,3 +181,32 @@ class AlreadyExists(HubError):
 
     code = "already_exists"
     http_status = 409
+
+
+class TooManyRequests(HubError):
+    """Over a rate limit or locked out; answered with `Retry-After: retry_after_s`."""
+
+    code = "too_many_requests"
+    http_status = 429
+    retryable = True
+
+    def __init__(self, message: str, *, hint: str = "", retry_after_s: int = 1) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
+
+    def details(self) -> dict[str, Any]:
+        return {"retry_after_s": self.retry_after_s}
+
+
+class BodyTimeout(HubError):
+    code = "body_timeout"
+    http_status = 408
+    retryable = True
+
+
+class MailboxFull(HubError):
+    """The recipient has not collected its mail; retry once it has."""
+
+    code = "mailbox_full"
+    http_status = 409
+    retryable = True

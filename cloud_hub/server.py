@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from cloud_hub.api.app import build_app
+from cloud_hub.api.app import build_app, runner_options
 from cloud_hub.api.context import HubContext, PushFaults
+from cloud_hub.api.http_guard import GuardedAppRunner
 from cloud_hub.config import HubConfig
 from cloud_hub.feed import Feed
 from cloud_hub.keyprint import hub_fingerprint, load_signing_key
@@ -27,6 +28,7 @@ def _tls(config: HubConfig) -> ssl.SSLContext | None:
     if config.tls_cert is None or config.tls_key is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(config.tls_cert, config.tls_key)
     return context
 
@@ -52,8 +54,9 @@ async def serve(config: HubConfig, *, now_ms: Callable[[], int],
         ctx = HubContext(config, store, notifier, Feed(store, notifier), signing_key, now_ms,
                          random_bytes, faults=push_faults or PushFaults())
         # auto_decompress=False: the hub never expands a request body (no compression bombs).
-        runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT_S, auto_decompress=False)
+        runner = GuardedAppRunner(build_app(ctx), access_log=None, handle_signals=False,
+                                  shutdown_timeout=SHUTDOWN_TIMEOUT_S, auto_decompress=False,
+                                  **runner_options(config))
         await runner.setup()
         try:
             tls = _tls(config)

@@ -13,8 +13,12 @@
     │   ├── MethodNotAllowed        405
     │   ├── VersionConflict         412  stale If-Match
     │   ├── PreconditionRequired    428  If-Match required by configuration
-    │   └── BodyTooLarge            413
+    │   ├── BodyTooLarge            413
+    │   ├── BodyTimeout             408  the body did not arrive within body_timeout_s
+    │   └── HeadersTooLarge         431  request line or headers past their caps
     ├── Unauthorized            401  no or unknown token
+    ├── TooManyRequests         429  rate limit of a token, or a client address locked
+    │                                out after failed logins; `retry_after_s` says when
     ├── Forbidden               403  role may not do this
     ├── StoreUnavailable        503  the database refused a commit; retry may help
     ├── StoreError                   a data directory that cannot be used (commands)
@@ -130,6 +134,19 @@ class BodyTooLarge(RequestError):
     fhir_code = "too-costly"
 
 
+class BodyTimeout(RequestError):
+    code = "body_timeout"
+    http_status = 408
+    fhir_code = "timeout"
+    retryable = True
+
+
+class HeadersTooLarge(RequestError):
+    code = "headers_too_large"
+    http_status = 431
+    fhir_code = "too-long"
+
+
 class Unauthorized(EdgeError):
     code = "unauthorized"
     http_status = 401
@@ -140,6 +157,19 @@ class Forbidden(EdgeError):
     code = "forbidden"
     http_status = 403
     fhir_code = "forbidden"
+
+
+class TooManyRequests(EdgeError):
+    """Over a rate limit or locked out; answered with `Retry-After: retry_after_s`."""
+
+    code = "too_many_requests"
+    http_status = 429
+    fhir_code = "throttled"
+    retryable = True
+
+    def __init__(self, message: str, *, hint: str = "", retry_after_s: int = 1) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after_s = retry_after_s
 
 
 class StoreUnavailable(EdgeError):

@@ -25,8 +25,8 @@ import pytest
 from chartsync.cli import build_parser
 from cloud_hub.cli.serve import raw_options
 from cloud_hub.config import HubConfig, parse_hub_config
-from edge_node.cli.serve import sync_options
-from edge_node.config import parse_edge_config
+from edge_node.cli.serve import edge_config, sync_options
+from edge_node.config import LIMIT_OPTIONS, EdgeConfig
 from edge_node.hub_link.settings import SyncSettings, parse_sync_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,8 +200,9 @@ def test_edge_unit_runs_a_real_command_with_edge_env() -> None:
     args = parse_cli(argv[1:])
     assert (args.command, args.edge_command) == ("edge", "serve")
     assert str(args.data) == f"/var/lib/{service['StateDirectory'][0]}"
-    parse_edge_config({"data_dir": args.data, "max_body_bytes": args.max_body_bytes,
-                       "require_if_match": args.require_if_match})
+    config = edge_config(args)
+    assert config.tls_cert is not None and config.tls_key is not None, "HTTPS by default"
+    assert config.tls_cert.parent == args.data
     parse_sync_settings(sync_options(args))
     run_help(["edge", "serve"])
 
@@ -213,8 +214,9 @@ def test_edge_env_documented_example_parses() -> None:
     env = {**edge_env(), "CHARTSYNC_EDGE_EXTRA_ARGS": example.group(1)}
     service = read_unit(UNITS / "chartsync-edge.service")["Service"]
     args = parse_cli(systemd_argv(service["ExecStart"][0], env)[1:])
-    assert args.sync_option and args.access_log
+    assert args.sync_option and args.access_log and args.limit_option
     parse_sync_settings(sync_options(args))
+    edge_config(args)
 
 
 def serve_flags() -> list[str]:
@@ -240,6 +242,12 @@ def test_edge_env_documents_every_serve_flag_and_sync_option() -> None:
         shown = str(int(value)) if float(value).is_integer() else str(value)
         assert f"{name}={shown}" in text, f"edge.env: sync option {name}={shown} missing"
         assert name in readme, f"deploy/README.md does not document sync option {name}"
+    limits = EdgeConfig(data_dir=Path("/var/lib/chartsync"))
+    for name in LIMIT_OPTIONS:
+        value = getattr(limits, name)
+        shown = str(int(value)) if float(value).is_integer() else str(value)
+        assert f"{name}={shown}" in text, f"edge.env: limit option {name}={shown} missing"
+        assert f"| `{name}` | `{shown}` |" in readme, f"deploy/README.md: {name} {shown}"
 
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
@@ -326,7 +334,10 @@ def test_compose_commands_are_real_chartsync_commands(tmp_path: Path) -> None:
     assert f"127.0.0.1:{config.port}:{config.port}" in hub["ports"]
     edge = parse_cli(services["edge"]["command"])
     assert (edge.command, edge.edge_command) == ("edge", "serve")
-    assert f"127.0.0.1:{edge.port}:{edge.port}" in services["edge"]["ports"]
+    # --insecure-http is for a loopback hub only: the edge shares the hub's network, so
+    # the hub service publishes the edge's port too
+    assert services["edge"]["network_mode"] == "service:hub"
+    assert f"127.0.0.1:{edge.port}:{edge.port}" in hub["ports"]
     assert f":{edge.port}/status.html" in services["edge"]["healthcheck"]["test"][-1]
     assert f":{config.port}/healthz" in hub["healthcheck"]["test"][-1]
 

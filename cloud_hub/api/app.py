@@ -1,11 +1,17 @@
-"""Assemble the hub's aiohttp application: routes, problem middleware, LISTEN task."""
+"""Assemble the hub's aiohttp application: routes, problem middleware, LISTEN task.
+
+`runner_options` are the caps on request line and headers that the server gives
+aiohttp (answered by `api.http_guard`); the rate limits and lockout live in
+`api.throttle`, kept per application.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -24,12 +30,45 @@ from cloud_hub.api import (
 )
 from cloud_hub.api.context import HUB, HubContext
 from cloud_hub.api.openapi import openapi_document
-from cloud_hub.api.problem import problem_middleware
+from cloud_hub.api.problem import from_error, problem_middleware
+from cloud_hub.api.throttle import THROTTLE, Throttle
+from cloud_hub.config import HubConfig
+from cloud_hub.errors import BodyTimeout, TooManyRequests
 
 log = logging.getLogger(__name__)
 
 #: Headroom over the largest body for headers of multipart-free requests.
 _BODY_SLACK = 1024
+#: Seconds aiohttp keeps reading (and dropping) the rest of a body it did not need before
+#: closing the connection, so a client that sent too much still reads our answer.
+LINGER_S: Final = 2.0
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def runner_options(config: HubConfig) -> dict[str, Any]:
+    """aiohttp's caps on request line and headers for `config` (`web.AppRunner` options)."""
+    return {"max_line_size": config.max_line_bytes, "max_field_size": config.max_field_bytes,
+            "max_headers": config.max_headers, "lingering_time": LINGER_S,
+            # aiohttp closes a connection whose request head is not complete by then (a
+            # client trickling its headers), and one idle that long between requests.
+            "keepalive_timeout": float(config.body_timeout_s)}
+
+
+@web.middleware
+async def limit_answers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """429 with `Retry-After`; 408 closes the connection (the rest of the body is junk)."""
+    try:
+        return await handler(request)
+    except TooManyRequests as exc:
+        log.info("refused %s %s: %s", request.method, request.path, exc.code)
+        response = from_error(exc)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+    except BodyTimeout as exc:
+        log.info("refused %s %s: %s", request.method, request.path, exc.code)
+        response = from_error(exc)
+        response.force_close()
+        return response
 
 
 async def _openapi(request: web.Request) -> web.Response:
@@ -51,8 +90,9 @@ async def _watch_commits(app: web.Application) -> AsyncIterator[None]:
 def build_app(ctx: HubContext) -> web.Application:
     """The hub application for `ctx`; the caller runs it (server.py, or a test client)."""
     app = web.Application(client_max_size=ctx.config.max_body_bytes + _BODY_SLACK,
-                          middlewares=[problem_middleware])
+                          middlewares=[problem_middleware, limit_answers])
     app[HUB] = ctx
+    app[THROTTLE] = Throttle(ctx.config)
     app.cleanup_ctx.append(_watch_commits)
     app.router.add_get("/healthz", status.healthz)
     app.router.add_get("/openapi.json", _openapi)

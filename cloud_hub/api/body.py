@@ -1,23 +1,31 @@
-"""Request bodies: size checked before reading, never decompressed, parsed into models."""
+"""Request bodies: size checked before reading, never decompressed, read within a time
+bound, parsed into models."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from cloud_hub.errors import BadRequest, UnsupportedMediaType
+from cloud_hub.api.context import hub
+from cloud_hub.errors import BadRequest, BodyTimeout, UnsupportedMediaType
 from sync_protocol.errors import TooLarge
 
 M = TypeVar("M", bound=BaseModel)
 N = TypeVar("N", int, float)
 _CHUNK = 1 << 16
+#: Every started MiB of a body gets `body_timeout_s` more: a large snapshot on a slow
+#: link may take long, a trickle of a few bytes a second may not.
+TIMEOUT_STEP_BYTES: Final = 1 << 20
 
 
 async def read_body(request: web.Request, max_bytes: int, *, what: str) -> bytes:
-    """The raw body, at most `max_bytes`; raises `TooLarge` before reading when it can.
+    """The raw body, at most `max_bytes`; raises `TooLarge` before reading when it can, and
+    `BodyTimeout` (the connection is then closed) when it does not arrive within
+    `body_timeout_s` for each started MiB.
 
     Compressed request bodies are refused (`UnsupportedMediaType`, 415): the hub never
     expands anything a client sends, so a compression bomb has nothing to inflate.
@@ -30,9 +38,23 @@ async def read_body(request: web.Request, max_bytes: int, *, what: str) -> bytes
     if request.content_length is not None and request.content_length > max_bytes:
         raise TooLarge(f"{what} of {request.content_length} bytes exceeds {max_bytes}",
                        hint="send a smaller body; batches: fewer changes per batch")
+    timeout_s = hub(request).config.body_timeout_s
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(_CHUNK):
+    while True:
+        deadline = start + timeout_s * (1 + size // TIMEOUT_STEP_BYTES)
+        try:
+            async with asyncio.timeout_at(deadline):
+                chunk = await request.content.read(_CHUNK)
+        except TimeoutError:
+            raise BodyTimeout(f"{what}: {size} bytes arrived in {loop.time() - start:.0f} s; "
+                              f"the hub waits {timeout_s} s per MiB",
+                              hint="send the body at once; on a slow link raise the hub's "
+                              "body_timeout_s") from None
+        if not chunk:
+            break
         size += len(chunk)
         if size > max_bytes:
             raise TooLarge(f"{what} exceeds {max_bytes} bytes",

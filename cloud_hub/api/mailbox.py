@@ -1,4 +1,11 @@
-"""The mailbox: practice keys sealed to a site's X25519 key, carried between sites."""
+"""The mailbox: practice keys sealed to a site's X25519 key, carried between sites.
+
+Each site's mailbox holds at most `mailbox_max_items` items and `mailbox_max_bytes`
+sealed bytes (`cloud_hub.config`); an item that would pass either is refused with
+409 `mailbox_full` (retryable: the recipient collects and deletes its mail).  The check
+reads the mailbox before the insert, so concurrent senders may pass the quota by the
+items in flight; it bounds a flood, not the last byte.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from cloud_hub.api import auth
 from cloud_hub.api.body import read_body
 from cloud_hub.api.context import hub
 from cloud_hub.api.messages import MailOut
-from cloud_hub.errors import not_found
+from cloud_hub.errors import MailboxFull, not_found
 from cloud_hub.store.base import SiteStatus
 from sync_protocol.ids import SiteId, uuid7
 
@@ -27,6 +34,14 @@ async def post_mail(request: web.Request) -> web.Response:
     if recipient is None or recipient.status is SiteStatus.REVOKED:
         raise not_found("site")
     sealed = await read_body(request, ctx.config.max_mail_bytes, what="mailbox item")
+    count, size = await ctx.store.mail_usage(sender.practice_id, to_site)
+    if count + 1 > ctx.config.mailbox_max_items \
+            or size + len(sealed) > ctx.config.mailbox_max_bytes:
+        raise MailboxFull(f"the mailbox of site {to_site} is full ({count} items, {size} "
+                          f"bytes; the hub keeps {ctx.config.mailbox_max_items} items and "
+                          f"{ctx.config.mailbox_max_bytes} bytes)",
+                          hint="retry after that site has collected its mail (it does every "
+                          "mailbox_poll_s while it runs); if it is gone for good, revoke it")
     now = ctx.now_ms()
     mail_id = uuid7(now, ctx.random_bytes(10))
     await ctx.store.post_mail(sender.practice_id, to_site, sender.site_id, mail_id, sealed, now)

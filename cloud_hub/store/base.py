@@ -382,6 +382,10 @@ class HubStore(Protocol):
 
     async def list_mail(self, practice_id: PracticeId, site_id: SiteId) -> list[MailItem]: ...
 
+    async def mail_usage(self, practice_id: PracticeId, site_id: SiteId) -> tuple[int, int]:
+        """(items, sealed bytes) waiting in `site_id`'s mailbox (the hub's quota)."""
+        ...
+
     async def delete_mail(self, practice_id: PracticeId, site_id: SiteId,
                           mail_id: UUID) -> bool: ...
 

@@ -543,6 +543,12 @@ class PostgresStore:
                                  "mail_id", practice_id, site_id)
         return [MailItem(m, SiteId(f), bytes(b), c) for m, f, b, c in rows]
 
+    async def mail_usage(self, practice_id: PracticeId, site_id: SiteId) -> tuple[int, int]:
+        row = await self._fetchrow("SELECT count(*), coalesce(sum(length(sealed)), 0) FROM "
+                                   "mailbox WHERE practice_id = $1 AND to_site = $2",
+                                   practice_id, site_id)
+        return int(row[0]), int(row[1])
+
     async def delete_mail(self, practice_id: PracticeId, site_id: SiteId,
                           mail_id: UUID) -> bool:
         status = await self._execute("DELETE FROM mailbox WHERE practice_id = $1 AND "

@@ -483,6 +483,12 @@ class SqliteStore:
         return [MailItem(UUID(bytes=m), SiteId(UUID(bytes=f)), bytes(b), c)
                 for m, f, b, c in rows]
 
+    async def mail_usage(self, practice_id: PracticeId, site_id: SiteId) -> tuple[int, int]:
+        row = await self._one("SELECT count(*), coalesce(sum(length(sealed)), 0) FROM mailbox "
+                              "WHERE practice_id = ? AND to_site = ?",
+                              (practice_id.bytes, site_id.bytes))
+        return int(row[0]), int(row[1])
+
     async def delete_mail(self, practice_id: PracticeId, site_id: SiteId,
                           mail_id: UUID) -> bool:
         async with self._tx() as db, db.execute(

@@ -1,19 +1,27 @@
 """The aiohttp application: routes, authentication, errors as OperationOutcome, access log.
 
-Every route needs a bearer token (401 otherwise).  Any `EdgeError` becomes an
-OperationOutcome with its status; a refusal of an authenticated request is
-audited (once).  The access log carries method, route, status and time only:
-never the query string (a `name=` search holds a patient's name) or bodies.
+Every route needs a bearer token (401 otherwise; rate limits and lockout in
+`api.auth`).  Any `EdgeError` becomes an OperationOutcome with its status; a
+refusal of an authenticated request is audited (once).  A request body is read
+whole after authentication, within `body_timeout_s` (408 and the connection closed
+otherwise); a body that does not decode as its `Content-Encoding` says is a 400.
+The access log carries method, route, status and time only: never the query
+string (a `name=` search holds a patient's name) or bodies.  `runner_options` are
+the caps on request line, headers and body that `edge serve` gives aiohttp.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
@@ -21,23 +29,38 @@ from edge_node.api import audit_view, bundles, conflicts, resources, status, sta
 from edge_node.api.auth import USER_KEY, Authenticator
 from edge_node.api.context import ACTION_KEY, EDGE, audit_read, edge_of
 from edge_node.api.responses import error_response
-from edge_node.errors import BodyTooLarge, EdgeError, MethodNotAllowed, NotFound
+from edge_node.config import EdgeConfig
+from edge_node.errors import (
+    BadRequest,
+    BodyTimeout,
+    BodyTooLarge,
+    EdgeError,
+    MethodNotAllowed,
+    NotFound,
+    TooManyRequests,
+)
 from edge_node.node import Edge
 from edge_node.sync.loop import SyncLoop
 
 log = logging.getLogger("edge_node.access")
 Handler = Callable[[web.Request], Awaitable[StreamResponse]]
 AUTH: Final = web.AppKey("auth", Authenticator)
+#: The matched route's pattern (e.g. `/fhir/{type}/{id}`), for the access log.
+ROUTE_KEY: Final = web.RequestKey("chartsync.route", str)
+#: Seconds aiohttp keeps reading (and dropping) the rest of a body it did not need before
+#: closing the connection, so a client that sent too much still reads our answer.
+LINGER_S: Final = 2.0
 
 
 class AccessLogger(AbstractAccessLogger):
     """Method, matched route, status and duration; never query strings or bodies."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        route = getattr(getattr(request, "match_info", None), "route", None)
-        resource = getattr(route, "resource", None)
-        path = resource.canonical if resource is not None else "-"
-        self.logger.info("%s %s %d %.1fms", request.method, path, response.status,
+        # `errors` notes the route; a request aiohttp could not parse never reached it (and
+        # its `match_info` raises): its line says "-" and nothing of the request.
+        route = request.get(ROUTE_KEY)
+        method = request.method if route is not None else "-"
+        self.logger.info("%s %s %d %.1fms", method, route or "-", response.status,
                          time * 1000)
 
 
@@ -54,11 +77,18 @@ def _audit_refusal(request: web.Request, err: EdgeError) -> None:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> StreamResponse:
     """Turn refusals into OperationOutcome responses, with their audit row."""
+    resource = request.match_info.route.resource
+    request[ROUTE_KEY] = resource.canonical if resource is not None else "-"
     try:
         return await handler(request)
     except EdgeError as err:
         _audit_refusal(request, err)
-        return error_response(err)
+        response = error_response(err)
+        if isinstance(err, TooManyRequests):
+            response.headers["Retry-After"] = str(err.retry_after_s)
+        if isinstance(err, BodyTimeout):
+            response.force_close()
+        return response
     except web.HTTPMethodNotAllowed as exc:
         return error_response(MethodNotAllowed(
             f"{request.method} is not served at {request.path}",
@@ -81,15 +111,52 @@ async def authenticate(request: web.Request, handler: Handler) -> StreamResponse
     return await handler(request)
 
 
-def build_app(edge: Edge, sync: SyncLoop | None = None) -> web.Application:
+@web.middleware
+async def read_body(request: web.Request, handler: Handler) -> StreamResponse:
+    """Read an authenticated request's body within `body_timeout_s` (module doc)."""
+    if request.body_exists:
+        config = edge_of(request).config
+        try:
+            async with asyncio.timeout(config.body_timeout_s):
+                await request.read()  # kept by aiohttp: the handler's read() gets it
+        except TimeoutError as exc:
+            raise BodyTimeout(f"the request body did not arrive within "
+                              f"{config.body_timeout_s:g} s",
+                              hint="send the body at once; a slow link may need a larger "
+                              "body_timeout_s") from exc
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise BodyTooLarge(f"the body is larger than {config.max_body_bytes} bytes",
+                               hint="send less per request, or raise max_body_bytes") from exc
+        except (HttpProcessingError, RequestPayloadError) as exc:  # not its Content-Encoding
+            raise BadRequest(f"the request body could not be decoded ({type(exc).__name__})",
+                             hint="send the body as Content-Encoding says (gzip, deflate, "
+                             "br) or uncompressed without that header") from exc
+    return await handler(request)
+
+
+def runner_options(config: EdgeConfig) -> dict[str, Any]:
+    """aiohttp's caps on request line and headers for `config` (`web.AppRunner` options)."""
+    return {"max_line_size": config.max_line_bytes, "max_field_size": config.max_field_bytes,
+            "max_headers": config.max_headers, "lingering_time": LINGER_S,
+            # aiohttp closes a connection whose request head is not complete by then (a
+            # client trickling its headers), and one idle that long between requests.
+            "keepalive_timeout": float(config.body_timeout_s)}
+
+
+def build_app(edge: Edge, sync: SyncLoop | None = None, *,
+              monotonic: Callable[[], float] = time.monotonic,
+              warnings: tuple[str, ...] = ()) -> web.Application:
     """The edge's web application for `edge` (which the caller keeps open).
 
     `sync`: the running `edge_node.sync.loop.SyncLoop`, for the status page.
+    `monotonic`: the clock of rate limits and lockouts (tests pass a fake one).
+    `warnings`: what the status page shows staff about this server (e.g. plain HTTP).
     """
-    app = web.Application(middlewares=[errors, authenticate],
+    app = web.Application(middlewares=[errors, authenticate, read_body],
                           client_max_size=edge.config.max_body_bytes)
     app[EDGE] = edge
-    app[AUTH] = Authenticator()
+    app[AUTH] = Authenticator(edge.config, monotonic=monotonic)
+    app[status.WARNINGS] = warnings
     app[status.SYNC] = sync
     status.install_sync_header(app)
     r = app.router
@@ -111,4 +178,4 @@ def build_app(edge: Edge, sync: SyncLoop | None = None) -> web.Application:
     return app
 
 
-__all__ = ["AccessLogger", "build_app"]
+__all__ = ["AccessLogger", "build_app", "runner_options"]

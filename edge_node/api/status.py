@@ -1,5 +1,8 @@
 """GET /status: what clinic staff and the operator see at a glance (JSON).
 
+`warnings` lists what is wrong with the server itself in plain words (today: the API
+is plain HTTP on a LAN address; `edge serve` makes it).
+
 With a running sync loop `sync` says: online/offline and since
 when, outbox depth (not yet acknowledged by the hub), last push and pull, lag
 behind the hub (hub head - cursor, and the age of the oldest unpushed
@@ -33,6 +36,8 @@ from edge_node.store.sync_counts import sync_counts
 from edge_node.sync.loop import SyncLoop
 
 SYNC: web.AppKey[SyncLoop | None] = web.AppKey("sync", SyncLoop)
+#: Warnings about the server itself for staff (plain HTTP off loopback), in plain words.
+WARNINGS: web.AppKey[tuple[str, ...]] = web.AppKey("warnings", tuple)
 SYNC_HEADER: Final = "Chartsync-Sync"
 _LOCAL: Final = "local"
 
@@ -125,6 +130,7 @@ async def get_status(request: web.Request) -> web.Response:
     edge = edge_of(request)
     outbox, resources, conflicts = await edge.reader.status_counts()
     stats = edge.writer.statistics()
+    warnings: tuple[str, ...] = request.app[WARNINGS]
     body: dict[str, object] = {
         "site_id": str(edge.site.site_id),
         "practice_id": str(edge.site.practice_id) if edge.site.practice_id else None,
@@ -139,6 +145,7 @@ async def get_status(request: web.Request) -> web.Response:
         "group_commits": stats.groups,
         "largest_group": stats.largest_group,
         "now": iso_instant(edge.clock()),
+        "warnings": list(warnings),
     }
     sync = request.app.get(SYNC)
     if sync is not None:

@@ -7,13 +7,19 @@ fetches `GET /status` with it every 2 seconds and says: online/offline and
 since when, how many changes wait to be sent, last send/receive, how far
 behind the hub, held items, refused batches, gaps, an upgrade needed and the
 last error.  The JSON it reads is documented in the README ("Sync status").
+Warnings about the server itself (plain HTTP on the LAN: tokens and charts readable
+by anyone on the network) are written into the page, so staff see them before they
+type a token.
 """
 
 from __future__ import annotations
 
+from html import escape
 from typing import Final
 
 from aiohttp import web
+
+from edge_node.api.status import WARNINGS
 
 PAGE: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -29,6 +35,7 @@ h1{font-size:1.4em}.big{font-size:1.6em;font-weight:bold}.ok{color:#176f2c}.bad{
 small{color:#666}
 </style></head><body>
 <h1>Chart sync status</h1>
+<!--warnings-->
 <form id="login"><label>Staff token <input id="tok" type="password" autocomplete="off"></label>
 <button>Show status</button></form>
 <div id="out" aria-live="polite">Loading…</div>
@@ -90,8 +97,10 @@ tick(); setInterval(tick, 2000);
 
 
 async def get_status_page(request: web.Request) -> web.Response:
-    return web.Response(text=PAGE, content_type="text/html",
-                        headers={"Cache-Control": "no-store"})
+    warnings = "".join(f'<p class="big bad" role="alert">{escape(w)}</p>'
+                       for w in request.app[WARNINGS])
+    return web.Response(text=PAGE.replace("<!--warnings-->", warnings),
+                        content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
 __all__ = ["PAGE", "get_status_page"]

@@ -3,6 +3,7 @@ exit codes are read and changed in one place.
 
     init    create a data directory: database, site identity, first admin token
     serve   run the FHIR API on the LAN
+    tls-cert  the self-signed HTTPS certificate `serve` uses (prints its fingerprint)
     user    staff accounts: add (prints its token once), list, disable, enable, token
     backup  consistent online copy of the database, encrypted by default
     check   integrity: rows, history, outbox and audit agree
@@ -37,6 +38,7 @@ from edge_node.cli import (
     roster,
     serve,
     sites,
+    tls_cert,
     user,
 )
 
@@ -47,6 +49,7 @@ examples:
   chartsync edge user add suzuki --role clinician --data /var/lib/chartsync
   chartsync edge backup --data /var/lib/chartsync --to /mnt/usb/edge.csbackup --passphrase-file F
   chartsync edge check --data /var/lib/chartsync
+  chartsync edge tls-cert --data /var/lib/chartsync --host edge.clinic.lan --ip 192.168.10.5
   chartsync edge init --data DIR --hub https://hub.example.jp --token TOKEN --name Branch
   chartsync edge invite --data DIR            (on an approved site)
   chartsync edge approve SITE --fingerprint XXXX-XXXX-XXXX-XXXX-XXXX --data DIR
@@ -61,6 +64,7 @@ def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: igno
                    roster, replace_kit, request_keys, reenroll, sites, dead_letters,
                    held):
         module.add_parser(sub)
+    tls_cert.add_parser(sub)  # listed last: a one-time setup step, not daily work
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ipaddress
 import logging
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
@@ -85,18 +86,35 @@ class HubSettings:
 
 
 def check_hub_url(url: str, *, insecure_http: bool) -> None:
-    """Refuse anything but https:// (or http:// with an explicit `insecure_http`)."""
+    """Refuse anything but https:// (or http:// to a loopback hub with an explicit
+    `insecure_http`: 127.0.0.0/8, ::1 or localhost, where nothing crosses a network)."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
     if parts.scheme == "http" and parts.hostname:
-        if insecure_http:
+        if insecure_http and is_loopback_host(parts.hostname):
             return
+        if insecure_http:
+            raise InsecureHubUrl(
+                f"hub URL {url!r} is plain http to {parts.hostname}, which is not this "
+                "machine; --insecure-http is accepted only for a hub on 127.0.0.1, ::1 or "
+                "localhost", hint="use the hub's https:// URL (with --hub-ca for a private "
+                "CA), or run the trial hub on this machine")
         raise InsecureHubUrl(
             f"hub URL {url!r} is plain http; charts would travel without TLS",
             hint="use https://, or pass --insecure-http for a loopback demo only")
     raise InsecureHubUrl(f"hub URL {url!r} is not an http(s) URL",
                          hint="example: --hub https://hub.example.jp")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def hub_ssl_context(ca_file: Path | None) -> ssl.SSLContext:

@@ -55,3 +55,21 @@ def test_retention_dashboard_and_metrics_options() -> None:
         with pytest.raises(ConfigError) as err:
             parse_hub_config({"store": "sqlite:h.db", **bad})
         assert next(iter(bad)) in str(err.value) and "example" in str(err.value)
+
+
+def test_abuse_limit_options() -> None:
+    config = parse_hub_config({"store": "sqlite:h.db"})
+    assert (config.max_line_bytes, config.max_field_bytes, config.max_headers) == (
+        8190, 8190, 100)
+    assert (config.rate_per_s, config.rate_burst, config.login_failures, config.lockout_s) == (
+        20, 200, 10, 300)
+    assert (config.body_timeout_s, config.mailbox_max_items, config.mailbox_max_bytes) == (
+        60, 100, 4 * 1024 * 1024)
+    tuned = parse_hub_config({"store": "sqlite:h.db", "rate_per_s": "5", "lockout_s": 30,
+                              "mailbox_max_items": 10})
+    assert (tuned.rate_per_s, tuned.lockout_s, tuned.mailbox_max_items) == (5, 30, 10)
+    for bad in ({"rate_per_s": 0}, {"max_headers": 2}, {"body_timeout_s": -1},
+                {"mailbox_max_bytes": "lots"}, {"login_failures": 1.5}):
+        with pytest.raises(ConfigError) as err:
+            parse_hub_config({"store": "sqlite:h.db", **bad})
+        assert next(iter(bad)) in str(err.value) and "example" in str(err.value)

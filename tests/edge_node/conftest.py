@@ -7,7 +7,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,17 +24,19 @@ from edge_node.store.users import Role, add_user
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def start_serve(data: Path, log: Path, timeout_s: float = 30.0
+async def start_serve(data: Path, log: Path, timeout_s: float = 30.0, *,
+                      host: str = "127.0.0.1", extra: Sequence[str] = ()
                       ) -> tuple[asyncio.subprocess.Process, str]:
     """`python -m edge_node serve` on `data` as a child process; (process, base URL).
 
-    Its stderr goes to `log`; fails with the log's tail if it does not say it listens.
+    `extra`: more `serve` options.  Its stderr goes to `log`; fails with the log's tail
+    if it does not say it listens.
     """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "ab") as err:  # noqa: ASYNC230 - a local file, opened once per start
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "edge_node", "serve", "--data", str(data), "--host",
-            "127.0.0.1", "--port", "0", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+            host, "--port", "0", *extra, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
             stderr=err)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), timeout_s)

@@ -217,6 +217,22 @@ async def test_mailbox_is_per_recipient(hub_store: HubStore) -> None:
     assert await hub_store.list_mail(pid, to) == []
 
 
+async def test_mail_usage_counts_items_and_bytes_of_one_mailbox(hub_store: HubStore) -> None:
+    pid, other = PracticeId(uuid.uuid4()), PracticeId(uuid.uuid4())
+    to, frm = SiteId(uuid.uuid4()), SiteId(uuid.uuid4())
+    await hub_store.create_practice(pid, "p", NOW)
+    assert await hub_store.mail_usage(pid, to) == (0, 0)
+    first = uuid.uuid4()
+    await hub_store.post_mail(pid, to, frm, first, b"x" * 100, NOW)
+    await hub_store.post_mail(pid, to, frm, uuid.uuid4(), b"y" * 23, NOW)
+    await hub_store.post_mail(pid, frm, to, uuid.uuid4(), b"z" * 7, NOW)
+    assert await hub_store.mail_usage(pid, to) == (2, 123)
+    assert await hub_store.mail_usage(pid, frm) == (1, 7)
+    assert await hub_store.mail_usage(other, to) == (0, 0)
+    assert await hub_store.delete_mail(pid, to, first)
+    assert await hub_store.mail_usage(pid, to) == (1, 23)
+
+
 async def test_latest_snapshot(hub_store: HubStore) -> None:
     pid, site = PracticeId(uuid.uuid4()), SiteId(uuid.uuid4())
     await hub_store.create_practice(pid, "p", NOW)

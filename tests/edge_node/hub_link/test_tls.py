@@ -11,7 +11,7 @@ import pytest
 
 from edge_node.__main__ import main as cli_main
 from edge_node.hub_link.client import HubClient, HubSettings
-from edge_node.hub_link.errors import HubUnreachable
+from edge_node.hub_link.errors import HubUnreachable, InsecureHubUrl
 from tests.edge_node.sync.edges import enroll, patient, running, wait_for
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
@@ -64,4 +64,28 @@ def test_cli_refuses_plain_http_without_insecure_flag(
                      "http://127.0.0.1:1", "--token", "t", "--name", "n"])
     assert code != 0
     assert "--insecure-http" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "edge.sqlite3").exists()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8443", "http://127.9.9.9:1",
+                                 "http://[::1]:8443", "http://localhost:8443"])
+def test_insecure_http_is_accepted_for_a_loopback_hub(url: str) -> None:
+    assert HubSettings.parse(url, insecure_http=True).url == url
+
+
+@pytest.mark.parametrize("url", ["http://192.168.10.7:8443", "http://hub:8443",
+                                 "http://hub.example.jp", "http://[2001:db8::1]:80"])
+def test_insecure_http_to_a_hub_elsewhere_is_refused(url: str) -> None:
+    with pytest.raises(InsecureHubUrl, match="not this machine") as caught:
+        HubSettings.parse(url, insecure_http=True)
+    assert "https://" in caught.value.hint
+
+
+def test_cli_refuses_insecure_http_to_a_hub_on_the_network(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["init", "--data", str(tmp_path / "d"), "--hub", "http://192.0.2.10:8443",
+                     "--insecure-http", "--token", "t", "--name", "n"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "127.0.0.1, ::1 or localhost" in err and "https://" in err
     assert not (tmp_path / "d" / "edge.sqlite3").exists()
