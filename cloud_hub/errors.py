@@ -12,6 +12,7 @@
     │                       latest snapshot (410)
     ├── BadRequest          a request body or query that does not fit the API (400)
     ├── AlreadyExists       a practice or site id given by the caller is taken (409)
+    ├── SnapshotBehind      a snapshot behind its site's previous verified one (409)
     ├── RangeNotSatisfiable a snapshot `Range` outside its bytes (416)
     ├── UnsupportedMediaType a compressed or mistyped request body (415)
     ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
@@ -160,4 +161,11 @@ class AlreadyExists(HubError):
     """A practice or site id the caller chose (rebuilding a hub) is already registered."""
 
     code = "already_exists"
+    http_status = 409
+
+
+class SnapshotBehind(HubError):
+    """A snapshot at a position behind the uploading site's previous verified snapshot."""
+
+    code = "snapshot_behind"
     http_status = 409

@@ -16,11 +16,13 @@ N = TypeVar("N", int, float)
 _CHUNK = 1 << 16
 
 
-async def read_body(request: web.Request, max_bytes: int, *, what: str) -> bytes:
+async def read_body(request: web.Request, max_bytes: int, *, what: str,
+                    on_chunk: Callable[[bytes], None] | None = None) -> bytes:
     """The raw body, at most `max_bytes`; raises `TooLarge` before reading when it can.
 
     Compressed request bodies are refused (`UnsupportedMediaType`, 415): the hub never
     expands anything a client sends, so a compression bomb has nothing to inflate.
+    `on_chunk` sees every piece as it arrives (a snapshot's digest is computed so).
     """
     encoding = request.headers.get("Content-Encoding", "identity").lower()
     if encoding != "identity":
@@ -37,6 +39,8 @@ async def read_body(request: web.Request, max_bytes: int, *, what: str) -> bytes
         if size > max_bytes:
             raise TooLarge(f"{what} exceeds {max_bytes} bytes",
                            hint="send a smaller body; batches: fewer changes per batch")
+        if on_chunk is not None:
+            on_chunk(chunk)
         chunks.append(chunk)
     return b"".join(chunks)
 
