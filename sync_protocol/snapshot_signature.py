@@ -40,6 +40,7 @@ HUB_SEQ: Final = "X-Snapshot-Hub-Seq"
 KEY_EPOCH: Final = "X-Key-Epoch"
 DIGEST: Final = "X-Snapshot-Digest"
 SIGNATURE: Final = "X-Snapshot-Signature"
+HEADERS: Final = (SNAPSHOT_ID, SITE_ID, HUB_SEQ, KEY_EPOCH, DIGEST, SIGNATURE)
 
 
 class SnapshotDigest:
@@ -131,8 +132,7 @@ def attestation_from_headers(headers: Mapping[str, str],
     Raises `MalformedInput` naming the missing or invalid header (an unsigned
     upload lacks `X-Snapshot-Signature`).
     """
-    missing = [h for h in (SNAPSHOT_ID, SITE_ID, HUB_SEQ, KEY_EPOCH, DIGEST, SIGNATURE)
-               if not headers.get(h)]
+    missing = [h for h in HEADERS if not headers.get(h)]
     if missing:
         raise MalformedInput(f"unsigned or incomplete snapshot: missing {', '.join(missing)}",
                              hint="upgrade the edge; snapshots must carry the making site's "
@@ -150,7 +150,7 @@ def attestation_from_headers(headers: Mapping[str, str],
                              "signature (64 bytes) as hex") from exc
 
 
-__all__ = ["DIGEST", "DIGEST_BYTES", "DOMAIN", "HUB_SEQ", "KEY_EPOCH", "SIGNATURE",
+__all__ = ["DIGEST", "DIGEST_BYTES", "DOMAIN", "HEADERS", "HUB_SEQ", "KEY_EPOCH", "SIGNATURE",
            "SIGNATURE_BYTES", "SITE_ID", "SNAPSHOT_ID", "SnapshotAttestation", "SnapshotClaim",
            "SnapshotDigest", "attest_snapshot", "attestation_from_headers",
            "attestation_headers", "check_digest", "verify_attestation"]

@@ -10,6 +10,7 @@ exit codes are read and changed in one place.
     revoke  revoke a site, rotate the practice key   dead-letters / held  sync problems
     restore  a lost site back from the hub           reenroll  this site on a rebuilt hub
     sites   the practice's sites and public keys (to register a lost one on a rebuilt hub)
+    snapshots  the hub's verified snapshots of the practice (to pick one for restore)
 
 Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
 """
@@ -31,6 +32,7 @@ from edge_node.cli import (
     revoke,
     serve,
     sites,
+    snapshots,
     user,
 )
 
@@ -52,7 +54,7 @@ exit codes: 0 ok, 1 failure, 2 usage error
 def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add every `edge` subcommand to `sub`."""
     for module in (init, serve, user, backup, check, restore, invite, approve, revoke,
-                   reenroll, sites, dead_letters, held):
+                   reenroll, sites, snapshots, dead_letters, held):
         module.add_parser(sub)
 
 

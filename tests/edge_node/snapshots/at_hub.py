@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import nacl.utils
 
@@ -141,13 +142,13 @@ async def approve_when_pending(hub_url: str, credential: str, approver: Path, na
 
 def restore_args(data_dir: Path, hub_url: str, kit: Path, *, token: str | None,
                  passphrase_file: Path | None = None, shares: Sequence[Path] = (),
-                 name: str = "restored") -> argparse.Namespace:
+                 name: str = "restored", snapshot: UUID | None = None) -> argparse.Namespace:
     """What `chartsync edge restore` parses from its command line."""
     return argparse.Namespace(data=data_dir, hub=hub_url, token=token, recovery_kit=kit,
                               passphrase_file=passphrase_file, share=list(shares),
                               hub_ca=None, insecure_http=True, name=name, admin="admin",
                               approval_timeout_s=60.0, json=True,
-                              stage_batch_records=20_000)
+                              stage_batch_records=20_000, snapshot=snapshot)
 
 
 @asynccontextmanager
