@@ -172,16 +172,22 @@ async def _send(request: web.Request, site: SiteRecord,
     response.content_length = end - start + 1
     await response.prepare(request)
     offset = start
-    while offset <= end:
-        chunk = await ctx.store.snapshot_chunk(site.practice_id, info.snapshot_id, offset,
-                                               min(CHUNK_BYTES, end - offset + 1))
-        if not chunk:
-            # Deleted mid-download (a newer one replaced it): end short; the client sees a
-            # truncated body and asks again, getting the new X-Snapshot-Id.
-            log.info("snapshot replaced during a download", extra={
-                PRACTICE_ID: str(site.practice_id)})
-            break
-        await response.write(chunk)
-        offset += len(chunk)
-    await response.write_eof()
+    try:
+        while offset <= end:
+            chunk = await ctx.store.snapshot_chunk(site.practice_id, info.snapshot_id, offset,
+                                                   min(CHUNK_BYTES, end - offset + 1))
+            if not chunk:
+                # Deleted mid-download (a newer one replaced it): end short; the client sees
+                # a truncated body and asks again, getting the new X-Snapshot-Id.
+                log.info("snapshot replaced during a download", extra={
+                    PRACTICE_ID: str(site.practice_id)})
+                break
+            await response.write(chunk)
+            offset += len(chunk)
+        await response.write_eof()
+    except ConnectionResetError:
+        # The client stopped reading (it had the headers it wanted, or lost the link and
+        # continues later with a Range): nothing went wrong here.
+        log.info("snapshot download ended by the client", extra={
+            PRACTICE_ID: str(site.practice_id)})
     return response

@@ -64,7 +64,7 @@ def verified_attestation(headers: dict[str, str], practice_id: UUID,
         attestation = attestation_from_headers(headers, practice_id)
         verify_attestation(attestation, directory.get(attestation.claim.site_id))
     except ProtocolError as exc:
-        raise SnapshotRefused(f"snapshot refused before download: {exc}",
+        raise SnapshotRefused(f"snapshot refused before download: {exc.message}",
                               hint=_PICK_HINT) from exc
     return attestation
 
@@ -143,7 +143,7 @@ def _check_and_complete(restore_dir: Path, attestation: SnapshotAttestation) -> 
     except ProtocolError as exc:
         partial.unlink(missing_ok=True)
         (restore_dir / ATTESTATION).unlink(missing_ok=True)
-        raise SnapshotRefused(f"snapshot refused: {exc}; nothing was staged",
+        raise SnapshotRefused(f"snapshot refused: {exc.message}; nothing was staged",
                               hint=_PICK_HINT) from exc
     os.replace(partial, restore_dir / COMPLETE)
     fsync_path(restore_dir)

@@ -38,7 +38,15 @@ from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.node import Edge
 from edge_node.sync.enroll import approve
 from tests.edge_node.resources import allergy, observation
-from tests.edge_node.sync.edges import ACTOR, FAST, Running, patient, wait_for
+from tests.edge_node.sync.edges import (
+    ACTOR,
+    FAST,
+    Running,
+    patient,
+    practice,
+    running,
+    wait_for,
+)
 from tests.edge_node.sync.hubs import START_DEADLINE_S, LocalHub, wall_ms
 
 #: Snapshots every few changes, looked at often (the production default is 5,000 / 30 s).
@@ -170,3 +178,21 @@ async def hub_with(store_path: Path, **options: object) -> AsyncIterator[LocalHu
             yield LocalHub(url, int(url.rsplit(":", 1)[1]), store_path)
         finally:
             task.cancel()
+
+
+async def practice_with_two_snapshots(tmp: Path, hub_url: str, operator: str
+                                      ) -> tuple[list[Path], str, tuple[int, int]]:
+    """Two sites that synced charts and had the hub keep two verified snapshots; the data
+    dirs, a site credential and the two snapshots' hub positions (older, newer)."""
+    dirs = await practice(tmp, hub_url, operator, 2)
+    async with running(dirs[0], SNAP) as a, running(dirs[1], SNAP) as b:
+        cred = a.sync.ctx.state.credential
+        await wait_for(lambda: all(s.sync.ctx.keyring is not None for s in (a, b)),
+                       "keys everywhere")
+        await write_charts(a, "a", 4)
+        await converged([a, b], expect_changes=2 * 4 + 2)
+        first = await wait_snapshot(hub_url, cred)
+        await write_charts(b, "b", 4)
+        await converged([a, b], expect_changes=2 * (2 * 4 + 2))
+        second = await wait_snapshot(hub_url, cred, after=first)
+    return dirs, cred, (first, second)
