@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from aiohttp import web
@@ -16,14 +16,18 @@ N = TypeVar("N", int, float)
 _CHUNK = 1 << 16
 
 
-async def read_body(request: web.Request, max_bytes: int, *, what: str,
-                    on_chunk: Callable[[bytes], None] | None = None) -> bytes:
+async def read_body(request: web.Request, max_bytes: int, *, what: str) -> bytes:
     """The raw body, at most `max_bytes`; raises `TooLarge` before reading when it can.
 
     Compressed request bodies are refused (`UnsupportedMediaType`, 415): the hub never
     expands anything a client sends, so a compression bomb has nothing to inflate.
-    `on_chunk` sees every piece as it arrives (a snapshot's digest is computed so).
     """
+    return b"".join([chunk async for chunk in body_chunks(request, max_bytes, what=what)])
+
+
+async def body_chunks(request: web.Request, max_bytes: int, *, what: str,
+                      chunk_bytes: int = _CHUNK) -> AsyncIterator[bytes]:
+    """The raw body piece by piece, held to `max_bytes` as `read_body` (same refusals)."""
     encoding = request.headers.get("Content-Encoding", "identity").lower()
     if encoding != "identity":
         raise UnsupportedMediaType(f"{what}: Content-Encoding {encoding!r} is not accepted",
@@ -32,17 +36,13 @@ async def read_body(request: web.Request, max_bytes: int, *, what: str,
     if request.content_length is not None and request.content_length > max_bytes:
         raise TooLarge(f"{what} of {request.content_length} bytes exceeds {max_bytes}",
                        hint="send a smaller body; batches: fewer changes per batch")
-    chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(_CHUNK):
+    while chunk := await request.content.read(chunk_bytes):
         size += len(chunk)
         if size > max_bytes:
             raise TooLarge(f"{what} exceeds {max_bytes} bytes",
                            hint="send a smaller body; batches: fewer changes per batch")
-        if on_chunk is not None:
-            on_chunk(chunk)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
 
 
 async def read_json(request: web.Request, model: type[M], max_bytes: int) -> M:

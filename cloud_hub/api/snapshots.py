@@ -22,21 +22,28 @@ the attestation headers (plus `X-Hub-Seq` = `X-Snapshot-Hub-Seq`) and
 where it stopped — compare `X-Snapshot-Id` to be sure it is the same snapshot.
 The body is read from the store in chunks, never whole.
 
-The body of an upload is held in memory while it is checked (at most
-`max_snapshot_bytes`): nothing reaches the store before the digest matched.
+The body of an upload is streamed to a staging file in the hub's temporary
+directory (`TMPDIR`; at most `max_snapshot_bytes`), hashed on the way, and
+reaches the store only once the digest matched — read from the file in pieces,
+in the one transaction that also checks the position and prunes old ones.  The
+staging file is deleted whatever happens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
-from typing import Final
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Final
 from uuid import UUID
 
 from aiohttp import web
 
 from cloud_hub.api import auth
-from cloud_hub.api.body import read_body
+from cloud_hub.api.body import body_chunks
 from cloud_hub.api.context import hub
 from cloud_hub.errors import BadRequest, NotFound, RangeNotSatisfiable, WrongOrigin, not_found
 from cloud_hub.log_keys import HUB_SEQ, PRACTICE_ID
@@ -81,22 +88,43 @@ async def put_snapshot(request: web.Request) -> web.Response:
         raise BadRequest(f"snapshot {claim.snapshot_id} claims hub sequence {claim.hub_seq}, "
                          f"the practice is at {head}",
                          hint="tag a snapshot with the last hub sequence the site applied")
-    digest = SnapshotDigest()
-    blob = await read_body(request, ctx.config.max_snapshot_bytes, what="snapshot",
-                           on_chunk=digest.update)
-    check_digest(attestation, digest.digest(), digest.size)
-    await ctx.store.put_snapshot(NewSnapshot(
-        site.practice_id, site.site_id, claim.snapshot_id, HubSeq(claim.hub_seq),
-        KeyEpoch(claim.key_epoch), claim.digest, attestation.signature, blob), ctx.now_ms(),
-        keep=ctx.config.snapshots_kept)
+    fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix="chartsync-snapshot-")
+    staged = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            digest = await _stage(request, ctx.config.max_snapshot_bytes, out)
+        check_digest(attestation, digest.digest(), digest.size)
+        await ctx.store.put_snapshot(NewSnapshot(
+            site.practice_id, site.site_id, claim.snapshot_id, HubSeq(claim.hub_seq),
+            KeyEpoch(claim.key_epoch), claim.digest, attestation.signature, digest.size,
+            lambda: staged.open("rb")), ctx.now_ms(),
+            keep=ctx.config.snapshots_kept)
+    finally:
+        await asyncio.to_thread(staged.unlink, True)
     trimmed = 0
     if ctx.config.retention_batches > 0:  # 0 keeps everything: no need to lock the log
         trimmed = await ctx.store.trim(site.practice_id, ctx.config.retention_batches)
     log.info("verified snapshot stored", extra={
         PRACTICE_ID: str(site.practice_id), HUB_SEQ: claim.hub_seq,
         "snapshot_id": str(claim.snapshot_id), "trimmed_through": trimmed})
-    return web.json_response({"hub_seq": claim.hub_seq, "bytes": len(blob),
+    return web.json_response({"hub_seq": claim.hub_seq, "bytes": digest.size,
                               "snapshot_id": str(claim.snapshot_id)}, status=201)
+
+
+async def _stage(request: web.Request, max_bytes: int, out: BinaryIO) -> SnapshotDigest:
+    """Write the body to `out` (the staging file) as it arrives; its digest and size."""
+    digest = SnapshotDigest()
+    pending: list[bytes] = []
+    pending_bytes = 0
+    async for piece in body_chunks(request, max_bytes, what="snapshot"):
+        digest.update(piece)
+        pending.append(piece)
+        pending_bytes += len(piece)
+        if pending_bytes >= CHUNK_BYTES:
+            await asyncio.to_thread(out.write, b"".join(pending))
+            pending, pending_bytes = [], 0
+    await asyncio.to_thread(out.write, b"".join(pending))
+    return digest
 
 
 def _attestation(site: SiteRecord, info: SnapshotInfo) -> SnapshotAttestation:

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import BinaryIO, Final, Protocol
 from uuid import UUID
 
 from cloud_hub.errors import BadRequest, SnapshotBehind
@@ -138,7 +138,14 @@ class NewSnapshot:
     key_epoch: KeyEpoch
     digest: bytes
     signature: bytes
-    blob: bytes
+    #: Bytes in the body, and how to read it: the API's staging file, opened and read in
+    #: pieces (`SNAPSHOT_PIECE_BYTES`), so a store never holds a snapshot whole.
+    size: int
+    open_body: Callable[[], BinaryIO]
+
+
+#: Bytes a store reads from a snapshot's body per step when storing it.
+SNAPSHOT_PIECE_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +384,8 @@ class HubStore(Protocol):
                           mail_id: UUID) -> bool: ...
 
     async def put_snapshot(self, snapshot: NewSnapshot, now_ms: int, *, keep: int) -> None:
-        """Store a verified snapshot covering hub sequences 1..hub_seq, in one transaction.
+        """Store a verified snapshot covering hub sequences 1..hub_seq, in one transaction,
+        reading its body in pieces.
 
         Refuses, storing nothing: `SnapshotBehind` if the same site already had a verified
         snapshot at a later position, `BadRequest` if hub_seq is past the practice's head.

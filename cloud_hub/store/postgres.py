@@ -41,6 +41,7 @@ from cloud_hub.heads import DOT_BYTES, advance_heads
 from cloud_hub.store.base import (
     MAX_PULL_BYTES,
     SCHEMA_VERSION,
+    SNAPSHOT_PIECE_BYTES,
     Appended,
     CommitListener,
     IncomingBatch,
@@ -252,6 +253,22 @@ async def _translated() -> AsyncIterator[None]:
         # Only a concurrent twin of the same push gets here; a retry sees the winner.
         raise StoreUnavailable("a concurrent request stored the same item first",
                                hint="retry; the request is idempotent") from exc
+
+
+#: PostgreSQL's binary COPY: signature, flags, header extension length.
+_COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+
+
+async def _copy_body(snapshot: NewSnapshot) -> AsyncIterator[bytes]:
+    """One row of one bytea field in COPY's binary format, the body read in pieces."""
+    yield _COPY_HEADER + (1).to_bytes(2, "big") + snapshot.size.to_bytes(4, "big")
+    body = snapshot.open_body()
+    try:
+        while piece := await asyncio.to_thread(body.read, SNAPSHOT_PIECE_BYTES):
+            yield piece
+    finally:
+        body.close()
+    yield (-1).to_bytes(2, "big", signed=True)
 
 
 def _snapshot_info(row: Sequence[Any]) -> SnapshotInfo:
@@ -541,15 +558,22 @@ class PostgresStore:
                 check_position(snapshot, head, await conn.fetchval(
                     "SELECT hub_seq FROM snapshot_marks WHERE practice_id = $1 AND "
                     "site_id = $2", p, site))
+            # The body streams in with COPY (binary) into a table of this transaction, then
+            # moves server-side: the hub never holds it whole.
+            await conn.execute("CREATE TEMP TABLE snapshot_body (blob bytea NOT NULL) "
+                               "ON COMMIT DROP")
+            await conn.copy_to_table("snapshot_body", source=_copy_body(snapshot),
+                                     format="binary")
             await conn.execute(
                 "INSERT INTO snapshots (practice_id, hub_seq, site_id, key_epoch, blob, "
-                "created_ms, snapshot_id, digest, signature, verified) VALUES ($1, $2, $3, $4, "
-                "$5, $6, $7, $8, $9, true) ON CONFLICT (practice_id, hub_seq, site_id) DO "
-                "UPDATE SET key_epoch = EXCLUDED.key_epoch, blob = EXCLUDED.blob, "
-                "created_ms = EXCLUDED.created_ms, snapshot_id = EXCLUDED.snapshot_id, "
-                "digest = EXCLUDED.digest, signature = EXCLUDED.signature, verified = true",
-                p, snapshot.hub_seq, site, snapshot.key_epoch, snapshot.blob, now_ms,
-                snapshot.snapshot_id, snapshot.digest, snapshot.signature)
+                "created_ms, snapshot_id, digest, signature, verified) SELECT $1, $2, $3, $4, "
+                "blob, $5, $6, $7, $8, true FROM snapshot_body ON CONFLICT (practice_id, "
+                "hub_seq, site_id) DO UPDATE SET key_epoch = EXCLUDED.key_epoch, "
+                "blob = EXCLUDED.blob, created_ms = EXCLUDED.created_ms, "
+                "snapshot_id = EXCLUDED.snapshot_id, digest = EXCLUDED.digest, "
+                "signature = EXCLUDED.signature, verified = true",
+                p, snapshot.hub_seq, site, snapshot.key_epoch, now_ms, snapshot.snapshot_id,
+                snapshot.digest, snapshot.signature)
             await conn.execute(
                 "DELETE FROM snapshots WHERE practice_id = $1 AND (hub_seq, site_id) NOT IN "
                 "(SELECT hub_seq, site_id FROM snapshots WHERE practice_id = $1 AND verified "

@@ -31,6 +31,7 @@ from cloud_hub.heads import advance_heads
 from cloud_hub.store.base import (
     MAX_PULL_BYTES,
     SCHEMA_VERSION,
+    SNAPSHOT_PIECE_BYTES,
     Appended,
     CommitListener,
     IncomingBatch,
@@ -172,6 +173,44 @@ def _read_blob(path: Path, practice_id: PracticeId, snapshot_id: UUID, offset: i
         with db.blobopen("snapshots", "blob", row[0], readonly=True) as blob:
             blob.seek(min(offset, len(blob)))
             return blob.read(length)
+
+
+def _write_snapshot(path: Path, snapshot: NewSnapshot, now_ms: int, keep: int) -> None:
+    """`put_snapshot` in one write transaction of its own connection (blocking)."""
+    p, site = snapshot.practice_id.bytes, snapshot.site_id.bytes
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=5.0)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            head, mark = db.execute(
+                "SELECT (SELECT last_hub_seq FROM practice_seq WHERE practice_id = ?), "
+                "(SELECT hub_seq FROM snapshot_marks WHERE practice_id = ? AND site_id = ?)",
+                (p, p, site)).fetchone()
+            check_position(snapshot, int(head or 0), mark)
+            rowid = db.execute(
+                "INSERT OR REPLACE INTO snapshots (practice_id, hub_seq, site_id, key_epoch, "
+                "blob, created_ms, snapshot_id, digest, signature, verified) VALUES "
+                "(?, ?, ?, ?, zeroblob(?), ?, ?, ?, ?, 1)",
+                (p, snapshot.hub_seq, site, snapshot.key_epoch, snapshot.size, now_ms,
+                 snapshot.snapshot_id.bytes, snapshot.digest, snapshot.signature)).lastrowid
+            assert rowid is not None
+            with db.blobopen("snapshots", "blob", rowid) as blob, \
+                    snapshot.open_body() as body:
+                while piece := body.read(SNAPSHOT_PIECE_BYTES):
+                    blob.write(piece)  # ValueError past `size`: the staging file grew
+                if blob.tell() != snapshot.size:
+                    raise ValueError(f"snapshot body is {blob.tell()} bytes, not {snapshot.size}")
+            db.execute("INSERT INTO snapshot_marks (practice_id, site_id, hub_seq) "
+                       "VALUES (?, ?, ?) ON CONFLICT (practice_id, site_id) DO UPDATE "
+                       "SET hub_seq = max(hub_seq, excluded.hub_seq)",
+                       (p, site, snapshot.hub_seq))
+            db.execute("DELETE FROM snapshots WHERE practice_id = ? AND snapshot_id NOT IN "
+                       "(SELECT snapshot_id FROM snapshots WHERE practice_id = ? AND "
+                       "verified = 1 ORDER BY hub_seq DESC, created_ms DESC LIMIT ?)",
+                       (p, p, max(keep, 1)))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
 
 def _snapshot_info(row: Sequence[Any]) -> SnapshotInfo:
@@ -472,28 +511,15 @@ class SqliteStore:
             return cur.rowcount > 0
 
     async def put_snapshot(self, snapshot: NewSnapshot, now_ms: int, *, keep: int) -> None:
-        p, site = snapshot.practice_id.bytes, snapshot.site_id.bytes
-        async with self._tx() as db:
-            async with db.execute("SELECT (SELECT last_hub_seq FROM practice_seq WHERE "
-                                  "practice_id = ?), (SELECT hub_seq FROM snapshot_marks "
-                                  "WHERE practice_id = ? AND site_id = ?)",
-                                  (p, p, site)) as cur:
-                head, mark = await cur.fetchone() or (None, None)
-            check_position(snapshot, int(head or 0), mark)
-            await db.execute("INSERT OR REPLACE INTO snapshots (practice_id, hub_seq, site_id, "
-                             "key_epoch, blob, created_ms, snapshot_id, digest, signature, "
-                             "verified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                             (p, snapshot.hub_seq, site, snapshot.key_epoch, snapshot.blob,
-                              now_ms, snapshot.snapshot_id.bytes, snapshot.digest,
-                              snapshot.signature))
-            await db.execute("INSERT INTO snapshot_marks (practice_id, site_id, hub_seq) "
-                             "VALUES (?, ?, ?) ON CONFLICT (practice_id, site_id) DO UPDATE "
-                             "SET hub_seq = max(hub_seq, excluded.hub_seq)",
-                             (p, site, snapshot.hub_seq))
-            await db.execute(
-                "DELETE FROM snapshots WHERE practice_id = ? AND snapshot_id NOT IN "
-                "(SELECT snapshot_id FROM snapshots WHERE practice_id = ? AND verified = 1 "
-                "ORDER BY hub_seq DESC, created_ms DESC LIMIT ?)", (p, p, max(keep, 1)))
+        # The body goes in through incremental blob I/O, a piece at a time, on a connection
+        # of its own in a worker thread; holding the lock keeps the shared connection out
+        # of the way for that one write transaction.
+        async with self._lock:
+            try:
+                await asyncio.to_thread(_write_snapshot, self._path, snapshot, now_ms, keep)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"embedded store unavailable ({type(exc).__name__})",
+                                       hint="check the disk") from exc
 
     async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
         # length() of a BLOB reads its size from the record header, not the bytes.

@@ -34,7 +34,8 @@ def attested(practice_id: UUID, site: Site, hub_seq: int, body: bytes, *,
 def new_snapshot(att: SnapshotAttestation, body: bytes) -> NewSnapshot:
     c = att.claim
     return NewSnapshot(PracticeId(c.practice_id), SiteId(c.site_id), c.snapshot_id,
-                       HubSeq(c.hub_seq), KeyEpoch(c.key_epoch), c.digest, att.signature, body)
+                       HubSeq(c.hub_seq), KeyEpoch(c.key_epoch), c.digest, att.signature,
+                       len(body), lambda: io.BytesIO(body))
 
 
 async def upload(harness: Harness, member: Member, body: bytes,

@@ -4,8 +4,12 @@ a sane position and with the signed bytes is stored; a refused one changes nothi
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from cloud_hub.store.base import SnapshotInfo
 from sync_protocol.ids import PracticeId
@@ -65,8 +69,13 @@ async def test_a_signed_snapshot_is_listed_and_served_with_its_attestation(
         "snapshots": []}
 
 
-async def test_forged_corrupt_foreign_and_old_uploads_change_nothing(harness: Harness) -> None:
-    """One stolen credential cannot evict the genuine snapshots, whatever it uploads."""
+async def test_forged_corrupt_foreign_and_old_uploads_change_nothing(
+        harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One stolen credential cannot evict the genuine snapshots, whatever it uploads; the
+    staging files of the uploads never stay behind."""
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))
     with_config(harness, snapshots_kept=2, retention_batches=1)
     clinic, (a, b) = await harness.practice_with_sites()
     pid = clinic.practice_id
@@ -85,6 +94,7 @@ async def test_forged_corrupt_foreign_and_old_uploads_change_nothing(harness: Ha
             await _problem(await upload(harness, member, body, att), status, code)
         assert await _held(harness, pid) == held
         assert (await harness.store.log_bounds(PracticeId(pid))).trimmed_through == trimmed
+        assert list(staging.iterdir()) == []
 
     await refused(a, None, 400, "malformed")  # unsigned
     corrupt = attested(pid, a.site, 5, junk)
@@ -104,3 +114,5 @@ async def test_forged_corrupt_foreign_and_old_uploads_change_nothing(harness: Ha
     newer = b"newer" * 100
     assert (await upload(harness, a, newer, attested(pid, a.site, 6, newer))).status == 201
     assert [i.hub_seq for i in (await _held(harness, pid))[0]] == [6, 4]
+    assert (await _held(harness, pid))[1][0] == newer
+    assert list(staging.iterdir()) == []
