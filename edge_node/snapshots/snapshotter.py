@@ -138,7 +138,8 @@ async def run_snapshotter(ctx: SyncContext) -> None:
             if exc.transient:
                 raise
             log.warning("the hub refused a snapshot upload (%s); check this site's "
-                        "enrollment and the hub's max_snapshot_bytes", exc.hub_code,
+                        "enrollment (approved, its key registered at the hub) and the "
+                        "hub's max_snapshot_bytes", exc.hub_code,
                         extra={SITE_ID: str(ctx.site_id), ERROR_CODE: exc.hub_code})
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ctx.settings.snapshot_check_s):
