@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from cloud_hub.errors import BadRequest, SnapshotBehind
+from cloud_hub.store import postgres, sqlite
 from cloud_hub.store.base import HubStore, SnapshotInfo
 from cloud_hub.store.locator import open_store
 from sync_protocol.ids import PracticeId
@@ -86,33 +87,51 @@ async def test_the_site_mark_survives_pruning(hub_store: HubStore) -> None:
                                      keep=1)
 
 
-async def _legacy_snapshot(store_url: str, pid: PracticeId, site: Site, hub_seq: int) -> None:
-    """A snapshot row as schema 3 left it: no digest, no signature, never verified."""
-    sql = ("INSERT INTO snapshots (practice_id, hub_seq, site_id, key_epoch, blob, created_ms, "
-           "snapshot_id) VALUES ({})")
+async def _schema_3_with_snapshot(store_url: str, pid: PracticeId, site: Site,
+                                  hub_seq: int) -> None:
+    """A store as a schema-3 hub left it, holding one (unsigned) snapshot."""
+    row = (pid, hub_seq, site.site_id, b"unsigned", NOW, uuid.uuid4())
+    insert = ("INSERT INTO snapshots (practice_id, hub_seq, site_id, key_epoch, blob, "
+              "created_ms, snapshot_id) VALUES ({})")
     if store_url.startswith("sqlite:"):
         with sqlite3.connect(store_url[len("sqlite:"):]) as db:
-            db.execute(sql.format("?, ?, ?, 1, ?, ?, ?"), (
-                pid.bytes, hub_seq, site.site_id.bytes, b"legacy", NOW, uuid.uuid4().bytes))
+            db.execute("CREATE TABLE schema_meta (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                       "version INTEGER NOT NULL)")
+            for version in (1, 2, 3):
+                for statement in sqlite.MIGRATIONS[version]:
+                    db.execute(statement)
+            db.execute("INSERT INTO schema_meta VALUES (1, 3)")
+            db.execute(insert.format("?, ?, ?, 1, ?, ?, ?"), (
+                pid.bytes, hub_seq, site.site_id.bytes, b"unsigned", NOW, row[5].bytes))
         return
     conn = await asyncpg.connect(store_url)
     try:
-        await conn.execute(sql.format("$1, $2, $3, 1, $4, $5, $6"), pid, hub_seq, site.site_id,
-                           b"legacy", NOW, uuid.uuid4())
+        async with conn.transaction():
+            await conn.execute("CREATE TABLE schema_meta (id int PRIMARY KEY CHECK (id = 1), "
+                               "version int NOT NULL)")
+            for version in (1, 2, 3):
+                for statement in postgres.MIGRATIONS[version]:
+                    await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_meta VALUES (1, 3)")
+            await conn.execute(insert.format("$1, $2, $3, 1, $4, $5, $6"), *row)
     finally:
         await conn.close()
 
 
-async def test_trim_never_trusts_an_unverified_snapshot(store_url: str) -> None:
-    async with open_store(store_url) as store:
-        clinic, a, _ = await _practice(store, 10)
-        pid = PracticeId(clinic.practice_id)
-    await _legacy_snapshot(store_url, pid, a, 9)
-    async with open_store(store_url) as store:
+async def test_an_unsigned_snapshot_of_schema_3_never_justifies_a_trim(store_url: str) -> None:
+    clinic = new_clinic()
+    a = clinic.new_site()
+    pid = PracticeId(clinic.practice_id)
+    await _schema_3_with_snapshot(store_url, pid, a, 9)
+    async with open_store(store_url) as store:  # migrates 3 → 4
+        assert store.schema_version == 4
+        await enrolled(store, clinic, a, create=True)
+        for _ in range(10):
+            await push(store, clinic.seal(a, 1))
         assert await store.count_snapshots(pid) == 1
         assert await store.trim(pid, 2) == 0  # the unsigned snapshot covers nothing
         assert (await store.log_bounds(pid)).trimmed_through == 0
-        assert await store.latest_snapshot_info(pid) is None
+        assert await store.latest_snapshot_info(pid) is None  # never served or listed
         assert await store.list_snapshots(pid) == []
         await store.put_snapshot(new_snapshot(attested(pid, a, 4, b"a4"), b"a4"), NOW, keep=3)
         assert await store.trim(pid, 2) == 4  # only what the verified snapshot covers
