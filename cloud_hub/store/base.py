@@ -24,7 +24,7 @@ Both stores migrate to the one `SCHEMA_VERSION` defined here; its changelog:
        hub has written it to its key file.
     4  snapshots.digest, .signature, .verified: a snapshot is kept only with its making
        site's attestation (`sync_protocol.snapshot_signature`), checked by the API before
-       `put_snapshot`; rows of schema 3 stay unverified: never listed, served or used to
+       `put_snapshot`; rows from before stay unverified: never listed, served or used to
        justify a trim, and deleted by the next verified upload of their practice.
        snapshot_marks: each site's highest verified snapshot position, so a replayed
        older snapshot of that site is refused even after its own row was pruned.
@@ -223,7 +223,7 @@ def trim_point(head: int, trimmed_through: int, verified_hub_seq: int, keep: int
     """How far a trim may go: keep the latest `keep` batches and all that no *verified*
     snapshot covers (`verified_hub_seq`: the highest hub_seq of a snapshot whose making
     site's signature and digest the hub checked; 0 if none — an unsigned snapshot of
-    schema 3 never counts); never un-trim.  `keep` 0 means keep everything.  (Both
+    an older schema never counts); never un-trim.  `keep` 0 means keep everything.  (Both
     stores use this rule.)"""
     if keep <= 0:
         return trimmed_through
@@ -391,7 +391,7 @@ class HubStore(Protocol):
         snapshot at a later position, `BadRequest` if hub_seq is past the practice's head.
         Replaces the site's snapshot at the same hub_seq (idempotent re-upload).  Then
         keeps the latest `keep` (≥ 1) verified snapshots of the practice and deletes every
-        other one, unverified ones of schema 3 included.
+        other one, unverified ones of an older schema included.
         """
         ...
 

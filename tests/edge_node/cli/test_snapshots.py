@@ -15,8 +15,8 @@ from chartsync.cli import main
 from edge_node.cli import snapshots
 from edge_node.cli.restore import restore
 from edge_node.sync.enroll import invite
+from tests.edge_node.snapshots.admission import approve_if_pending
 from tests.edge_node.snapshots.at_hub import (
-    approve_when_pending,
     practice_with_two_snapshots,
     restore_args,
     rows,
@@ -53,7 +53,7 @@ async def test_list_the_hubs_snapshots_and_restore_a_chosen_one(
         token, _ = await invite(dirs[0])
         new_dir = tmp_path / "new"
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(approve_when_pending(hub.url, cred, dirs[0], "new"))
+            tg.create_task(approve_if_pending(hub.url, cred, dirs[0], "new"))
             done = await restore(restore_args(
                 new_dir, hub.url, dirs[0] / "recovery-kit.txt", token=token,
                 passphrase_file=pass_file, name="new",

@@ -17,8 +17,8 @@ import pytest
 from edge_node.cli.restore import restore
 from edge_node.errors import SnapshotRefused
 from edge_node.sync.enroll import invite
+from tests.edge_node.snapshots.admission import approve_if_pending
 from tests.edge_node.snapshots.at_hub import (
-    approve_when_pending,
     practice_with_two_snapshots,
     restore_args,
     rows,
@@ -64,7 +64,7 @@ async def test_a_snapshot_altered_at_rest_is_refused_before_anything_is_written(
         args = restore_args(new_dir, hub.url, dirs[0] / "recovery-kit.txt", token=token,
                             passphrase_file=pass_file, name="new")
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(approve_when_pending(hub.url, cred, dirs[0], "new"))
+            tg.create_task(approve_if_pending(hub.url, cred, dirs[0], "new"))
             with pytest.raises(SnapshotRefused, match=refusal) as refused:
                 await restore(args)
         assert "--snapshot" in refused.value.hint  # the way out: pick another one
