@@ -114,16 +114,20 @@ async def put_snapshot(request: web.Request) -> web.Response:
 async def _stage(request: web.Request, max_bytes: int, out: BinaryIO) -> SnapshotDigest:
     """Write the body to `out` (the staging file) as it arrives; its digest and size."""
     digest = SnapshotDigest()
+
+    def keep(data: bytes) -> None:  # in a worker thread: hashing and disk off the loop
+        digest.update(data)
+        out.write(data)
+
     pending: list[bytes] = []
     pending_bytes = 0
     async for piece in body_chunks(request, max_bytes, what="snapshot"):
-        digest.update(piece)
         pending.append(piece)
         pending_bytes += len(piece)
         if pending_bytes >= CHUNK_BYTES:
-            await asyncio.to_thread(out.write, b"".join(pending))
+            await asyncio.to_thread(keep, b"".join(pending))
             pending, pending_bytes = [], 0
-    await asyncio.to_thread(out.write, b"".join(pending))
+    await asyncio.to_thread(keep, b"".join(pending))
     return digest
 
 
