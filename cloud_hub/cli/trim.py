@@ -20,7 +20,8 @@ _EPILOG = """\
 Only batches a verified snapshot covers are removed (signed by the site that made it and
 checked at upload; an unsigned snapshot from an older hub never counts), and the latest
 --keep stay in any case. A site whose cursor is older than what is left bootstraps from
-the latest verified snapshot.
+the latest verified snapshot. The output shows each practice's latest verified snapshot
+position: with none, nothing is trimmed.
 
 examples:
   chartsync hub trim --store sqlite:/var/lib/chartsync/hub.db --keep 100000
@@ -64,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
                 continue
             through = await store.trim(practice.practice_id, args.keep)
             bounds = await store.log_bounds(practice.practice_id)
+            verified = await store.latest_snapshot_info(practice.practice_id)
             done.append({"practice_id": str(practice.practice_id),
-                         "trimmed_through": through, "head": bounds.head})
+                         "trimmed_through": through, "head": bounds.head,
+                         "verified_snapshot_hub_seq": verified.hub_seq if verified else None})
         return done
 
     code, result = with_store(args.store, action)
@@ -74,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{'PRACTICE ID':36}  {'HEAD':>10}  TRIMMED THROUGH")
+        print(f"{'PRACTICE ID':36}  {'HEAD':>10}  {'TRIMMED THROUGH':>15}  VERIFIED SNAPSHOT AT")
         for row in result:
-            print(f"{row['practice_id']!s:36}  {row['head']!s:>10}  {row['trimmed_through']}")
+            covered = row["verified_snapshot_hub_seq"]
+            print(f"{row['practice_id']!s:36}  {row['head']!s:>10}  "
+                  f"{row['trimmed_through']!s:>15}  {'none' if covered is None else covered}")
     return EXIT_OK

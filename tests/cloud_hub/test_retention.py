@@ -169,7 +169,8 @@ async def test_trim_command(store_url: str) -> None:
         "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err
-    assert json.loads(out) == [{"practice_id": str(pid), "trimmed_through": 4, "head": 6}]
+    assert json.loads(out) == [{"practice_id": str(pid), "trimmed_through": 4, "head": 6,
+                                "verified_snapshot_hub_seq": 5}]
     async with open_store(store_url) as store:
         assert (await store.log_bounds(pid)).oldest_kept == 5
     usage = await asyncio.create_subprocess_exec(
