@@ -46,7 +46,7 @@ from cloud_hub.api import auth
 from cloud_hub.api.body import body_chunks
 from cloud_hub.api.context import hub
 from cloud_hub.errors import BadRequest, NotFound, RangeNotSatisfiable, WrongOrigin, not_found
-from cloud_hub.log_keys import HUB_SEQ, PRACTICE_ID
+from cloud_hub.log_keys import HUB_SEQ, PRACTICE_ID, SITE_ID, SNAPSHOT_ID
 from cloud_hub.store.base import NewSnapshot, SiteRecord, SnapshotInfo
 from sync_protocol.ids import HubSeq, KeyEpoch
 from sync_protocol.keys import SitePublicKeys
@@ -105,8 +105,8 @@ async def put_snapshot(request: web.Request) -> web.Response:
     if ctx.config.retention_batches > 0:  # 0 keeps everything: no need to lock the log
         trimmed = await ctx.store.trim(site.practice_id, ctx.config.retention_batches)
     log.info("verified snapshot stored", extra={
-        PRACTICE_ID: str(site.practice_id), HUB_SEQ: claim.hub_seq,
-        "snapshot_id": str(claim.snapshot_id), "trimmed_through": trimmed})
+        PRACTICE_ID: str(site.practice_id), SITE_ID: str(site.site_id), HUB_SEQ: claim.hub_seq,
+        SNAPSHOT_ID: str(claim.snapshot_id), "trimmed_through": trimmed})
     return web.json_response({"hub_seq": claim.hub_seq, "bytes": digest.size,
                               "snapshot_id": str(claim.snapshot_id)}, status=201)
 
