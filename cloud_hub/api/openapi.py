@@ -96,7 +96,8 @@ _SNAPSHOT_LIST: Final = {"type": "object", "properties": {"snapshots": {
             "site_id": {"type": "string", "format": "uuid"}, "hub_seq": {"type": "integer"},
             "key_epoch": {"type": "integer"}, "size": {"type": "integer"},
             "created_ms": {"type": "integer"}, "digest": {"type": "string"},
-            "signature": {"type": "string"}}}}}}
+            "signature": {"type": "string"}, "log_after_kept": {
+                "type": "boolean", "description": "every batch after it is still kept"}}}}}}
 _RANGE_PARAM: Final = {"name": "Range", "in": "header", "required": False,
                        "description": "bytes=first-last, bytes=first- or bytes=-suffix",
                        "schema": {"type": "string"}}

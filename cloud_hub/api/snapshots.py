@@ -14,7 +14,9 @@ snapshots as they were.  The hub keeps the latest `snapshots_kept` verified
 snapshots per practice and then trims the batch log (`retention_batches`;
 never past the latest verified snapshot).
 
-`GET /v1/snapshots` lists the practice's verified snapshots, newest first.
+`GET /v1/snapshots` lists the practice's verified snapshots, newest first, each
+with `log_after_kept`: whether the hub still holds every batch after it (a site
+restored from one without it must re-bootstrap from a newer snapshot).
 `GET /v1/snapshots/latest` and `GET /v1/snapshots/{id}` answer the bytes with
 the attestation headers (plus `X-Hub-Seq` = `X-Snapshot-Hub-Seq`) and
 `Content-Length`; they honour one `Range: bytes=a-b` (206 with
@@ -140,11 +142,15 @@ def _attestation(site: SiteRecord, info: SnapshotInfo) -> SnapshotAttestation:
 
 async def list_snapshots(request: web.Request) -> web.Response:
     site = await auth.site(request)
-    found = await hub(request).store.list_snapshots(site.practice_id)
+    store = hub(request).store
+    found = await store.list_snapshots(site.practice_id)
+    # Read after the list: a trim in between can only make `log_after_kept` more careful.
+    bounds = await store.log_bounds(site.practice_id)
     return web.json_response({"snapshots": [{
         "snapshot_id": str(i.snapshot_id), "site_id": str(i.site_id), "hub_seq": i.hub_seq,
         "key_epoch": i.key_epoch, "size": i.size, "created_ms": i.created_ms,
-        "digest": i.digest.hex(), "signature": i.signature.hex()} for i in found]})
+        "digest": i.digest.hex(), "signature": i.signature.hex(),
+        "log_after_kept": i.hub_seq >= bounds.trimmed_through} for i in found]})
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -2,10 +2,12 @@
 practice, newest first, to pick one for `chartsync edge restore --snapshot ID`.
 
 Each row: snapshot id, hub position (the log it covers, 1..hub_seq), when the hub
-stored it (UTC), the site that made and signed it (id and name), size and key
-epoch.  Only verified snapshots are listed: the hub checked the making site's
-signature and the bytes' digest when it stored them, and a restore checks both
-again before it writes anything.
+stored it (UTC), the site that made and signed it (id and name), size, key
+epoch, and whether the hub still keeps every change after it (retention may
+have trimmed them: a site restored from such a snapshot cannot pull the rest and
+re-bootstraps from the latest one).  Only verified snapshots are listed: the
+hub checked the making site's signature and the bytes' digest when it stored
+them, and a restore checks both again before it writes anything.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _row(s: HubSnapshot, names: dict[str, str]) -> dict[str, object]:
     return {"snapshot_id": str(s.snapshot_id), "hub_seq": s.hub_seq,
             "created_ms": s.created_ms, "site_id": str(s.site_id),
             "site_name": names.get(str(s.site_id)), "size_bytes": s.size,
-            "key_epoch": s.key_epoch}
+            "key_epoch": s.key_epoch, "log_after_kept": s.log_after_kept}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,11 +72,16 @@ def run(args: argparse.Namespace) -> int:
               "uploads one every `snapshot_every_changes` changes)")
         return EXIT_OK
     print(f"{'SNAPSHOT ID':36}  {'HUB SEQ':>8}  {'STORED (UTC)':16}  {'SIZE':>10}  "
-          f"{'EPOCH':>5}  SITE")
+          f"{'EPOCH':>5}  {'LOG AFTER':9}  SITE")
     for r, s in zip(rows, found, strict=True):
         when = dt.datetime.fromtimestamp(s.created_ms / 1000, dt.UTC)
         print(f"{r['snapshot_id']!s:36}  {s.hub_seq:>8}  {when:%Y-%m-%d %H:%M}  "
-              f"{_size(s.size):>10}  {s.key_epoch:>5}  {r['site_name'] or '?'} ({s.site_id})")
+              f"{_size(s.size):>10}  {s.key_epoch:>5}  "
+              f"{'kept' if s.log_after_kept else 'trimmed':9}  "
+              f"{r['site_name'] or '?'} ({s.site_id})")
+    if not all(s.log_after_kept for s in found):
+        print("LOG AFTER trimmed: the hub no longer holds every change after that snapshot; "
+              "a site restored from it re-bootstraps from the latest one")
     return EXIT_OK
 
 

@@ -93,6 +93,8 @@ class HubSnapshot:
     created_ms: int
     digest: bytes
     signature: bytes
+    #: The hub still holds every batch after it (false: retention trimmed some).
+    log_after_kept: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -342,7 +342,8 @@ class HubClient:
         try:
             return [HubSnapshot(UUID(s["snapshot_id"]), UUID(s["site_id"]), int(s["hub_seq"]),
                                 int(s["key_epoch"]), int(s["size"]), int(s["created_ms"]),
-                                bytes.fromhex(s["digest"]), bytes.fromhex(s["signature"]))
+                                bytes.fromhex(s["digest"]), bytes.fromhex(s["signature"]),
+                                bool(s["log_after_kept"]))
                     for s in raw["snapshots"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise HubUnreachable(f"hub {self.settings.url} gave no usable snapshot list "

@@ -45,10 +45,10 @@ async def test_a_signed_snapshot_is_listed_and_served_with_its_attestation(
         assert put.status == 201, await put.text()
         assert (await put.json())["snapshot_id"] == str(atts[seq].claim.snapshot_id)
     listed = (await (await harness.client.get("/v1/snapshots", headers=b.headers)).json())
-    assert [(s["snapshot_id"], s["hub_seq"], s["site_id"], s["size"], s["signature"])
-            for s in listed["snapshots"]] == [
+    assert [(s["snapshot_id"], s["hub_seq"], s["site_id"], s["size"], s["signature"],
+             s["log_after_kept"]) for s in listed["snapshots"]] == [
         (str(atts[s].claim.snapshot_id), s, str(a.site.site_id), len(bodies[s]),
-         atts[s].signature.hex()) for s in (3, 2)]
+         atts[s].signature.hex(), True) for s in (3, 2)]
     for path, seq in (("/v1/snapshots/latest", 3),
                       (f"/v1/snapshots/{atts[2].claim.snapshot_id}", 2)):
         got = await harness.client.get(path, headers=b.headers)
@@ -114,5 +114,9 @@ async def test_forged_corrupt_foreign_and_old_uploads_change_nothing(
     newer = b"newer" * 100
     assert (await upload(harness, a, newer, attested(pid, a.site, 6, newer))).status == 201
     assert [i.hub_seq for i in (await _held(harness, pid))[0]] == [6, 4]
+    # Retention (1 batch) then trimmed through 5: the log after the older one is gone.
+    listed = await (await harness.client.get("/v1/snapshots", headers=b.headers)).json()
+    assert [(s["hub_seq"], s["log_after_kept"]) for s in listed["snapshots"]] == [
+        (6, True), (4, False)]
     assert (await _held(harness, pid))[1][0] == newer
     assert list(staging.iterdir()) == []

@@ -41,7 +41,7 @@ async def test_list_the_hubs_snapshots_and_restore_a_chosen_one(
         assert seqs == sorted(seqs, reverse=True) and seqs[0] >= newest
         assert {r["site_name"] for r in listed} <= {"site0", "site1"}
         assert all(r["size_bytes"] > 0 and r["key_epoch"] == 1 and r["created_ms"] > 0
-                   for r in listed)
+                   and r["log_after_kept"] for r in listed)  # no retention here
         older = next(r for r in reversed(listed) if r["hub_seq"] < seqs[0])
 
         args.json = False
