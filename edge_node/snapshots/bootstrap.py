@@ -39,7 +39,7 @@ from uuid import UUID
 
 from edge_node.errors import SnapshotRefused
 from edge_node.hub_link.client import HubClient
-from edge_node.snapshots.download import download_snapshot
+from edge_node.snapshots.download import discard_download, download_snapshot
 from edge_node.snapshots.progress import BootstrapProgress
 from edge_node.snapshots.staging import BATCH_RECORDS, Staged, Staging
 from edge_node.store.snapshot_install import install_file, restore_pending
@@ -69,21 +69,23 @@ async def fetch_and_stage(client: HubClient, restore_dir: Path, keyring: Keyring
                           batch_records: int = BATCH_RECORDS,
                           snapshot_id: UUID | None = None) -> Staged | None:
     """Download (or reuse) a snapshot (`snapshot_id`, or the latest verified) and stage it
-    verified; None if the hub has none.  On `SnapshotRefused` `restore_dir` is deleted."""
+    verified; None if the hub has none.  A refused snapshot leaves none of its files (a
+    short download keeps its partial file, for the rerun to continue)."""
+    got = await download_snapshot(client, restore_dir, keyring.practice_id, directory,
+                                  progress, snapshot_id=snapshot_id)
+    if got is None:
+        return None
+    path, attestation = got
+    staging = Staging.at(restore_dir)
     try:
-        got = await download_snapshot(client, restore_dir, keyring.practice_id, directory,
-                                      progress, snapshot_id=snapshot_id)
-        if got is None:
-            return None
-        path, attestation = got
-        staging = Staging.at(restore_dir)
         staged = await asyncio.to_thread(staging.stage_file, path, keyring, directory,
                                          progress.stage, batch_records=batch_records)
         _check_header(staged, attestation)
-        return staged
     except SnapshotRefused:
-        await asyncio.to_thread(shutil.rmtree, restore_dir, True)
+        staging.discard()
+        await asyncio.to_thread(discard_download, restore_dir)
         raise
+    return staged
 
 
 def finish_restore(restore_dir: Path) -> None:

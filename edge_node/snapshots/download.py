@@ -27,6 +27,7 @@ newer one replaced it —, 416) starts the file over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -141,8 +142,7 @@ def _check_and_complete(restore_dir: Path, attestation: SnapshotAttestation) -> 
     try:
         check_digest(attestation, digest.digest(), digest.size)
     except ProtocolError as exc:
-        partial.unlink(missing_ok=True)
-        (restore_dir / ATTESTATION).unlink(missing_ok=True)
+        discard_download(restore_dir)
         raise SnapshotRefused(f"snapshot refused: {exc.message}; nothing was staged",
                               hint=_PICK_HINT) from exc
     os.replace(partial, restore_dir / COMPLETE)
@@ -189,6 +189,17 @@ async def _download(client: HubClient, restore_dir: Path, offset: int,
     return attestation
 
 
+def discard_download(restore_dir: Path) -> None:
+    """Delete a refused snapshot's files, and `restore_dir` itself once it is empty.
+
+    A short download is not refused this way: its partial file stays for the rerun.
+    """
+    for name in (PARTIAL, ATTESTATION, COMPLETE):
+        (restore_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty (a staging file of its own) or gone
+        restore_dir.rmdir()
+
+
 def _begin(restore_dir: Path, attestation: SnapshotAttestation, same: bool) -> None:
     """The first write to the data directory, once the attestation verified."""
     restore_dir.mkdir(parents=True, exist_ok=True)
@@ -197,4 +208,5 @@ def _begin(restore_dir: Path, attestation: SnapshotAttestation, same: bool) -> N
             json.dumps(attestation_headers(attestation)), encoding="utf-8")
 
 
-__all__ = ["ATTESTATION", "COMPLETE", "PARTIAL", "download_snapshot", "verified_attestation"]
+__all__ = ["ATTESTATION", "COMPLETE", "PARTIAL", "discard_download", "download_snapshot",
+           "verified_attestation"]
