@@ -22,7 +22,9 @@ Options (key: default — effect):
     pool_size: 10 — PostgreSQL connections per hub process
     retention_batches: 0 — keep at least this many latest batches per practice; older ones
         are trimmed once a snapshot covers them (0: keep every batch)
-    snapshots_kept: 3 — snapshots kept per practice (older ones are deleted on upload)
+    snapshots_kept: 3 — verified snapshots (signed by the site that made them, checked on
+        upload) kept per practice; on each upload older ones, and any unsigned one an older
+        hub kept, are deleted (example: snapshots_kept=5)
     metrics_token: unset — a bearer token (at least 16 characters) that may scrape /metrics
         besides the operator credential (example: metrics_token=prom-7f3c9a0e5d2b4c1a)
     offline_after_s: 120 — dashboard: a site silent this long is shown offline (red)

@@ -13,6 +13,7 @@
     ├── BadRequest          a request body or query that does not fit the API (400)
     ├── AlreadyExists       a practice or site id given by the caller is taken (409)
     ├── RosterMoved         a roster entry for a position another site took first (409)
+    ├── SnapshotBehind      a snapshot behind its site's previous verified one (409)
     ├── RangeNotSatisfiable a snapshot `Range` outside its bytes (416)
     ├── UnsupportedMediaType a compressed or mistyped request body (415)
     ├── EnrollmentRefused   an enrollment token that is unknown, expired or used (401)
@@ -210,3 +211,10 @@ class MailboxFull(HubError):
     code = "mailbox_full"
     http_status = 409
     retryable = True
+
+
+class SnapshotBehind(HubError):
+    """A snapshot at a position behind the uploading site's previous verified snapshot."""
+
+    code = "snapshot_behind"
+    http_status = 409

@@ -4,7 +4,7 @@ bound, parsed into models."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Final, TypeVar
 
 from aiohttp import web
@@ -30,6 +30,13 @@ async def read_body(request: web.Request, max_bytes: int, *, what: str) -> bytes
     Compressed request bodies are refused (`UnsupportedMediaType`, 415): the hub never
     expands anything a client sends, so a compression bomb has nothing to inflate.
     """
+    return b"".join([chunk async for chunk in body_chunks(request, max_bytes, what=what)])
+
+
+async def body_chunks(request: web.Request, max_bytes: int, *, what: str,
+                      chunk_bytes: int = _CHUNK) -> AsyncIterator[bytes]:
+    """The raw body piece by piece, held to `max_bytes` and to the time bound as
+    `read_body` (same refusals)."""
     encoding = request.headers.get("Content-Encoding", "identity").lower()
     if encoding != "identity":
         raise UnsupportedMediaType(f"{what}: Content-Encoding {encoding!r} is not accepted",
@@ -41,26 +48,24 @@ async def read_body(request: web.Request, max_bytes: int, *, what: str) -> bytes
     timeout_s = hub(request).config.body_timeout_s
     loop = asyncio.get_running_loop()
     start = loop.time()
-    chunks: list[bytes] = []
     size = 0
     while True:
         deadline = start + timeout_s * (1 + size // TIMEOUT_STEP_BYTES)
         try:
             async with asyncio.timeout_at(deadline):
-                chunk = await request.content.read(_CHUNK)
+                chunk = await request.content.read(chunk_bytes)
         except TimeoutError:
             raise BodyTimeout(f"{what}: {size} bytes arrived in {loop.time() - start:.0f} s; "
                               f"the hub waits {timeout_s} s per MiB",
                               hint="send the body at once; on a slow link raise the hub's "
                               "body_timeout_s") from None
         if not chunk:
-            break
+            return
         size += len(chunk)
         if size > max_bytes:
             raise TooLarge(f"{what} exceeds {max_bytes} bytes",
                            hint="send a smaller body; batches: fewer changes per batch")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        yield chunk
 
 
 async def read_json(request: web.Request, model: type[M], max_bytes: int) -> M:

@@ -81,7 +81,35 @@ _SITE: Final = "an approved site"
 _OPERATOR: Final = "the operator"
 _SNAPSHOT_HEADERS: Final = {name: {"schema": {"type": kind}} for name, kind in (
     ("X-Snapshot-Id", "string"), ("X-Snapshot-Hub-Seq", "integer"), ("X-Hub-Seq", "integer"),
-    ("X-Key-Epoch", "integer"), ("X-Site-Id", "string"), ("Content-Length", "integer"))}
+    ("X-Key-Epoch", "integer"), ("X-Site-Id", "string"), ("X-Snapshot-Digest", "string"),
+    ("X-Snapshot-Signature", "string"), ("Content-Length", "integer"))}
+#: The attestation an upload carries (sync_protocol/PROTOCOL.md, "Snapshot attestation").
+_ATTESTATION: Final = [{"name": name, "in": "header", "required": True, "description": text,
+                        "schema": {"type": "string"}} for name, text in (
+    ("X-Snapshot-Id", "the snapshot id of the sealed header (uuid)"),
+    ("X-Site-Id", "the making site: the credential's site (uuid)"),
+    ("X-Snapshot-Hub-Seq", "last hub sequence covered"),
+    ("X-Key-Epoch", "practice key epoch"),
+    ("X-Snapshot-Digest", "BLAKE2b-256 of the body, hex"),
+    ("X-Snapshot-Signature", "Ed25519 of the making site over the attestation, hex"))]
+_SNAPSHOT_LIST: Final = {"type": "object", "properties": {"snapshots": {
+    "type": "array", "description": "verified snapshots, newest first", "items": {
+        "type": "object", "properties": {
+            "snapshot_id": {"type": "string", "format": "uuid"},
+            "site_id": {"type": "string", "format": "uuid"}, "hub_seq": {"type": "integer"},
+            "key_epoch": {"type": "integer"}, "size": {"type": "integer"},
+            "created_ms": {"type": "integer"}, "digest": {"type": "string"},
+            "signature": {"type": "string"}, "log_after_kept": {
+                "type": "boolean", "description": "every batch after it is still kept"}}}}}}
+_RANGE_PARAM: Final = {"name": "Range", "in": "header", "required": False,
+                       "description": "bytes=first-last, bytes=first- or bytes=-suffix",
+                       "schema": {"type": "string"}}
+_SNAPSHOT_BYTES: Final = {
+    "200": {"description": "snapshot bytes", "headers": _SNAPSHOT_HEADERS,
+            "content": {"application/octet-stream": {"schema": _OCTETS}}},
+    "206": {"description": "the requested byte range", "headers": {
+        **_SNAPSHOT_HEADERS, "Content-Range": {"schema": {"type": "string"}}},
+        "content": {"application/octet-stream": {"schema": _OCTETS}}}}
 _SITES_LIST: Final = {"type": "object", "properties": {
     "sites": {"type": "array", "items": _ref(SiteOut)}}}
 
@@ -275,27 +303,30 @@ def openapi_document() -> dict[str, Any]:
             params=[_query("after", "integer", "hub sequence cursor", minimum=0)],
             errors=(400, *_AUTH_ERR, 410))},
         "/v1/snapshots": {"put": _op(
-            "Upload an encrypted snapshot covering hub sequences 1..hub_seq. The hub keeps "
-            "the latest `snapshots_kept` of the practice, then trims the batch log to "
-            "`retention_batches` (never past the latest snapshot). " + _NO_COMPRESSION,
+            "Upload an encrypted snapshot covering hub sequences 1..hub_seq, with the making "
+            "site's attestation as headers. Refused, nothing stored: without them "
+            "(`malformed`), from another site's credential (`wrong_origin`), with a signature "
+            "that does not verify (`bad_signature`), past the head (`bad_request`), with a "
+            "body that does not match the digest (`tampered`), behind the site's previous "
+            "verified snapshot (409 `snapshot_behind`). The hub keeps the latest "
+            "`snapshots_kept` verified snapshots of the practice, then trims the batch log to "
+            "`retention_batches` (never past the latest verified snapshot). " + _NO_COMPRESSION,
             {"201": _json({"type": "object"})}, security=_SITE,
-            body={"application/octet-stream": {"schema": _OCTETS}},
-            params=[_query("hub_seq", "integer", "last hub sequence covered", minimum=1),
-                    _query("key_epoch", "integer", "practice key epoch", minimum=1)],
-            errors=(400, *_AUTH_ERR, 413, 415))},
+            body={"application/octet-stream": {"schema": _OCTETS}}, params=_ATTESTATION,
+            errors=(400, *_AUTH_ERR, 409, 413, 415)),
+            "get": _op("The practice's verified snapshots, newest first",
+                       {"200": _json(_SNAPSHOT_LIST)}, security=_SITE, errors=_AUTH_ERR)},
         "/v1/snapshots/latest": {"get": _op(
-            "The latest snapshot; headers X-Snapshot-Id, X-Snapshot-Hub-Seq (= X-Hub-Seq), "
-            "X-Key-Epoch, X-Site-Id, Content-Length. One `Range: bytes=a-b` is honoured "
+            "The latest verified snapshot; its attestation as headers (X-Snapshot-Id, "
+            "X-Site-Id, X-Snapshot-Hub-Seq = X-Hub-Seq, X-Key-Epoch, X-Snapshot-Digest, "
+            "X-Snapshot-Signature), Content-Length. One `Range: bytes=a-b` is honoured "
             "(206 with Content-Range); compare X-Snapshot-Id before continuing a download",
-            {"200": {"description": "snapshot bytes", "headers": _SNAPSHOT_HEADERS,
-                     "content": {"application/octet-stream": {"schema": _OCTETS}}},
-             "206": {"description": "the requested byte range", "headers": {
-                 **_SNAPSHOT_HEADERS, "Content-Range": {"schema": {"type": "string"}}},
-                 "content": {"application/octet-stream": {"schema": _OCTETS}}}},
-            security=_SITE, errors=(*_AUTH_ERR, 404, 416),
-            params=[{"name": "Range", "in": "header", "required": False,
-                     "description": "bytes=first-last, bytes=first- or bytes=-suffix",
-                     "schema": {"type": "string"}}])},
+            _SNAPSHOT_BYTES, security=_SITE, errors=(*_AUTH_ERR, 404, 416),
+            params=[_RANGE_PARAM])},
+        "/v1/snapshots/{snapshot_id}": {"get": _op(
+            "One verified snapshot of the practice, as /v1/snapshots/latest answers it",
+            _SNAPSHOT_BYTES, security=_SITE, errors=(*_AUTH_ERR, 404, 416),
+            params=[_path("snapshot_id", "snapshot id"), _RANGE_PARAM])},
         "/v1/stats": {"get": _op(
             "Record heads tracked and concurrent edits per site (from headers only)",
             {"200": _json({"type": "object"})}, security=f"{_SITE}, or {_OPERATOR} "

@@ -46,9 +46,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     parser.add_argument("--max-batch-bytes", type=int, help="largest sealed batch")
     parser.add_argument("--retention-batches", type=int,
                         help="keep at least N latest batches per practice; older ones are "
-                        "trimmed once a snapshot covers them (default 0: keep all)")
-    parser.add_argument("--snapshots-kept", type=int, help="snapshots kept per practice "
-                        "(default 3)")
+                        "trimmed once a verified snapshot covers them (default 0: keep all)")
+    parser.add_argument("--snapshots-kept", type=int, help="verified snapshot generations "
+                        "kept per practice (default 3)")
     parser.add_argument("--hub-key-file", help="file with the hub's signing seed, made "
                         "(mode 0600) on first start (default: hub-signing.key next to a "
                         "sqlite: store; required for PostgreSQL)")

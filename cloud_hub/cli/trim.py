@@ -1,4 +1,9 @@
-"""`chartsync hub trim`: apply retention now (the hub also trims after each snapshot upload)."""
+"""`chartsync hub trim`: apply retention now (the hub also trims after each snapshot upload).
+
+Only log that a *verified* snapshot covers goes: one whose making site's signature and
+digest the hub checked at upload (`cloud_hub.api.snapshots`).  Unsigned snapshots kept
+from before schema 4 never count (`cloud_hub.store.base.trim_point`).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,11 @@ from cloud_hub.store.base import HubStore
 from sync_protocol.ids import PracticeId
 
 _EPILOG = """\
-Only batches a snapshot covers are removed, and the latest --keep stay in any case.
-A site whose cursor is older than what is left bootstraps from the latest snapshot.
+Only batches a verified snapshot covers are removed (signed by the site that made it and
+checked at upload; an unsigned snapshot from an older hub never counts), and the latest
+--keep stay in any case. A site whose cursor is older than what is left bootstraps from
+the latest verified snapshot. The output shows each practice's latest verified snapshot
+position: with none, nothing is trimmed.
 
 examples:
   chartsync hub trim --store sqlite:/var/lib/chartsync/hub.db --keep 100000
@@ -24,9 +32,9 @@ examples:
 
 def add_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
-        "trim", help="delete old batches that a snapshot covers (retention)",
+        "trim", help="delete old batches that a verified snapshot covers (retention)",
         description="Trim each practice's batch log to its latest --keep batches, never "
-        "past its latest snapshot.", epilog=_EPILOG,
+        "past its latest verified snapshot.", epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_store_arg(parser)
     parser.add_argument("--keep", type=int, required=True, metavar="N",
@@ -57,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
                 continue
             through = await store.trim(practice.practice_id, args.keep)
             bounds = await store.log_bounds(practice.practice_id)
+            verified = await store.latest_snapshot_info(practice.practice_id)
             done.append({"practice_id": str(practice.practice_id),
-                         "trimmed_through": through, "head": bounds.head})
+                         "trimmed_through": through, "head": bounds.head,
+                         "verified_snapshot_hub_seq": verified.hub_seq if verified else None})
         return done
 
     code, result = with_store(args.store, action)
@@ -67,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{'PRACTICE ID':36}  {'HEAD':>10}  TRIMMED THROUGH")
+        print(f"{'PRACTICE ID':36}  {'HEAD':>10}  {'TRIMMED THROUGH':>15}  VERIFIED SNAPSHOT AT")
         for row in result:
-            print(f"{row['practice_id']!s:36}  {row['head']!s:>10}  {row['trimmed_through']}")
+            covered = row["verified_snapshot_hub_seq"]
+            print(f"{row['practice_id']!s:36}  {row['head']!s:>10}  "
+                  f"{row['trimmed_through']!s:>15}  {'none' if covered is None else covered}")
     return EXIT_OK

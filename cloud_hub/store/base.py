@@ -24,6 +24,12 @@ Both stores migrate to the one `SCHEMA_VERSION` defined here; its changelog:
        hub has written it to its key file.
     4  roster (the practice's member-signed roster entries, opaque signed bytes in
        chain order) and kit_epochs (practice key epochs sealed to the recovery kit).
+    5  snapshots.digest, .signature, .verified: a snapshot is kept only with its making
+       site's attestation (`sync_protocol.snapshot_signature`), checked by the API before
+       `put_snapshot`; rows from before stay unverified: never listed, served or used to
+       justify a trim, and deleted by the next verified upload of their practice.
+       snapshot_marks: each site's highest verified snapshot position, so a replayed
+       older snapshot of that site is refused even after its own row was pruned.
 """
 
 from __future__ import annotations
@@ -31,15 +37,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import BinaryIO, Final, Protocol
 from uuid import UUID
 
+from cloud_hub.errors import BadRequest, SnapshotBehind
 from sync_protocol.ids import BatchId, HubSeq, KeyEpoch, PracticeId, SiteId
 from sync_protocol.models import ChangeMeta
 
 #: The hub store's schema, for both stores (changelog in this module's docstring).
 #: A store refuses to open a database with a newer schema than this.
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 
 class SiteStatus(StrEnum):
@@ -123,17 +130,29 @@ class MailItem:
 
 
 @dataclass(frozen=True, slots=True)
-class SnapshotRecord:
-    hub_seq: HubSeq
+class NewSnapshot:
+    """A snapshot whose attestation the API verified against the uploading site's key."""
+
+    practice_id: PracticeId
     site_id: SiteId
+    snapshot_id: UUID
+    hub_seq: HubSeq
     key_epoch: KeyEpoch
-    blob: bytes
-    created_ms: int
+    digest: bytes
+    signature: bytes
+    #: Bytes in the body, and how to read it: the API's staging file, opened and read in
+    #: pieces (`SNAPSHOT_PIECE_BYTES`), so a store never holds a snapshot whole.
+    size: int
+    open_body: Callable[[], BinaryIO]
+
+
+#: Bytes a store reads from a snapshot's body per step when storing it.
+SNAPSHOT_PIECE_BYTES: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class SnapshotInfo:
-    """A stored snapshot without its bytes (`size` is the blob's length)."""
+    """A stored, verified snapshot without its bytes (`size` is the blob's length)."""
 
     snapshot_id: UUID
     hub_seq: HubSeq
@@ -141,6 +160,8 @@ class SnapshotInfo:
     key_epoch: KeyEpoch
     size: int
     created_ms: int
+    digest: bytes = b""
+    signature: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,12 +240,30 @@ class PracticeStats:
     sites: tuple[SiteStats, ...]
 
 
-def trim_point(head: int, trimmed_through: int, snapshot_hub_seq: int, keep: int) -> int:
-    """How far a trim may go: keep the latest `keep` batches and all a snapshot does not
-    cover; never un-trim.  `keep` 0 means keep everything.  (Both stores use this rule.)"""
+def trim_point(head: int, trimmed_through: int, verified_hub_seq: int, keep: int) -> int:
+    """How far a trim may go: keep the latest `keep` batches and all that no *verified*
+    snapshot covers (`verified_hub_seq`: the highest hub_seq of a snapshot whose making
+    site's signature and digest the hub checked; 0 if none — an unsigned snapshot of
+    an older schema never counts); never un-trim.  `keep` 0 means keep everything.  (Both
+    stores use this rule.)"""
     if keep <= 0:
         return trimmed_through
-    return max(trimmed_through, min(head - keep, snapshot_hub_seq))
+    return max(trimmed_through, min(head - keep, verified_hub_seq))
+
+
+def check_position(snapshot: NewSnapshot, head: int, mark: int | None) -> None:
+    """Refuse a snapshot past the practice's `head` (`BadRequest`) or behind its site's
+    highest verified snapshot `mark` (`SnapshotBehind`).  (Both stores use this rule.)"""
+    label = f"snapshot {snapshot.snapshot_id} of site {snapshot.site_id}"
+    if snapshot.hub_seq > head:
+        raise BadRequest(f"{label} claims hub sequence {snapshot.hub_seq}, the practice is "
+                         f"at {head}", hint="tag a snapshot with the last hub sequence the "
+                         "site applied")
+    if mark is not None and snapshot.hub_seq < mark:
+        raise SnapshotBehind(f"{label} is at hub sequence {snapshot.hub_seq}, behind the "
+                             f"site's verified snapshot at {mark}",
+                             hint="upload a snapshot made now; an older one never replaces "
+                             "a newer one")
 
 
 def activities(sites: Sequence[tuple[SiteId, int | None, bytes | None, int | None]],
@@ -346,8 +385,8 @@ class HubStore(Protocol):
 
     async def trim(self, practice_id: PracticeId, keep_batches: int) -> int:
         """Delete batches, keeping at least the latest `keep_batches` and every batch after
-        the latest snapshot's hub_seq; return the new `trimmed_through`.  Idempotent;
-        `keep_batches` 0 keeps everything."""
+        the latest *verified* snapshot's hub_seq (`trim_point`); return the new
+        `trimmed_through`.  Idempotent; `keep_batches` 0 keeps everything."""
         ...
 
     async def received_ms(self, practice_id: PracticeId,
@@ -389,17 +428,29 @@ class HubStore(Protocol):
     async def delete_mail(self, practice_id: PracticeId, site_id: SiteId,
                           mail_id: UUID) -> bool: ...
 
-    async def put_snapshot(self, practice_id: PracticeId, site_id: SiteId, hub_seq: HubSeq,
-                           key_epoch: KeyEpoch, blob: bytes, now_ms: int, *,
-                           snapshot_id: UUID | None = None, keep: int = 0) -> None:
-        """Store a snapshot covering hub sequences 1..hub_seq (replacing one of the same site
-        and hub_seq); with `keep` > 0, delete all but the latest `keep` of the practice."""
+    async def put_snapshot(self, snapshot: NewSnapshot, now_ms: int, *, keep: int) -> None:
+        """Store a verified snapshot covering hub sequences 1..hub_seq, in one transaction,
+        reading its body in pieces.
+
+        Refuses, storing nothing: `SnapshotBehind` if the same site already had a verified
+        snapshot at a later position, `BadRequest` if hub_seq is past the practice's head.
+        Replaces the site's snapshot at the same hub_seq (idempotent re-upload).  Then
+        keeps the latest `keep` (≥ 1) verified snapshots of the practice and deletes every
+        other one, unverified ones of an older schema included.
+        """
         ...
 
-    async def latest_snapshot(self, practice_id: PracticeId) -> SnapshotRecord | None: ...
-
     async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
-        """The latest snapshot's metadata; its bytes are not loaded."""
+        """The latest verified snapshot's metadata; its bytes are not loaded."""
+        ...
+
+    async def snapshot_info(self, practice_id: PracticeId,
+                            snapshot_id: UUID) -> SnapshotInfo | None:
+        """A verified snapshot of the practice by id (None: none, unverified or foreign)."""
+        ...
+
+    async def list_snapshots(self, practice_id: PracticeId) -> list[SnapshotInfo]:
+        """The practice's verified snapshots, newest (highest hub_seq) first."""
         ...
 
     async def snapshot_chunk(self, practice_id: PracticeId, snapshot_id: UUID, offset: int,

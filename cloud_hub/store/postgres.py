@@ -41,6 +41,7 @@ from cloud_hub.heads import DOT_BYTES, advance_heads
 from cloud_hub.store.base import (
     MAX_PULL_BYTES,
     SCHEMA_VERSION,
+    SNAPSHOT_PIECE_BYTES,
     Appended,
     CommitListener,
     IncomingBatch,
@@ -48,6 +49,7 @@ from cloud_hub.store.base import (
     LogBounds,
     MailItem,
     NewSite,
+    NewSnapshot,
     OperatorAction,
     PracticeRecord,
     PracticeStats,
@@ -57,9 +59,9 @@ from cloud_hub.store.base import (
     SiteStats,
     SiteStatus,
     SnapshotInfo,
-    SnapshotRecord,
     StoredBatch,
     activities,
+    check_position,
     trim_point,
 )
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
@@ -150,7 +152,25 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
                kit_fingerprint text NOT NULL, sealed bytea NOT NULL, created_ms bigint NOT NULL,
                PRIMARY KEY (practice_id, epoch, kit_fingerprint))""",
     ),
+    5: (
+        # Rows from before stay unverified (false): never listed, served or a reason to trim.
+        "ALTER TABLE snapshots ADD COLUMN digest bytea",
+        "ALTER TABLE snapshots ADD COLUMN signature bytea",
+        "ALTER TABLE snapshots ADD COLUMN verified boolean NOT NULL DEFAULT false",
+        """CREATE TABLE snapshot_marks (practice_id uuid NOT NULL, site_id uuid NOT NULL,
+               hub_seq bigint NOT NULL, PRIMARY KEY (practice_id, site_id))""",
+    ),
 }
+
+_SNAPSHOT_INFO: Final = ("SELECT snapshot_id, hub_seq, site_id, key_epoch, octet_length(blob), "
+                         "created_ms, digest, signature FROM snapshots WHERE practice_id = $1 "
+                         "AND verified")
+#: Raise the site's mark to this snapshot's position; no row back if it is behind the mark
+#: (the row lock also orders two concurrent uploads of one site).
+_MARK: Final = (
+    "INSERT INTO snapshot_marks (practice_id, site_id, hub_seq) VALUES ($1, $2, $3) "
+    "ON CONFLICT (practice_id, site_id) DO UPDATE SET hub_seq = EXCLUDED.hub_seq "
+    "WHERE snapshot_marks.hub_seq <= EXCLUDED.hub_seq RETURNING hub_seq")
 
 #: Errors that mean "the database is not reachable right now" (restart, network, shutdown).
 _UNAVAILABLE: Final = (OSError, TimeoutError, asyncpg.InterfaceError,
@@ -243,6 +263,27 @@ async def _translated() -> AsyncIterator[None]:
         # Only a concurrent twin of the same push gets here; a retry sees the winner.
         raise StoreUnavailable("a concurrent request stored the same item first",
                                hint="retry; the request is idempotent") from exc
+
+
+#: PostgreSQL's binary COPY: signature, flags, header extension length.
+_COPY_HEADER: Final = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+
+
+async def _copy_body(snapshot: NewSnapshot) -> AsyncIterator[bytes]:
+    """One row of one bytea field in COPY's binary format, the body read in pieces."""
+    yield _COPY_HEADER + (1).to_bytes(2, "big") + snapshot.size.to_bytes(4, "big")
+    body = snapshot.open_body()
+    try:
+        while piece := await asyncio.to_thread(body.read, SNAPSHOT_PIECE_BYTES):
+            yield piece
+    finally:
+        body.close()
+    yield (-1).to_bytes(2, "big", signed=True)
+
+
+def _snapshot_info(row: Sequence[Any]) -> SnapshotInfo:
+    return SnapshotInfo(row[0], HubSeq(row[1]), SiteId(row[2]), KeyEpoch(row[3]), int(row[4]),
+                        row[5], bytes(row[6]), bytes(row[7]))
 
 
 class PostgresStore:
@@ -556,42 +597,53 @@ class PostgresStore:
                                      practice_id, site_id, mail_id)
         return status != "DELETE 0"
 
-    async def put_snapshot(self, practice_id: PracticeId, site_id: SiteId, hub_seq: HubSeq,
-                           key_epoch: KeyEpoch, blob: bytes, now_ms: int, *,
-                           snapshot_id: UUID | None = None, keep: int = 0) -> None:
+    async def put_snapshot(self, snapshot: NewSnapshot, now_ms: int, *, keep: int) -> None:
+        p, site = snapshot.practice_id, snapshot.site_id
         async with _translated(), self._pool.acquire() as conn, conn.transaction():
+            head = int(await conn.fetchval("SELECT last_hub_seq FROM practice_seq WHERE "
+                                           "practice_id = $1", p) or 0)
+            check_position(snapshot, head, None)
+            if await conn.fetchval(_MARK, p, site, snapshot.hub_seq) is None:
+                check_position(snapshot, head, await conn.fetchval(
+                    "SELECT hub_seq FROM snapshot_marks WHERE practice_id = $1 AND "
+                    "site_id = $2", p, site))
+            # The body streams in with COPY (binary) into a table of this transaction, then
+            # moves server-side: the hub never holds it whole.
+            await conn.execute("CREATE TEMP TABLE snapshot_body (blob bytea NOT NULL) "
+                               "ON COMMIT DROP")
+            await conn.copy_to_table("snapshot_body", source=_copy_body(snapshot),
+                                     format="binary")
             await conn.execute(
                 "INSERT INTO snapshots (practice_id, hub_seq, site_id, key_epoch, blob, "
-                "created_ms, snapshot_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT "
-                "(practice_id, hub_seq, site_id) DO UPDATE SET key_epoch = EXCLUDED.key_epoch, "
+                "created_ms, snapshot_id, digest, signature, verified) SELECT $1, $2, $3, $4, "
+                "blob, $5, $6, $7, $8, true FROM snapshot_body ON CONFLICT (practice_id, "
+                "hub_seq, site_id) DO UPDATE SET key_epoch = EXCLUDED.key_epoch, "
                 "blob = EXCLUDED.blob, created_ms = EXCLUDED.created_ms, "
-                "snapshot_id = EXCLUDED.snapshot_id",
-                practice_id, hub_seq, site_id, key_epoch, blob, now_ms, snapshot_id or uuid4())
-            if keep > 0:
-                await conn.execute(
-                    "DELETE FROM snapshots WHERE practice_id = $1 AND (hub_seq, site_id) NOT IN "
-                    "(SELECT hub_seq, site_id FROM snapshots WHERE practice_id = $1 "
-                    "ORDER BY hub_seq DESC, created_ms DESC LIMIT $2)", practice_id, keep)
-
-    async def latest_snapshot(self, practice_id: PracticeId) -> SnapshotRecord | None:
-        row = await self._fetchrow("SELECT hub_seq, site_id, key_epoch, blob, created_ms FROM "
-                                   "snapshots WHERE practice_id = $1 ORDER BY hub_seq DESC, "
-                                   "created_ms DESC LIMIT 1", practice_id)
-        if row is None:
-            return None
-        return SnapshotRecord(HubSeq(row[0]), SiteId(row[1]), KeyEpoch(row[2]), bytes(row[3]),
-                              row[4])
+                "snapshot_id = EXCLUDED.snapshot_id, digest = EXCLUDED.digest, "
+                "signature = EXCLUDED.signature, verified = true",
+                p, snapshot.hub_seq, site, snapshot.key_epoch, now_ms, snapshot.snapshot_id,
+                snapshot.digest, snapshot.signature)
+            await conn.execute(
+                "DELETE FROM snapshots WHERE practice_id = $1 AND (hub_seq, site_id) NOT IN "
+                "(SELECT hub_seq, site_id FROM snapshots WHERE practice_id = $1 AND verified "
+                "ORDER BY hub_seq DESC, created_ms DESC LIMIT $2)", p, max(keep, 1))
 
     async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
         # octet_length reads the size from the TOAST pointer: the blob is not loaded.
-        row = await self._fetchrow(
-            "SELECT snapshot_id, hub_seq, site_id, key_epoch, octet_length(blob), created_ms "
-            "FROM snapshots WHERE practice_id = $1 ORDER BY hub_seq DESC, created_ms DESC "
-            "LIMIT 1", practice_id)
-        if row is None:
-            return None
-        return SnapshotInfo(row[0], HubSeq(row[1]), SiteId(row[2]), KeyEpoch(row[3]),
-                            int(row[4]), row[5])
+        row = await self._fetchrow(f"{_SNAPSHOT_INFO} ORDER BY hub_seq DESC, created_ms DESC "
+                                   "LIMIT 1", practice_id)
+        return None if row is None else _snapshot_info(row)
+
+    async def snapshot_info(self, practice_id: PracticeId,
+                            snapshot_id: UUID) -> SnapshotInfo | None:
+        row = await self._fetchrow(f"{_SNAPSHOT_INFO} AND snapshot_id = $2", practice_id,
+                                   snapshot_id)
+        return None if row is None else _snapshot_info(row)
+
+    async def list_snapshots(self, practice_id: PracticeId) -> list[SnapshotInfo]:
+        rows = await self._fetch(f"{_SNAPSHOT_INFO} ORDER BY hub_seq DESC, created_ms DESC",
+                                 practice_id)
+        return [_snapshot_info(r) for r in rows]
 
     async def snapshot_chunk(self, practice_id: PracticeId, snapshot_id: UUID, offset: int,
                              length: int) -> bytes | None:
@@ -619,7 +671,8 @@ class PostgresStore:
             if row is None:
                 return 0
             covered = await conn.fetchval("SELECT max(hub_seq) FROM snapshots "
-                                          "WHERE practice_id = $1", practice_id) or 0
+                                          "WHERE practice_id = $1 AND verified",
+                                          practice_id) or 0
             through = trim_point(int(row[0]), int(row[1]), int(covered), keep_batches)
             if through > row[1]:
                 await conn.execute("DELETE FROM batches WHERE practice_id = $1 AND "

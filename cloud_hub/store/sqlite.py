@@ -22,11 +22,16 @@ import aiosqlite
 
 from cloud_hub.chain import check_continues
 from cloud_hub.enrollment import check_token_row
-from cloud_hub.errors import AlreadyExists, SchemaTooNew, StoreUnavailable
+from cloud_hub.errors import (
+    AlreadyExists,
+    SchemaTooNew,
+    StoreUnavailable,
+)
 from cloud_hub.heads import advance_heads
 from cloud_hub.store.base import (
     MAX_PULL_BYTES,
     SCHEMA_VERSION,
+    SNAPSHOT_PIECE_BYTES,
     Appended,
     CommitListener,
     IncomingBatch,
@@ -34,6 +39,7 @@ from cloud_hub.store.base import (
     LogBounds,
     MailItem,
     NewSite,
+    NewSnapshot,
     OperatorAction,
     PracticeRecord,
     PracticeStats,
@@ -43,9 +49,9 @@ from cloud_hub.store.base import (
     SiteStats,
     SiteStatus,
     SnapshotInfo,
-    SnapshotRecord,
     StoredBatch,
     activities,
+    check_position,
     trim_point,
 )
 from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
@@ -126,7 +132,19 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
                kit_fingerprint TEXT NOT NULL, sealed BLOB NOT NULL, created_ms INTEGER NOT NULL,
                PRIMARY KEY (practice_id, epoch, kit_fingerprint))""",
     ),
+    5: (
+        # Rows from before stay unverified (0): never listed, served or a reason to trim.
+        "ALTER TABLE snapshots ADD COLUMN digest BLOB",
+        "ALTER TABLE snapshots ADD COLUMN signature BLOB",
+        "ALTER TABLE snapshots ADD COLUMN verified INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE snapshot_marks (practice_id BLOB NOT NULL, site_id BLOB NOT NULL,
+               hub_seq INTEGER NOT NULL, PRIMARY KEY (practice_id, site_id))""",
+    ),
 }
+
+_SNAPSHOT_INFO: Final = ("SELECT snapshot_id, hub_seq, site_id, key_epoch, length(blob), "
+                         "created_ms, digest, signature FROM snapshots WHERE practice_id = ? "
+                         "AND verified = 1")
 
 #: Sizes are read without loading the blobs; a blob is loaded only if it is sent.
 _BATCHES_AFTER: Final = """
@@ -165,6 +183,50 @@ def _read_blob(path: Path, practice_id: PracticeId, snapshot_id: UUID, offset: i
         with db.blobopen("snapshots", "blob", row[0], readonly=True) as blob:
             blob.seek(min(offset, len(blob)))
             return blob.read(length)
+
+
+def _write_snapshot(path: Path, snapshot: NewSnapshot, now_ms: int, keep: int) -> None:
+    """`put_snapshot` in one write transaction of its own connection (blocking)."""
+    p, site = snapshot.practice_id.bytes, snapshot.site_id.bytes
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None, timeout=5.0)) as db:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            head, mark = db.execute(
+                "SELECT (SELECT last_hub_seq FROM practice_seq WHERE practice_id = ?), "
+                "(SELECT hub_seq FROM snapshot_marks WHERE practice_id = ? AND site_id = ?)",
+                (p, p, site)).fetchone()
+            check_position(snapshot, int(head or 0), mark)
+            rowid = db.execute(
+                "INSERT OR REPLACE INTO snapshots (practice_id, hub_seq, site_id, key_epoch, "
+                "blob, created_ms, snapshot_id, digest, signature, verified) VALUES "
+                "(?, ?, ?, ?, zeroblob(?), ?, ?, ?, ?, 1)",
+                (p, snapshot.hub_seq, site, snapshot.key_epoch, snapshot.size, now_ms,
+                 snapshot.snapshot_id.bytes, snapshot.digest, snapshot.signature)).lastrowid
+            assert rowid is not None
+            with db.blobopen("snapshots", "blob", rowid) as blob, \
+                    snapshot.open_body() as body:
+                while piece := body.read(SNAPSHOT_PIECE_BYTES):
+                    blob.write(piece)  # ValueError past `size`: the staging file grew
+                if blob.tell() != snapshot.size:
+                    raise ValueError(f"snapshot body is {blob.tell()} bytes, not {snapshot.size}")
+            db.execute("INSERT INTO snapshot_marks (practice_id, site_id, hub_seq) "
+                       "VALUES (?, ?, ?) ON CONFLICT (practice_id, site_id) DO UPDATE "
+                       "SET hub_seq = max(hub_seq, excluded.hub_seq)",
+                       (p, site, snapshot.hub_seq))
+            db.execute("DELETE FROM snapshots WHERE practice_id = ? AND snapshot_id NOT IN "
+                       "(SELECT snapshot_id FROM snapshots WHERE practice_id = ? AND "
+                       "verified = 1 ORDER BY hub_seq DESC, created_ms DESC LIMIT ?)",
+                       (p, p, max(keep, 1)))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def _snapshot_info(row: Sequence[Any]) -> SnapshotInfo:
+    i, h, s, e, n, c, digest, signature = row
+    return SnapshotInfo(UUID(bytes=i), HubSeq(h), SiteId(UUID(bytes=s)), KeyEpoch(e), int(n),
+                        c, bytes(digest), bytes(signature))
 
 
 def _site(row: Iterable[Any]) -> SiteRecord:
@@ -496,41 +558,33 @@ class SqliteStore:
                 (practice_id.bytes, site_id.bytes, mail_id.bytes)) as cur:
             return cur.rowcount > 0
 
-    async def put_snapshot(self, practice_id: PracticeId, site_id: SiteId, hub_seq: HubSeq,
-                           key_epoch: KeyEpoch, blob: bytes, now_ms: int, *,
-                           snapshot_id: UUID | None = None, keep: int = 0) -> None:
-        p = practice_id.bytes
-        async with self._tx() as db:
-            await db.execute("INSERT OR REPLACE INTO snapshots (practice_id, hub_seq, site_id, "
-                             "key_epoch, blob, created_ms, snapshot_id) VALUES "
-                             "(?, ?, ?, ?, ?, ?, ?)",
-                             (p, hub_seq, site_id.bytes, key_epoch, blob, now_ms,
-                              (snapshot_id or uuid4()).bytes))
-            if keep > 0:
-                await db.execute(
-                    "DELETE FROM snapshots WHERE practice_id = ? AND snapshot_id NOT IN "
-                    "(SELECT snapshot_id FROM snapshots WHERE practice_id = ? "
-                    "ORDER BY hub_seq DESC, created_ms DESC LIMIT ?)", (p, p, keep))
-
-    async def latest_snapshot(self, practice_id: PracticeId) -> SnapshotRecord | None:
-        row = await self._one("SELECT hub_seq, site_id, key_epoch, blob, created_ms FROM "
-                              "snapshots WHERE practice_id = ? ORDER BY hub_seq DESC, "
-                              "created_ms DESC LIMIT 1", (practice_id.bytes,))
-        if row is None:
-            return None
-        h, s, e, b, c = row
-        return SnapshotRecord(HubSeq(h), SiteId(UUID(bytes=s)), KeyEpoch(e), bytes(b), c)
+    async def put_snapshot(self, snapshot: NewSnapshot, now_ms: int, *, keep: int) -> None:
+        # The body goes in through incremental blob I/O, a piece at a time, on a connection
+        # of its own in a worker thread; holding the lock keeps the shared connection out
+        # of the way for that one write transaction.
+        async with self._lock:
+            try:
+                await asyncio.to_thread(_write_snapshot, self._path, snapshot, now_ms, keep)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"embedded store unavailable ({type(exc).__name__})",
+                                       hint="check the disk") from exc
 
     async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
         # length() of a BLOB reads its size from the record header, not the bytes.
-        row = await self._one("SELECT snapshot_id, hub_seq, site_id, key_epoch, length(blob), "
-                              "created_ms FROM snapshots WHERE practice_id = ? ORDER BY "
-                              "hub_seq DESC, created_ms DESC LIMIT 1", (practice_id.bytes,))
-        if row is None:
-            return None
-        i, h, s, e, n, c = row
-        return SnapshotInfo(UUID(bytes=i), HubSeq(h), SiteId(UUID(bytes=s)), KeyEpoch(e),
-                            int(n), c)
+        row = await self._one(f"{_SNAPSHOT_INFO} ORDER BY hub_seq DESC, created_ms DESC "
+                              "LIMIT 1", (practice_id.bytes,))
+        return None if row is None else _snapshot_info(row)
+
+    async def snapshot_info(self, practice_id: PracticeId,
+                            snapshot_id: UUID) -> SnapshotInfo | None:
+        row = await self._one(f"{_SNAPSHOT_INFO} AND snapshot_id = ?",
+                              (practice_id.bytes, snapshot_id.bytes))
+        return None if row is None else _snapshot_info(row)
+
+    async def list_snapshots(self, practice_id: PracticeId) -> list[SnapshotInfo]:
+        rows = await self._all(f"{_SNAPSHOT_INFO} ORDER BY hub_seq DESC, created_ms DESC",
+                               (practice_id.bytes,))
+        return [_snapshot_info(r) for r in rows]
 
     async def snapshot_chunk(self, practice_id: PracticeId, snapshot_id: UUID, offset: int,
                              length: int) -> bytes | None:
@@ -562,8 +616,8 @@ class SqliteStore:
                 row = await cur.fetchone()
             if row is None:
                 return 0
-            async with db.execute("SELECT max(hub_seq) FROM snapshots WHERE practice_id = ?",
-                                  (p,)) as cur:
+            async with db.execute("SELECT max(hub_seq) FROM snapshots WHERE practice_id = ? "
+                                  "AND verified = 1", (p,)) as cur:
                 covered = (await cur.fetchone() or (0,))[0] or 0
             through = trim_point(int(row[0]), int(row[1]), int(covered), keep_batches)
             if through > row[1]:

@@ -14,6 +14,7 @@ exit codes are read and changed in one place.
     sites   the practice's sites and public keys (to register a lost one on a rebuilt hub)
     roster  the members the member-signed roster proves   replace-kit  a new recovery kit
     request-keys  ask the members to re-send key epochs this site lacks
+    snapshots  the hub's verified snapshots of the practice (to pick one for restore)
 
 Every handler is `(args) -> int`: 0 ok, 1 failure, 2 usage.
 """
@@ -38,6 +39,7 @@ from edge_node.cli import (
     roster,
     serve,
     sites,
+    snapshots,
     tls_cert,
     user,
 )
@@ -61,8 +63,8 @@ exit codes: 0 ok, 1 failure, 2 usage error
 def add_edge_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add every `edge` subcommand to `sub`."""
     for module in (init, serve, user, backup, check, restore, invite, approve, revoke,
-                   roster, replace_kit, request_keys, reenroll, sites, dead_letters,
-                   held):
+                   roster, replace_kit, request_keys, reenroll, sites, snapshots,
+                   dead_letters, held):
         module.add_parser(sub)
     tls_cert.add_parser(sub)  # listed last: a one-time setup step, not daily work
 

@@ -1,7 +1,8 @@
 """`chartsync edge restore`: a new machine gets every chart back from the hub.
 
     chartsync edge restore --data DIR --hub URL --token TOKEN --recovery-kit FILE
-        (--passphrase-file F | --share FILE --share FILE ...) --name NAME [--json]
+        (--passphrase-file F | --share FILE --share FILE ...) --name NAME
+        [--snapshot ID] [--json]
 
 1. Opens the recovery kit (passphrase, or any k of the custodians' shares).
 2. Enrolls this machine as a new site of the practice with the token, and
@@ -10,9 +11,11 @@
    then waits, showing its fingerprint, until an approved site approves it.
    Every key epoch comes from the kit itself, the copies sealed to the kit at
    the hub, and the site's mailbox.
-3. Downloads the latest snapshot, stages and verifies it, installs it
-   (progress bar with time left, or `--json` lines), sets the cursor; `edge
-   serve` then pulls the log tail after it.
+3. Downloads the latest verified snapshot (or `--snapshot ID`, one that
+   `chartsync edge snapshots` lists), checks the making site's signature
+   before writing anything and the bytes' digest before staging, stages and
+   verifies it, installs it (progress bar with time left, or `--json` lines),
+   sets the cursor; `edge serve` then pulls the log tail after it.
 
 Interrupted (even killed), run the same command again: enrollment is not
 repeated and the restore resumes from the staged snapshot.
@@ -31,6 +34,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 from edge_node.cli import restore_backup
 from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for, wall_ms
@@ -55,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = parser_for(sub, "restore", help_text="bring every chart back from the hub",
                    description="Enroll this machine as a new site with a recovery kit and "
                    "restore every chart, all history and all open conflicts from the hub's "
-                   "latest snapshot. Resumes if interrupted.",
+                   "latest verified snapshot, or the one --snapshot names. The making site's "
+                   "signature and the bytes' digest are checked before anything is written "
+                   "or staged. Resumes if interrupted.",
                    examples="  chartsync edge restore --data /var/lib/chartsync --hub "
                    "https://hub.example.jp --token cse_... --recovery-kit kit.txt "
                    "--passphrase-file pass.txt --name branch-a\n"
@@ -64,7 +70,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "  chartsync edge restore --from-backup /mnt/usb/edge.csbackup --data NEWDIR "
                    "--site-key /safe/site.key --backup-passphrase-file pass.txt\n"
                    "  chartsync edge restore --from-backup FILE --data NEWDIR --site-key "
-                   "site.key --recovery-kit kit.txt --share alice.txt --share bob.txt\n")
+                   "site.key --recovery-kit kit.txt --share alice.txt --share bob.txt\n"
+                   "  chartsync edge restore --data DIR --hub URL --token cse_... "
+                   "--recovery-kit kit.txt --passphrase-file pass.txt --name a "
+                   "--snapshot 0193a1c2-7d4e-4f10-9a3b-5c6d7e8f9a0b\n")
     add_data_option(p)
     p.add_argument("--hub", metavar="URL", help="the hub to restore from (not with "
                    "--from-backup)")
@@ -78,6 +87,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--name", default="restored", help="site name shown to approvers")
     p.add_argument("--admin", default="admin", help="name of the first admin")
     p.add_argument("--approval-timeout-s", type=float, default=24 * 3600)
+    p.add_argument("--snapshot", type=UUID, metavar="ID",
+                   help="restore from this snapshot (an id `chartsync edge snapshots` "
+                   "lists; default: the latest verified one)")
     p.add_argument("--json", action="store_true", help="JSON lines for progress and result")
     p.add_argument("--stage-batch-records", type=int, default=BATCH_RECORDS, metavar="N",
                    help="records per staging commit: smaller resumes closer to where a killed "
@@ -166,7 +178,8 @@ async def restore(args: argparse.Namespace) -> int:
                      SiteDirectory(s.public_keys for s in await client.sites()))
         with progress_for(json_lines=args.json, clock=time.monotonic) as progress:
             staged = await restore_into(data_dir, client, keyring, directory, progress,
-                                        batch_records=args.stage_batch_records)
+                                        batch_records=args.stage_batch_records,
+                                        snapshot_id=args.snapshot)
     if staged is None:
         _say(args, restored="no snapshot", next="`edge serve` pulls the whole log")
     else:

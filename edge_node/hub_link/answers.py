@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -82,8 +82,24 @@ class EnrollmentToken:
 
 
 @dataclass(frozen=True, slots=True)
+class HubSnapshot:
+    """One verified snapshot the hub holds for the practice (`GET /v1/snapshots`)."""
+
+    snapshot_id: UUID
+    site_id: UUID
+    hub_seq: int
+    key_epoch: int
+    size: int
+    created_ms: int
+    digest: bytes
+    signature: bytes
+    #: The hub still holds every batch after it (false: retention trimmed some).
+    log_after_kept: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotDownload:
-    """The latest snapshot's metadata and its body as a stream of chunks."""
+    """A snapshot's metadata and its body as a stream of chunks."""
 
     hub_seq: int
     key_epoch: int
@@ -96,6 +112,9 @@ class SnapshotDownload:
     snapshot_id: UUID | None = None
     offset: int = 0
     total: int | None = None
+    #: The response headers, where the making site's attestation is: the reader reads
+    #: it for its practice (`snapshot_signature.attestation_from_headers`) and checks it.
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     async def chunks(self, chunk_bytes: int = 1 << 16) -> AsyncIterator[bytes]:
         try:

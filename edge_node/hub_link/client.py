@@ -42,6 +42,7 @@ from edge_node.hub_link.answers import (
     Enrollment,
     EnrollmentToken,
     HubKey,
+    HubSnapshot,
     Mail,
     PracticeCreated,
     SiteInfo,
@@ -56,6 +57,8 @@ from sync_protocol.keys import SitePublicKeys
 from sync_protocol.models import PulledBatch, PullResponse, PushAck, push_ack_from_json
 from sync_protocol.pull_wire import decode_pull_response, decode_pulled
 from sync_protocol.push_wire import MEDIA_TYPE_MANY, decode_push_answer, encode_push_many
+from sync_protocol.snapshot_signature import HEADERS as ATTESTATION_HEADERS
+from sync_protocol.snapshot_signature import SnapshotAttestation, attestation_headers
 
 log = logging.getLogger(__name__)
 
@@ -362,35 +365,66 @@ class HubClient:
 
     # --- snapshots -----------------------------------------------------------------
 
-    async def put_snapshot(self, *, hub_seq: int, key_epoch: int,
+    async def put_snapshot(self, attestation: SnapshotAttestation,
                            body: bytes | AsyncIterable[bytes]) -> None:
-        """Upload a sealed snapshot covering hub sequences 1..`hub_seq` (bytes or chunks)."""
+        """Upload a sealed snapshot with its attestation (bytes or chunks).
+
+        The hub stores it only if this site signed it, at a sane position, with
+        these bytes; else `HubRefused` (`malformed`, `bad_signature`, `wrong_origin`,
+        `tampered`, `snapshot_behind`, `bad_request`).
+        """
         await self._json("PUT", "/v1/snapshots", data=body, content_type=_OCTETS,
-                         params={"hub_seq": str(hub_seq), "key_epoch": str(key_epoch)})
+                         extra_headers=attestation_headers(attestation))
+
+    async def list_snapshots(self) -> list[HubSnapshot]:
+        """The practice's verified snapshots at the hub, newest first."""
+        raw = await self._json("GET", "/v1/snapshots")
+        try:
+            return [HubSnapshot(UUID(s["snapshot_id"]), UUID(s["site_id"]), int(s["hub_seq"]),
+                                int(s["key_epoch"]), int(s["size"]), int(s["created_ms"]),
+                                bytes.fromhex(s["digest"]), bytes.fromhex(s["signature"]),
+                                bool(s["log_after_kept"]))
+                    for s in raw["snapshots"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HubUnreachable(f"hub {self.settings.url} gave no usable snapshot list "
+                                 f"({type(exc).__name__})",
+                                 hint="check that hub.url points at a chartsync hub") from exc
 
     @asynccontextmanager
     async def get_latest_snapshot(self, *, offset: int = 0
                                   ) -> AsyncIterator[SnapshotDownload | None]:
-        """The latest snapshot (None if the practice has none), body streamed.
+        """The latest verified snapshot (None if the practice has none), body streamed.
 
         With `offset`, asks for the bytes from there on (HTTP Range); a hub that
         answers the whole body instead says so with `offset` 0 in the result.
         """
+        async with self.get_snapshot(None, offset=offset) as download:
+            yield download
+
+    @asynccontextmanager
+    async def get_snapshot(self, snapshot_id: UUID | None, *, offset: int = 0
+                           ) -> AsyncIterator[SnapshotDownload | None]:
+        """Snapshot `snapshot_id` (None: the latest), body streamed; None if there is none.
+
+        The attestation is in `headers`, unverified: the reader checks it.
+        """
         ranged = {"Range": f"bytes={offset}-"} if offset else None
+        path = "/v1/snapshots/latest" if snapshot_id is None else f"/v1/snapshots/{snapshot_id}"
         try:
-            async with self._request("GET", "/v1/snapshots/latest", timeout_s=3600,
+            async with self._request("GET", path, timeout_s=3600,
                                      extra_headers=ranged) as resp:
                 start, total = 0, resp.content_length
                 found = resp.headers.get("Content-Range", "")
                 if resp.status == 206 and found.startswith("bytes "):
                     span, _, whole = found[6:].partition("/")
                     start, total = int(span.partition("-")[0]), int(whole)
-                snapshot_id = resp.headers.get("X-Snapshot-Id")
+                sid = resp.headers.get("X-Snapshot-Id")
                 yield SnapshotDownload(int(resp.headers["X-Hub-Seq"]),
                                        int(resp.headers["X-Key-Epoch"]),
                                        UUID(resp.headers["X-Site-Id"]), resp.content_length,
-                                       resp, UUID(snapshot_id) if snapshot_id else None,
-                                       start, total)
+                                       resp, UUID(sid) if sid else None, start, total,
+                                       {h: resp.headers[h] for h in ATTESTATION_HEADERS
+                                        if h in resp.headers})
         except HubRefused as exc:
             if exc.status != 404:
                 raise

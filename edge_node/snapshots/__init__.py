@@ -2,7 +2,9 @@
 
     export.py       consistent copy (the store's) → sealed snapshot file
     staging.py      snapshot file → verified records → the store's staging file, resumable
-    bootstrap.py    download the latest snapshot from the hub, stage, install
+    download.py     a snapshot from the hub: signature checked before writing, digest
+                    before staging
+    bootstrap.py    download a snapshot (latest or chosen), stage, install
     rebootstrap.py  a running site the hub's log no longer covers: snapshot + own changes
     snapshotter.py  the periodic upload inside `edge serve` (`snapshot_every_changes`)
     progress.py     rich bar with time left, or JSON lines

@@ -1,149 +1,91 @@
-"""Bootstrap a site from the hub's latest snapshot: download, stage, verify, install.
+"""Bootstrap a site from a hub snapshot: download verified, stage, verify, install.
 
     staged = await fetch_and_stage(client, restore_dir, keyring, directory, progress)
     await restore_into(data_dir, client, keyring, directory, progress)   # restore
+    await restore_into(..., snapshot_id=ID)                              # a chosen one
 
 Files, all in `DIR/.restore/` (removed once installed):
 
-    snapshot.partial   the download in progress
-    snapshot.id        the hub's id of the snapshot being downloaded (`X-Snapshot-Id`)
-    snapshot.css       a complete download (fsynced, renamed): a rerun stages from it
-                       without downloading again
-    staging.sqlite3    the records staged so far (see `staging`)
+    snapshot.partial      the download in progress
+    snapshot.attestation  the making site's signed attestation of the snapshot being
+                          downloaded (checked before the directory is even created)
+    snapshot.css          a complete download whose bytes matched the signed digest
+                          (fsynced, renamed): a rerun stages from it without
+                          downloading again
+    staging.sqlite3       the records staged so far (see `staging`)
+
+What is verified, in order (`download`): the attestation's signature against
+the making site's key, before anything is written; the digest of the complete
+download, before anything is staged; while staging, the sealed stream itself
+(the practice key's authentication, the writer's inner signature, record
+shapes); finally that the sealed header names the snapshot the attestation
+does.  A snapshot that fails any check raises `SnapshotRefused`; the restore
+folder is deleted so the next attempt starts clean, and the data directory's
+database is never touched.
 
 Resuming: a killed restore reruns the same command.  A complete download is
-reused and staging resumes after its last committed batch.  A partial
-download continues with `Range: bytes=N-` when the hub answers 206 for the
-same `X-Snapshot-Id`; any other answer (200, another snapshot — a newer one
-replaced it —, 416) starts the file over.  Records staged from a previous
+reused and staging resumes after its last committed batch; a partial one
+continues with an HTTP Range (`download`).  Records staged from a previous
 attempt are kept as long as they are of the same snapshot (`Staging`).
-
-A snapshot that fails verification raises `SnapshotRefused`; its download and
-staging file are deleted so the next attempt starts clean, and the data
-directory's database is never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from pathlib import Path
 from typing import Final
+from uuid import UUID
 
-from edge_node.errors import SnapshotError, SnapshotRefused
+from edge_node.errors import SnapshotRefused
 from edge_node.hub_link.client import HubClient
-from edge_node.hub_link.errors import HubRefused
+from edge_node.snapshots.download import discard_download, download_snapshot
 from edge_node.snapshots.progress import BootstrapProgress
 from edge_node.snapshots.staging import BATCH_RECORDS, Staged, Staging
-from edge_node.store.durable_files import fsync_path
 from edge_node.store.snapshot_install import install_file, restore_pending
 from sync_protocol.keys import Keyring, SiteDirectory
+from sync_protocol.snapshot_signature import SnapshotAttestation
 
 RESTORE_DIR: Final = ".restore"
-PARTIAL: Final = "snapshot.partial"
-SNAPSHOT_ID: Final = "snapshot.id"
-COMPLETE: Final = "snapshot.css"
 
 
 def restore_dir_of(data_dir: Path) -> Path:
     return data_dir / RESTORE_DIR
 
 
-def _prepare(restore_dir: Path, complete: Path) -> int | None:
-    restore_dir.mkdir(parents=True, exist_ok=True)
-    return complete.stat().st_size if complete.exists() else None
-
-
-async def download_latest(client: HubClient, restore_dir: Path,
-                          progress: BootstrapProgress) -> Path | None:
-    """The latest snapshot as a complete local file (reused if already downloaded).
-
-    None if the hub has none.  Continues a partial download of the same
-    snapshot (HTTP Range).  Raises `HubUnreachable` / `HubRefused` from the
-    client, `SnapshotRefused` for a short body, `SnapshotError` for a disk fault.
-    """
-    complete = restore_dir / COMPLETE
-    size = await asyncio.to_thread(_prepare, restore_dir, complete)
-    if size is not None:
-        progress.download(size, size)
-        return complete
-    partial, id_file = restore_dir / PARTIAL, restore_dir / SNAPSHOT_ID
-    have, have_id = await asyncio.to_thread(_partial_state, partial, id_file)
-    try:
-        done = await _download(client, partial, id_file, have if have_id else 0, have_id,
-                               progress)
-    except HubRefused as exc:
-        if exc.status != 416:
-            raise
-        # The partial file is not a prefix the hub can continue: start over.
-        done = await _download(client, partial, id_file, 0, None, progress)
-    if done is None:
-        return None
-    await asyncio.to_thread(_complete, partial, id_file, complete, restore_dir)
-    return complete
-
-
-def _partial_state(partial: Path, id_file: Path) -> tuple[int, str | None]:
-    try:
-        return partial.stat().st_size, id_file.read_text(encoding="ascii").strip() or None
-    except OSError:
-        return 0, None
-
-
-def _complete(partial: Path, id_file: Path, complete: Path, restore_dir: Path) -> None:
-    os.replace(partial, complete)
-    id_file.unlink(missing_ok=True)
-    fsync_path(restore_dir)
-
-
-async def _download(client: HubClient, partial: Path, id_file: Path, offset: int,
-                    have_id: str | None, progress: BootstrapProgress) -> int | None:
-    """Write (or continue) `partial`; return its final size, None if the hub has no snapshot."""
-    async with client.get_latest_snapshot(offset=offset) as download:
-        if download is None:
-            return None
-        same = (download.offset == offset and offset > 0 and download.snapshot_id is not None
-                and str(download.snapshot_id) == have_id)
-        start = offset if same else 0
-        total = download.total if same else download.size
-        done = start
-        try:
-            # Appending only to a prefix of the same snapshot; anything else starts over.
-            # Unbuffered: a killed process keeps every byte it received for the resume.
-            with partial.open("ab" if same else "wb", buffering=0) as out:
-                if not same:
-                    await asyncio.to_thread(id_file.write_text,
-                                            str(download.snapshot_id or ""), encoding="ascii")
-                async for chunk in download.chunks(1 << 20):
-                    out.write(chunk)
-                    done += len(chunk)
-                    progress.download(done, total)
-                os.fsync(out.fileno())
-        except OSError as exc:
-            raise SnapshotError(f"writing the snapshot download to {partial} failed: {exc}",
-                                hint="check free space in the data directory") from exc
-    if total is not None and done != total:
-        raise SnapshotRefused(f"snapshot download ended at {done} of {total} bytes",
-                              hint="run the restore again; it downloads the rest")
-    return done
+def _check_header(staged: Staged, attestation: SnapshotAttestation) -> None:
+    h, c = staged.header, attestation.claim
+    if (h.snapshot_id, h.site_id, h.hub_seq, h.key_epoch) != (
+            c.snapshot_id, c.site_id, c.hub_seq, c.key_epoch):
+        raise SnapshotRefused(f"snapshot {h.snapshot_id} (site {h.site_id}, hub seq "
+                              f"{h.hub_seq}) is not the one its attestation names "
+                              f"({attestation.label()})",
+                              hint="the writer site is faulty; tell its administrator and "
+                              "restore from another snapshot (--snapshot ID)")
 
 
 async def fetch_and_stage(client: HubClient, restore_dir: Path, keyring: Keyring,
                           directory: SiteDirectory, progress: BootstrapProgress, *,
-                          batch_records: int = BATCH_RECORDS) -> Staged | None:
-    """Download (or reuse) the latest snapshot and stage it verified; None if the hub has none."""
-    path = await download_latest(client, restore_dir, progress)
-    if path is None:
+                          batch_records: int = BATCH_RECORDS,
+                          snapshot_id: UUID | None = None) -> Staged | None:
+    """Download (or reuse) a snapshot (`snapshot_id`, or the latest verified) and stage it
+    verified; None if the hub has none.  A refused snapshot leaves none of its files (a
+    short download keeps its partial file, for the rerun to continue)."""
+    got = await download_snapshot(client, restore_dir, keyring.practice_id, directory,
+                                  progress, snapshot_id=snapshot_id)
+    if got is None:
         return None
+    path, attestation = got
     staging = Staging.at(restore_dir)
     try:
-        return await asyncio.to_thread(staging.stage_file, path, keyring, directory,
-                                       progress.stage, batch_records=batch_records)
+        staged = await asyncio.to_thread(staging.stage_file, path, keyring, directory,
+                                         progress.stage, batch_records=batch_records)
+        _check_header(staged, attestation)
     except SnapshotRefused:
         staging.discard()
-        path.unlink(missing_ok=True)
+        await asyncio.to_thread(discard_download, restore_dir)
         raise
+    return staged
 
 
 def finish_restore(restore_dir: Path) -> None:
@@ -152,8 +94,10 @@ def finish_restore(restore_dir: Path) -> None:
 
 async def restore_into(data_dir: Path, client: HubClient, keyring: Keyring,
                        directory: SiteDirectory, progress: BootstrapProgress, *,
-                       batch_records: int = BATCH_RECORDS) -> Staged | None:
-    """Bootstrap the (enrolled, empty) data directory from the latest snapshot.
+                       batch_records: int = BATCH_RECORDS,
+                       snapshot_id: UUID | None = None) -> Staged | None:
+    """Bootstrap the (enrolled, empty) data directory from a snapshot (`snapshot_id`, or
+    the latest verified one).
 
     Returns what was installed, or None if the practice has no snapshot yet
     (the sync loop then pulls the whole log from hub sequence 0).  The tail
@@ -164,7 +108,8 @@ async def restore_into(data_dir: Path, client: HubClient, keyring: Keyring,
         finish_restore(restore_dir_of(data_dir))
         return None
     staged = await fetch_and_stage(client, restore_dir_of(data_dir), keyring, directory,
-                                   progress, batch_records=batch_records)
+                                   progress, batch_records=batch_records,
+                                   snapshot_id=snapshot_id)
     if staged is None:
         return None
     await asyncio.to_thread(install_file, data_dir, staged.path, staged.meta)
@@ -172,5 +117,5 @@ async def restore_into(data_dir: Path, client: HubClient, keyring: Keyring,
     return staged
 
 
-__all__ = ["download_latest", "fetch_and_stage", "finish_restore", "restore_dir_of",
+__all__ = ["fetch_and_stage", "finish_restore", "restore_dir_of",
            "restore_into"]

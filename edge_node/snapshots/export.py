@@ -9,6 +9,9 @@
 2. Records are streamed from the copy through `SnapshotSealer` into
    `snapshot.partial`, fsynced and renamed to `snapshot.css`; the copy is
    deleted.  Runs in a worker thread (`asyncio.to_thread`): it is CPU and disk.
+3. The BLAKE2b-256 of every byte written is computed on the way
+   (`SnapshotDigest`): the site signs it in the snapshot's attestation
+   (`attest`), which the hub and every restoring site check.
 
 The caller decides *whether* to export (the outbox must be acknowledged and
 pulled back, see `snapshotter`); this module only writes.
@@ -17,9 +20,10 @@ pulled back, see `snapshotter`); this module only writes.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 from edge_node.errors import SnapshotError
@@ -30,6 +34,12 @@ from edge_node.store.snapshot_position import PositionOf
 from edge_node.store.snapshot_records import SnapshotMeta
 from sync_protocol.keys import Keyring
 from sync_protocol.snapshot import SnapshotSealer
+from sync_protocol.snapshot_signature import (
+    SnapshotAttestation,
+    SnapshotClaim,
+    SnapshotDigest,
+    attest_snapshot,
+)
 
 COPY_NAME: Final = "export-copy.sqlite3"
 PARTIAL_NAME: Final = "snapshot.partial"
@@ -45,6 +55,14 @@ class ExportResult:
     size_bytes: int
     records: int
     meta: SnapshotMeta
+    #: BLAKE2b-256 of the whole sealed file (`sync_protocol.snapshot_signature`).
+    digest: bytes
+
+    def attest(self, practice_id: UUID, site: Site) -> SnapshotAttestation:
+        """This snapshot's attestation, signed with `site`'s key."""
+        return attest_snapshot(SnapshotClaim(
+            practice_id=practice_id, site_id=site.site_id, snapshot_id=self.snapshot_id,
+            hub_seq=self.hub_seq, key_epoch=self.key_epoch, digest=self.digest), site.keys)
 
 
 def export_snapshot(data_dir: Path, work_dir: Path, *, keyring: Keyring, site: Site,
@@ -67,11 +85,11 @@ def export_snapshot(data_dir: Path, work_dir: Path, *, keyring: Keyring, site: S
                 practice_id=practice_id, site_id=site.site_id, snapshot_id=snapshot_id,
                 hub_seq=meta.position.hub_seq, created_hlc=meta.hlc, key=key,
                 site_keys=site.keys, chunk_bytes=chunk_bytes)
+            digest = SnapshotDigest()
             with partial.open("wb") as out:
-                out.write(sealer.begin())
-                for record in rows.records:
-                    out.write(sealer.add(record))
-                out.write(sealer.finish())
+                for piece in _sealed(sealer, rows.records):
+                    digest.update(piece)
+                    out.write(piece)
         fsync_path(partial)
         os.replace(partial, final)
     except OSError as exc:
@@ -82,7 +100,14 @@ def export_snapshot(data_dir: Path, work_dir: Path, *, keyring: Keyring, site: S
         partial.unlink(missing_ok=True)
         raise
     return ExportResult(final, snapshot_id, meta.position.hub_seq, key.epoch,
-                        final.stat().st_size, sealer.records, meta)
+                        final.stat().st_size, sealer.records, meta, digest.digest())
+
+
+def _sealed(sealer: SnapshotSealer, records: Iterable[Any]) -> Iterator[bytes]:
+    yield sealer.begin()
+    for record in records:
+        yield sealer.add(record)
+    yield sealer.finish()
 
 
 __all__ = ["ExportResult", "export_snapshot"]

@@ -6,8 +6,10 @@ Every `snapshot_check_s` the snapshotter counts the changes applied here
 (history rows, local and remote) since its last upload.  Once there are
 `snapshot_every_changes` of them and the site is *ready* (`store.snapshot_position`:
 every own change acknowledged, the cursor past the last push, nothing held), it
-exports a sealed snapshot from a consistent copy (`export`), uploads it with
-`HubClient.put_snapshot` (streamed from the file) and notes the history id it
+exports a sealed snapshot from a consistent copy (`export`), signs its
+attestation (practice, site, snapshot id, hub_seq, key epoch, digest of the
+file) with the site's key, uploads both with `HubClient.put_snapshot`
+(streamed from the file) and notes the history id it
 covered in `DIR/.snapshots/last.json`.  Readiness is checked again *on the
 copy*: a local write between the check and the copy defers the round instead
 of uploading a snapshot that holds changes the log before its `hub_seq` lacks.
@@ -109,8 +111,8 @@ async def snapshot_round(ctx: SyncContext) -> Uploaded | None:
         practice_id=ctx.state.practice_id, position_of=ready_position(ctx.site_id),
         snapshot_id=snapshot_id)
     try:
-        await ctx.hub.put_snapshot(hub_seq=result.hub_seq, key_epoch=result.key_epoch,
-                                   body=file_chunks(result.path))
+        await ctx.hub.put_snapshot(result.attest(ctx.state.practice_id, ctx.edge.site),
+                                   file_chunks(result.path))
     finally:
         result.path.unlink(missing_ok=True)
     uploaded = Uploaded(str(snapshot_id), result.hub_seq, top, result.size_bytes)
@@ -136,7 +138,8 @@ async def run_snapshotter(ctx: SyncContext) -> None:
             if exc.transient:
                 raise
             log.warning("the hub refused a snapshot upload (%s); check this site's "
-                        "enrollment and the hub's max_snapshot_bytes", exc.hub_code,
+                        "enrollment (approved, its key registered at the hub) and the "
+                        "hub's max_snapshot_bytes", exc.hub_code,
                         extra={SITE_ID: str(ctx.site_id), ERROR_CODE: exc.hub_code})
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ctx.settings.snapshot_check_s):

@@ -1,8 +1,7 @@
-"""Log id, retention (trim), snapshot generations and ranged snapshot downloads (#5)."""
+"""Log id, retention (trim) and ranged snapshot downloads."""
 
 from __future__ import annotations
 
-import io
 import sqlite3
 import uuid
 
@@ -13,9 +12,10 @@ from cloud_hub.api.context import HUB
 from cloud_hub.config import HubConfig
 from cloud_hub.store.base import HubStore, trim_point
 from cloud_hub.store.locator import open_store
-from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
+from sync_protocol.ids import PracticeId
 from sync_protocol.pull_wire import decode_pull_response, decode_pulled, pulled_log_id
 from tests.cloud_hub.harness import Harness
+from tests.cloud_hub.snapshots import attested, new_snapshot, upload
 from tests.cloud_hub.store.test_store_contract import NOW, enrolled, push
 
 
@@ -82,11 +82,13 @@ async def test_store_trims_only_what_a_snapshot_covers(hub_store: HubStore) -> N
     for _ in range(10):
         await push(hub_store, clinic.seal(site, 1))
     assert await hub_store.trim(pid, 3) == 0  # no snapshot yet
-    await hub_store.put_snapshot(pid, SiteId(site.site_id), HubSeq(4), KeyEpoch(1), b"s4", NOW)
+    await hub_store.put_snapshot(new_snapshot(attested(pid, site, 4, b"s4"), b"s4"), NOW,
+                                 keep=3)
     assert await hub_store.trim(pid, 3) == 4
     assert [b.hub_seq for b in await hub_store.batches_after(pid, 0, 100)] == list(
         range(5, 11))
-    await hub_store.put_snapshot(pid, SiteId(site.site_id), HubSeq(9), KeyEpoch(1), b"s9", NOW)
+    await hub_store.put_snapshot(new_snapshot(attested(pid, site, 9, b"s9"), b"s9"), NOW,
+                                 keep=3)
     assert await hub_store.trim(pid, 3) == 7  # the latest 3 stay
     assert await hub_store.trim(pid, 3) == 7  # idempotent
     bounds = await hub_store.log_bounds(pid)
@@ -96,25 +98,17 @@ async def test_store_trims_only_what_a_snapshot_covers(hub_store: HubStore) -> N
     assert await hub_store.received_ms(pid, [1, 8, 11]) == {8: NOW, 11: NOW}
 
 
-async def test_snapshot_generations_are_bounded(hub_store: HubStore) -> None:
-    pid, site = PracticeId(uuid.uuid4()), SiteId(uuid.uuid4())
-    for seq in range(1, 6):
-        await hub_store.put_snapshot(pid, site, HubSeq(seq), KeyEpoch(1), b"x" * seq,
-                                     NOW + seq, keep=3)
-    assert await hub_store.count_snapshots(pid) == 3
-    info = await hub_store.latest_snapshot_info(pid)
-    assert info is not None and (info.hub_seq, info.size) == (5, 5)
-    assert await hub_store.snapshot_chunk(pid, info.snapshot_id, 1, 3) == b"xxx"
-    assert await hub_store.snapshot_chunk(pid, uuid.uuid4(), 0, 3) is None
-
-
 async def test_pull_below_the_trim_answers_410_with_where_to_start(harness: Harness) -> None:
     with_config(harness, retention_batches=2)
     clinic, (a, b) = await harness.practice_with_sites()
     for _ in range(6):
         assert (await harness.push(a, clinic.seal(a.site, 1))).status == 200
-    resp = await harness.client.put("/v1/snapshots", params={"hub_seq": 5, "key_epoch": 1},
-                                    data=b"snapshot-at-5", headers=a.headers)
+    unsigned = await upload(harness, a, b"snapshot-at-5", None)
+    assert unsigned.status == 400
+    resp = await harness.client.get("/v1/batches", params={"after": 0}, headers=b.headers)
+    assert resp.status == 200  # an unsigned snapshot never justifies a trim
+    resp = await upload(harness, a, b"snapshot-at-5",
+                        attested(clinic.practice_id, a.site, 5, b"snapshot-at-5"))
     assert resp.status == 201
     resp = await harness.client.get("/v1/batches", params={"after": 2}, headers=b.headers)
     assert resp.status == 410 and resp.content_type == "application/problem+json"
@@ -133,8 +127,7 @@ async def test_snapshot_download_honours_range(harness: Harness) -> None:
     clinic, (a, b) = await harness.practice_with_sites()
     assert (await harness.push(a, clinic.seal(a.site, 1))).status == 200
     blob = bytes(range(256)) * 20_000  # 5 MB: several store chunks
-    put = await harness.client.put("/v1/snapshots", params={"hub_seq": 1, "key_epoch": 1},
-                                   data=io.BytesIO(blob), headers=a.headers)
+    put = await upload(harness, a, blob, attested(clinic.practice_id, a.site, 1, blob))
     snapshot_id = (await put.json())["snapshot_id"]
     whole = await harness.client.get("/v1/snapshots/latest", headers=b.headers)
     assert whole.status == 200 and await whole.read() == blob
@@ -169,13 +162,15 @@ async def test_trim_command(store_url: str) -> None:
         await enrolled(store, clinic, site, create=True)
         for _ in range(6):
             await push(store, clinic.seal(site, 1))
-        await store.put_snapshot(pid, SiteId(site.site_id), HubSeq(5), KeyEpoch(1), b"s", NOW)
+        await store.put_snapshot(new_snapshot(attested(pid, site, 5, b"s"), b"s"), NOW,
+                                 keep=3)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cloud_hub", "trim", "--store", store_url, "--keep", "2",
         "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err
-    assert json.loads(out) == [{"practice_id": str(pid), "trimmed_through": 4, "head": 6}]
+    assert json.loads(out) == [{"practice_id": str(pid), "trimmed_through": 4, "head": 6,
+                                "verified_snapshot_hub_seq": 5}]
     async with open_store(store_url) as store:
         assert (await store.log_bounds(pid)).oldest_kept == 5
     usage = await asyncio.create_subprocess_exec(

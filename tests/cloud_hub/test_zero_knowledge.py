@@ -16,6 +16,7 @@ from cloud_hub.store.locator import open_store
 from sync_protocol.batch import read_sealed
 from sync_protocol.models import Change
 from tests.cloud_hub.harness import running_hub
+from tests.cloud_hub.snapshots import attested, upload
 from tests.sync_protocol.conftest import Site
 
 NAME_FAMILY, NAME_GIVEN = "Yamadaxq", "Hanakozz"
@@ -58,8 +59,9 @@ async def test_pg_dump_of_the_hub_holds_no_chart_content(pg_dsn: str, tmp_path: 
         assert (await harness.push(a, sealed)).status == 200
         await client.post(f"/v1/mailbox/{b.site.site_id}", data=b"sealed practice key",
                           headers=a.headers)
-        await client.put("/v1/snapshots", params={"hub_seq": 1, "key_epoch": 1},
-                         data=sealed[-200:], headers=a.headers)
+        snapshot = sealed[-200:]
+        assert (await upload(harness, a, snapshot, attested(
+            clinic.practice_id, a.site, 1, snapshot))).status == 201
     done = await asyncio.to_thread(subprocess.run, [binary, "--dbname", pg_dsn],
                                    capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode(errors="replace")

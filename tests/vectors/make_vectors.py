@@ -58,6 +58,12 @@ from sync_protocol.receipt import sign_receipt
 from sync_protocol.recovery import create_recovery_kit, create_shared_recovery_kit
 from sync_protocol.roster import EntryKind, SignedEntry, fold, genesis_entry, sign_entry
 from sync_protocol.snapshot import SnapshotSealer
+from sync_protocol.snapshot_signature import (
+    SnapshotClaim,
+    SnapshotDigest,
+    attest_snapshot,
+    attestation_headers,
+)
 from sync_protocol.version import PROTOCOL_VERSION
 
 HERE = Path(__file__).parent
@@ -176,6 +182,26 @@ def snapshot_vector() -> dict[str, Any]:
         "key_secret": KEY_SECRET.hex(), "site_seed": SITE_SEED.hex(),
         "chunk_bytes": SNAPSHOT_CHUNK_BYTES, "stream_header": stream_header.hex(),
         "sealed": sealed.hex(), "records": snapshot_records(),
+    }
+
+
+def snapshot_signature_vector(sealed: bytes) -> dict[str, Any]:
+    """The attestation of `snapshot_v1.json`'s sealed bytes by site b1 (deterministic)."""
+    digest = SnapshotDigest()
+    for i in range(0, len(sealed), 100):  # fed in pieces, as a stream
+        digest.update(sealed[i:i + 100])
+    claim = SnapshotClaim(practice_id=PRACTICE, site_id=SITE, snapshot_id=SNAPSHOT,
+                          hub_seq=HUB_SEQ, key_epoch=1, digest=digest.digest())
+    attestation = attest_snapshot(claim, SiteKeyPair.generate(SITE_SEED))
+    return {
+        "about": "The attestation (sync_protocol/snapshot_signature.py) of snapshot_v1.json's "
+                 "sealed bytes: BLAKE2b-256 digest, the signed message, site b1's Ed25519 "
+                 "signature and the HTTP headers carrying it. Deterministic.",
+        "practice_id": str(PRACTICE), "site_id": str(SITE), "snapshot_id": str(SNAPSHOT),
+        "hub_seq": HUB_SEQ, "key_epoch": 1, "site_seed": SITE_SEED.hex(),
+        "sealed_file": "snapshot_v1.json", "size": len(sealed),
+        "digest": claim.digest.hex(), "message": claim.message().hex(),
+        "signature": attestation.signature.hex(), "headers": attestation_headers(attestation),
     }
 
 
@@ -503,7 +529,9 @@ def main(argv: list[str]) -> None:
     reseal = "--reseal" in argv
     batch = batch_vector()
     _write("batch_v1.json", batch)
-    _randomized("snapshot_v1.json", snapshot_vector, reseal)
+    snapshot = _randomized("snapshot_v1.json", snapshot_vector, reseal)
+    _write("snapshot_signature_v1.json",
+           snapshot_signature_vector(bytes.fromhex(snapshot["sealed"])))
     _write("receipt_v1.json", receipt_vector())
     delivery = _randomized("key_delivery_v1.json", key_delivery_vector, reseal)
     _randomized("recovery_kit_v2.json", recovery_kit_vector, reseal)

@@ -14,6 +14,7 @@ from sync_protocol.pull_wire import MEDIA_TYPE, decode_pull_response, decode_pul
 from sync_protocol.receipt import verify_receipt
 from tests.cloud_hub.clinic import Clinic
 from tests.cloud_hub.harness import Harness
+from tests.cloud_hub.snapshots import attested, upload
 
 
 async def test_enrollment_approval_push_pull_and_receipts(harness: Harness) -> None:
@@ -184,11 +185,10 @@ async def test_snapshot_then_tail(harness: Harness) -> None:
         await harness.push(a, clinic.seal(a.site, 2))
     resp = await harness.client.get("/v1/snapshots/latest", headers=b.headers)
     assert resp.status == 404
-    resp = await harness.client.put("/v1/snapshots", params={"hub_seq": 9, "key_epoch": 1},
-                                    data=b"x", headers=a.headers)
+    resp = await upload(harness, a, b"x", attested(clinic.practice_id, a.site, 9, b"x"))
     assert resp.status == 400  # beyond the practice's head
-    resp = await harness.client.put("/v1/snapshots", params={"hub_seq": 2, "key_epoch": 1},
-                                    data=b"encrypted snapshot", headers=a.headers)
+    body = b"encrypted snapshot"
+    resp = await upload(harness, a, body, attested(clinic.practice_id, a.site, 2, body))
     assert resp.status == 201
     # A new site: enrolled, approved, then snapshot + tail.
     c = await harness.enroll(clinic, await harness.token(clinic.practice_id, a.headers))

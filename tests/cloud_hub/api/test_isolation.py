@@ -17,6 +17,7 @@ from sync_protocol.kit_keys import KitKeyPair, seal_epoch_for_kit
 from sync_protocol.pull_wire import decode_pull_response, decode_pulled
 from sync_protocol.roster import genesis_entry, sign_entry
 from tests.cloud_hub.harness import Harness
+from tests.cloud_hub.snapshots import attested, upload
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/v1/hub-key"),
           ("POST", "/v1/enroll"), ("GET", "/dashboard")}  # the page holds no data
@@ -31,8 +32,8 @@ async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness)
     await harness.client.post(f"/v1/mailbox/{sid_b}", data=b"b-mail", headers=b1.headers)
     b_mail = (await (await harness.client.get("/v1/mailbox", headers=b2.headers)).json())[
         "items"][0]["mail_id"]
-    await harness.client.put("/v1/snapshots", params={"hub_seq": 1, "key_epoch": 1},
-                             data=b"b-snapshot", headers=b1.headers)
+    b_snapshot = attested(pid_b, b1.site, 1, b"b-snapshot")
+    assert (await upload(harness, b1, b"b-snapshot", b_snapshot)).status == 201
     a_batch = clinic_a.seal(a1.site, 1)
     assert (await harness.push(a1, a_batch)).status == 200
     h = a1.headers
@@ -99,11 +100,20 @@ async def test_every_route_refuses_or_hides_the_other_practice(harness: Harness)
     covered.add(("GET", "/v1/snapshots/latest"))
     assert (await harness.client.get("/v1/snapshots/latest", headers=h)).status == 404
     covered.add(("PUT", "/v1/snapshots"))
-    resp = await harness.client.put("/v1/snapshots", params={"hub_seq": 2, "key_epoch": 1},
-                                    data=b"a-snap", headers=h)
-    assert resp.status == 201
+    # A snapshot signed for B's practice, uploaded with A's credential: refused.
+    into_b_snap = attested(pid_b, a1.site, 1, b"a-into-b")
+    assert (await upload(harness, a1, b"a-into-b", into_b_snap)).status == 401
+    a_snapshot = attested(clinic_a.practice_id, a1.site, 2, b"a-snap")
+    assert (await upload(harness, a1, b"a-snap", a_snapshot)).status == 201
     snap = await harness.client.get("/v1/snapshots/latest", headers=b1.headers)
     assert await snap.read() == b"b-snapshot"
+    covered.add(("GET", "/v1/snapshots"))
+    listed = await (await harness.client.get("/v1/snapshots", headers=h)).json()
+    assert [s["snapshot_id"] for s in listed["snapshots"]] == [
+        str(a_snapshot.claim.snapshot_id)]
+    await same_as_absent("GET", "/v1/snapshots/{snapshot_id}",
+                         f"/v1/snapshots/{b_snapshot.claim.snapshot_id}",
+                         f"/v1/snapshots/{nobody}", 404)
     covered.add(("GET", "/v1/stats"))
     stats = await (await harness.client.get("/v1/stats", params={"practice_id": str(pid_b)},
                                             headers=h)).json()

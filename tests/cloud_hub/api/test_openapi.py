@@ -8,7 +8,9 @@ from aiohttp import web
 
 from sync_protocol.canonical import pack_plain
 from sync_protocol.push_wire import MAX_PUSH_BATCHES, MEDIA_TYPE_MANY, encode_push_many
+from sync_protocol.snapshot_signature import attestation_headers
 from tests.cloud_hub.harness import Harness
+from tests.cloud_hub.snapshots import attested
 
 
 def app_routes(app: web.Application) -> set[tuple[str, str]]:
@@ -77,6 +79,12 @@ async def test_answered_statuses_are_documented(harness: Harness) -> None:
         ("get", "/v1/snapshots/latest", {"headers": a.headers}),
         ("put", "/v1/snapshots", {"params": {"hub_seq": 1, "key_epoch": 1}, "data": b"s",
                                   "headers": a.headers}),
+        ("put", "/v1/snapshots", {"data": b"s", "headers": {**a.headers, **attestation_headers(
+            attested(clinic.practice_id, a.site, 1, b"s"))}}),
+        ("put", "/v1/snapshots", {"data": b"s", "headers": {**a.headers, **attestation_headers(
+            attested(clinic.practice_id, a.site, 0, b"s"))}}),
+        ("get", "/v1/snapshots", {"headers": b.headers}),
+        ("get", f"/v1/snapshots/{clinic.practice_id}", {"headers": b.headers}),
         ("get", "/v1/stats", {"headers": a.headers}),
         ("get", "/v1/stats", {"headers": harness.op_headers}),
         ("get", "/v1/practices", {"headers": harness.op_headers}),

@@ -15,7 +15,7 @@ from cloud_hub.ingest import incoming
 from cloud_hub.store.base import HubStore, NewSite, SiteStatus
 from cloud_hub.store.locator import open_store
 from sync_protocol.batch import read_sealed
-from sync_protocol.ids import HubSeq, KeyEpoch, PracticeId, SiteId
+from sync_protocol.ids import PracticeId, SiteId
 from sync_protocol.models import Dot
 from tests.cloud_hub.clinic import Clinic, new_clinic
 from tests.sync_protocol.conftest import Site
@@ -231,18 +231,6 @@ async def test_mail_usage_counts_items_and_bytes_of_one_mailbox(hub_store: HubSt
     assert await hub_store.mail_usage(other, to) == (0, 0)
     assert await hub_store.delete_mail(pid, to, first)
     assert await hub_store.mail_usage(pid, to) == (1, 23)
-
-
-async def test_latest_snapshot(hub_store: HubStore) -> None:
-    pid, site = PracticeId(uuid.uuid4()), SiteId(uuid.uuid4())
-    await hub_store.create_practice(pid, "p", NOW)
-    assert await hub_store.latest_snapshot(pid) is None
-    await hub_store.put_snapshot(pid, site, HubSeq(5), KeyEpoch(1), b"old", NOW)
-    await hub_store.put_snapshot(pid, site, HubSeq(9), KeyEpoch(1), b"new", NOW + 1)
-    await hub_store.put_snapshot(pid, site, HubSeq(9), KeyEpoch(2), b"newer", NOW + 2)
-    snap = await hub_store.latest_snapshot(pid)
-    assert snap is not None and (snap.hub_seq, snap.key_epoch, snap.blob) == (9, 2, b"newer")
-    assert await hub_store.latest_snapshot(PracticeId(uuid.uuid4())) is None
 
 
 async def test_readers_never_see_a_gap_filled_later(hub_store: HubStore) -> None:

@@ -43,6 +43,7 @@ async def test_enroll_registry_mailbox_and_problem_details(tmp_path: Path) -> No
             assert pulled.batches == () and pulled.head == 0
             async with client.get_latest_snapshot() as snap:
                 assert snap is None
+            assert await client.list_snapshots() == []
 
 
 async def test_plain_http_refused_without_flag_and_unreachable_is_typed() -> None:

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import nacl.utils
 
@@ -35,7 +36,15 @@ from edge_node.fhir.write_op import WriteOp
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.node import Edge
 from tests.edge_node.resources import allergy, observation
-from tests.edge_node.sync.edges import ACTOR, FAST, Running, patient, wait_for
+from tests.edge_node.sync.edges import (
+    ACTOR,
+    FAST,
+    Running,
+    patient,
+    practice,
+    running,
+    wait_for,
+)
 from tests.edge_node.sync.hubs import START_DEADLINE_S, LocalHub, wall_ms
 
 #: Snapshots every few changes, looked at often (the production default is 5,000 / 30 s).
@@ -123,13 +132,13 @@ async def wait_snapshot(hub_url: str, credential: str, *, after: int = 0,
 
 def restore_args(data_dir: Path, hub_url: str, kit: Path, *, token: str | None,
                  passphrase_file: Path | None = None, shares: Sequence[Path] = (),
-                 name: str = "restored") -> argparse.Namespace:
+                 name: str = "restored", snapshot: UUID | None = None) -> argparse.Namespace:
     """What `chartsync edge restore` parses from its command line."""
     return argparse.Namespace(data=data_dir, hub=hub_url, token=token, recovery_kit=kit,
                               passphrase_file=passphrase_file, share=list(shares),
                               hub_ca=None, insecure_http=True, name=name, admin="admin",
                               approval_timeout_s=60.0, json=True,
-                              stage_batch_records=20_000)
+                              stage_batch_records=20_000, snapshot=snapshot)
 
 
 @asynccontextmanager
@@ -151,3 +160,21 @@ async def hub_with(store_path: Path, **options: object) -> AsyncIterator[LocalHu
             yield LocalHub(url, int(url.rsplit(":", 1)[1]), store_path)
         finally:
             task.cancel()
+
+
+async def practice_with_two_snapshots(tmp: Path, hub_url: str, operator: str
+                                      ) -> tuple[list[Path], str, tuple[int, int]]:
+    """Two sites that synced charts and had the hub keep two verified snapshots; the data
+    dirs, a site credential and the two snapshots' hub positions (older, newer)."""
+    dirs = await practice(tmp, hub_url, operator, 2)
+    async with running(dirs[0], SNAP) as a, running(dirs[1], SNAP) as b:
+        cred = a.sync.ctx.state.credential
+        await wait_for(lambda: all(s.sync.ctx.keyring is not None for s in (a, b)),
+                       "keys everywhere")
+        await write_charts(a, "a", 4)
+        await converged([a, b], expect_changes=2 * 4 + 2)
+        first = await wait_snapshot(hub_url, cred)
+        await write_charts(b, "b", 4)
+        await converged([a, b], expect_changes=2 * (2 * 4 + 2))
+        second = await wait_snapshot(hub_url, cred, after=first)
+    return dirs, cred, (first, second)
