@@ -38,6 +38,16 @@ def fingerprint(raw: bytes) -> str:
     return "-".join(text[i:i + 4] for i in range(0, 20, 4))
 
 
+def signature_verifies(verify_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Whether `signature` is the Ed25519 signature of `message` by `verify_key`."""
+    try:
+        nacl.signing.VerifyKey(verify_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
+            nacl.exceptions.TypeError):
+        return False
+    return True
+
+
 class PracticeKey:
     """One epoch of the practice key and its derived sub-keys."""
 
@@ -169,16 +179,13 @@ class SitePublicKeys(BaseModel):
 
     def verify(self, message: bytes, signature: bytes, *, what: str) -> None:
         """Raise `BadSignature` unless `signature` over `message` is this site's."""
-        try:
-            nacl.signing.VerifyKey(self.verify_key).verify(message, signature)
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
-                nacl.exceptions.TypeError) as exc:
+        if not signature_verifies(self.verify_key, message, signature):
             raise BadSignature(
                 f"{what}: signature does not verify against the registered key of site "
                 f"{self.site_id}",
                 hint="the bytes were altered in transit or signed by another key; "
                 "re-fetch them, and if it repeats, check the site's enrollment",
-            ) from exc
+            )
 
 
 class SiteKeyPair:

@@ -29,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sync_protocol.canonical import canonical_pack, unpack
 from sync_protocol.errors import BadSignature, MalformedInput, SealedKeyUnreadable
-from sync_protocol.keys import KEY_BYTES, PracticeKey, SiteDirectory, SiteKeyPair, fingerprint
+from sync_protocol.keys import (
+    KEY_BYTES,
+    PracticeKey,
+    SiteDirectory,
+    SiteKeyPair,
+    fingerprint,
+    signature_verifies,
+)
 
 _DOMAIN: Final = b"chartsync/kit-epoch/v1\0"
 _MAX_BYTES: Final = 4 * 1024
@@ -54,13 +61,10 @@ class KitPublicKeys(BaseModel):
 
     def verify(self, message: bytes, signature: bytes, *, what: str) -> None:
         """Raise `BadSignature` unless `signature` over `message` is this kit's."""
-        try:
-            nacl.signing.VerifyKey(self.verify_key).verify(message, signature)
-        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError,
-                nacl.exceptions.TypeError) as exc:
+        if not signature_verifies(self.verify_key, message, signature):
             raise BadSignature(f"{what}: signature does not verify against the recovery kit "
                                f"{self.fingerprint}",
-                               hint="it was signed with another kit, or altered") from exc
+                               hint="it was signed with another kit, or altered")
 
 
 class KitKeyPair:

@@ -165,6 +165,8 @@ class RosterMember:
     #: Position of the entry that admitted it, and of the one that revoked it.
     since_seq: int
     revoked_seq: int | None = None
+    #: Who revoked it: a site id, or None (the recovery kit, or not revoked).
+    revoked_by: UUID | None = None
 
     @property
     def site_id(self) -> UUID:
@@ -260,7 +262,8 @@ def _apply(roster: Roster, entry: RosterEntry) -> Roster | None:
             return None
         if entry.signer == entry.site:
             return None  # a site is revoked by another
-        revoked = replace(target, approved=False, revoked_seq=entry.seq)
+        revoked = replace(target, approved=False, revoked_seq=entry.seq,
+                          revoked_by=entry.signer)
         return replace(roster, members={**roster.members, target.site_id: revoked},
                        epoch=entry.epoch)
     if entry.kind is EntryKind.KIT:

@@ -9,12 +9,16 @@ out of it.  Public keys only; never a secret.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 from edge_node.errors import StoreError
-from edge_node.store.sync_state import require_sync_state
+from edge_node.store.connection import open_sync
+from edge_node.store.site import Site, load_site
+from edge_node.store.sync_state import SyncState, require_sync_state
+from edge_node.store.transaction import write_transaction
 from sync_protocol.errors import ProtocolError
 from sync_protocol.roster import Roster, fold
 
@@ -51,9 +55,33 @@ def load_roster(conn: sqlite3.Connection, practice_id: UUID) -> Roster | None:
                          "check` shows what else changed") from exc
 
 
+def save_roster_entries(data_dir: Path, first: int, entries: Sequence[bytes]) -> None:
+    """`SaveRosterEntries` in a transaction of its own (commands outside `edge serve`)."""
+    if not entries:
+        return
+    conn = open_sync(data_dir)
+    try:
+        with write_transaction(conn):
+            SaveRosterEntries(first, tuple(entries)).apply(conn)
+    finally:
+        conn.close()
+
+
+def membership_inputs(data_dir: Path) -> tuple[SyncState, Site, list[bytes]]:
+    """What a membership command starts from: the sync state, the site (id and keys) and
+    the stored roster entries.  Raises `StoreError` for a directory not enrolled."""
+    conn = open_sync(data_dir)
+    try:
+        return require_sync_state(conn, data_dir), load_site(conn, data_dir), \
+            roster_entries(conn)
+    finally:
+        conn.close()
+
+
 def stored_roster(conn: sqlite3.Connection, data_dir: Path) -> Roster | None:
     """The enrolled site's stored roster (`load_roster` for its practice)."""
     return load_roster(conn, require_sync_state(conn, data_dir).practice_id)
 
 
-__all__ = ["SaveRosterEntries", "load_roster", "roster_entries", "stored_roster"]
+__all__ = ["SaveRosterEntries", "load_roster", "membership_inputs", "roster_entries",
+           "save_roster_entries", "stored_roster"]

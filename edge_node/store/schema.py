@@ -21,7 +21,8 @@ SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
        writer chains them into `audit` and deletes them in the same transaction
     6  roster: the practice roster's signed entries as this site verified them
        (`sync_protocol.roster`), in chain order; the site trusts members from here,
-       never from the hub's registry
+       never from the hub's registry.  sync_state.pending_key_sealed: the key epoch a
+       revocation made and has not announced yet (sealed at rest; never used to seal)
 
 `check_version` reads the file read-only first, so a file written by a newer
 chartsync is refused before anything (WAL switch, migration) touches it.
@@ -227,7 +228,8 @@ _V6: Final = """
 CREATE TABLE roster (
     seq INTEGER PRIMARY KEY,
     entry BLOB NOT NULL
-)
+);
+ALTER TABLE sync_state ADD COLUMN pending_key_sealed BLOB
 """
 
 #: MIGRATIONS[n - 1] takes a file from version n - 1 to n.

@@ -27,7 +27,7 @@ from edge_node.store.site import read_key_file
 from edge_node.store.transaction import write_transaction
 from sync_protocol.canonical import pack_plain, unpack
 from sync_protocol.errors import MalformedInput
-from sync_protocol.keys import Keyring
+from sync_protocol.keys import Keyring, PracticeKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,40 @@ def keyring_row(data_dir: Path, keyring: Keyring) -> bytes:
 
 def save_keyring(conn: sqlite3.Connection, data_dir: Path, keyring: Keyring) -> None:
     conn.execute("UPDATE sync_state SET keyring_sealed = ?", (keyring_row(data_dir, keyring),))
+
+
+def add_key_epoch(conn: sqlite3.Connection, data_dir: Path, key: PracticeKey) -> Keyring:
+    """Add `key` to the keyring as stored now (another process may have added epochs since
+    the caller read it); return the keyring saved.  Call inside a write transaction."""
+    row = stored_keyring_row(conn)
+    practice = require_sync_state(conn, data_dir).practice_id
+    stored = None if row is None else keyring_of_row(data_dir, row)
+    keyring = Keyring(practice, {key.epoch: key}) if stored is None else stored.with_key(key)
+    save_keyring(conn, data_dir, keyring)
+    return keyring
+
+
+def save_pending_epoch(conn: sqlite3.Connection, data_dir: Path,
+                       key: PracticeKey | None) -> None:
+    """Keep `key` (None: forget it) as the epoch a revocation made and has not announced;
+    it is never used to seal until `edge revoke` makes it current."""
+    sealed = None if key is None else seal_at_rest(data_dir, pack_plain([key.epoch,
+                                                                           key.secret]))
+    conn.execute("UPDATE sync_state SET pending_key_sealed = ?", (sealed,))
+
+
+def pending_epoch(conn: sqlite3.Connection, data_dir: Path) -> PracticeKey | None:
+    """The key epoch a revocation made and did not announce yet (`save_pending_epoch`)."""
+    row = conn.execute("SELECT pending_key_sealed FROM sync_state WHERE one = 1").fetchone()
+    if row is None or row[0] is None:
+        return None
+    raw = unpack(open_at_rest(data_dir, bytes(row[0]), "pending key epoch"),
+                 what="pending key epoch", max_len=1024)
+    try:
+        return PracticeKey(int(raw[0]), bytes(raw[1]))
+    except (TypeError, ValueError, IndexError, MalformedInput) as exc:
+        raise StoreError("the stored pending key epoch does not decode",
+                         hint="run `chartsync edge revoke` again") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,14 +270,17 @@ __all__ = [
     "SetLogId",
     "StoreKeyring",
     "SyncState",
+    "add_key_epoch",
     "keep_keyring",
     "keyring_of_row",
     "keyring_row",
     "load_sync_state",
     "merge_keyring",
+    "pending_epoch",
     "rebind_hub",
     "require_sync_state",
     "save_enrollment",
     "save_keyring",
+    "save_pending_epoch",
     "stored_keyring_row",
 ]

@@ -43,14 +43,17 @@ from edge_node.store.connection import open_sync
 from edge_node.store.ledger import Connection, own_batch_count
 from edge_node.store.relay_queue import relay_depth
 from edge_node.store.rewind import RewindTo
-from edge_node.store.roster_store import SaveRosterEntries, roster_entries
+from edge_node.store.roster_store import SaveRosterEntries, roster_entries, save_roster_entries
 from edge_node.store.site import load_site
 from edge_node.store.sync_state import (
     SyncState,
+    add_key_epoch,
+    pending_epoch,
     rebind_hub,
     require_sync_state,
     save_enrollment,
     save_keyring,
+    save_pending_epoch,
 )
 from edge_node.store.transaction import write_transaction
 from edge_node.store.users import User
@@ -60,7 +63,7 @@ from sync_protocol.ids import SiteId
 from sync_protocol.key_delivery import seal_keys_for_site
 from sync_protocol.keys import Keyring, PracticeKey, SiteKeyPair
 from sync_protocol.kit_keys import KitKeyPair, KitPublicKeys, seal_epoch_for_kit
-from sync_protocol.roster import EntryKind, Roster, genesis_entry, sign_entry
+from sync_protocol.roster import EntryKind, Roster, SignedEntry, genesis_entry, sign_entry
 
 log = logging.getLogger(__name__)
 
@@ -297,11 +300,18 @@ async def approve(data_dir: Path, site_id: UUID, fingerprint: str, *,
             member = roster.members.get(site_id)
             if member is None:
                 stamp = now_ms if now_ms is not None else int(time.time() * 1000)
-                roster, new = await append_entry(
-                    hub, state.practice_id, local, lambda r: sign_entry(r.next_entry(
-                        EntryKind.APPROVE, signer=me, at_ms=stamp, site=target.public_keys),
-                        keys))
+
+                def approval(r: Roster) -> SignedEntry | None:
+                    if site_id in r.members:  # another member approved it meanwhile
+                        return None
+                    return sign_entry(r.next_entry(EntryKind.APPROVE, signer=me, at_ms=stamp,
+                                                   site=target.public_keys), keys)
+
+                roster, new = await append_entry(hub, state.practice_id, local, approval)
                 member = roster.members[site_id]
+                if member.keys != target.public_keys or not member.approved:
+                    raise EnrollmentError(f"site {site_id} was admitted meanwhile with other "
+                                          "keys, or revoked", hint="check `edge roster`")
             elif member.keys != target.public_keys or not member.approved:
                 raise EnrollmentError(f"site {site_id} is in the roster with other keys or "
                                       "was revoked; it cannot be approved again",
@@ -309,7 +319,7 @@ async def approve(data_dir: Path, site_id: UUID, fingerprint: str, *,
             else:
                 await hub.approve(site_id)  # a member re-enrolled on a rebuilt hub
             recipient = member.keys
-        _save_roster(data_dir, len(local), new)
+        save_roster_entries(data_dir, len(local), new)
         sealed = seal_keys_for_site(keyring.keys.values(), practice_id=state.practice_id,
                                     sender_id=me, sender_keys=keys, recipient=recipient)
         await hub.post_mail(site_id, sealed)
@@ -324,27 +334,20 @@ def _require_member(roster: Roster, me: UUID, what: str) -> None:
                               hint="run this on a site that is an approved member")
 
 
-def _save_roster(data_dir: Path, first: int, entries: list[bytes]) -> None:
-    if not entries:
-        return
-    conn = open_sync(data_dir)
-    try:
-        with write_transaction(conn):
-            SaveRosterEntries(first, tuple(entries)).apply(conn)
-    finally:
-        conn.close()
-
-
 async def revoke(data_dir: Path, site_id: UUID, entropy: Entropy, *,
                  now_ms: int | None = None) -> int:
     """Revoke `site_id` and rotate the practice key; return the new epoch.
 
-    The new epoch key is saved here before anything is announced, so every change this
-    site seals once `revoke` returns uses it (a running `edge serve` reads the stored
-    keyring before each seal).  Then the roster entry (signed by this site) revokes the
-    site at the hub, and the key is sealed to every remaining member the roster proves
-    and to the recovery kit.  Safe to run again after an interruption: a key made but not
-    announced is reused, and an announced revocation is only sealed on again.
+    The new epoch key is stored first as *pending* (never used to seal), then the roster
+    entry signed by this site revokes the site at the hub, then the key becomes the
+    current epoch here — before this returns, so every change this site seals afterwards
+    uses it (a running `edge serve` reads the stored keyring before each seal) — and is
+    sealed to every remaining member the roster proves and to the recovery kit.
+
+    Safe to run again after an interruption: a pending key is announced, or promoted if
+    its entry made it to the hub, and an announced revocation is only sealed on again.
+    If another site revoked the same site first, this site's pending key is dropped
+    (its epoch number belongs to the other site's key) and `EnrollmentError` says so.
     """
     conn, state, keys, me = _load(data_dir)
     local = roster_entries(conn)
@@ -355,7 +358,6 @@ async def revoke(data_dir: Path, site_id: UUID, entropy: Entropy, *,
         if state.keyring is None:
             raise EnrollmentError("this site holds no practice key",
                                   hint="run revoke on a site that is already syncing")
-        keyring = state.keyring
         async with HubClient.open(settings_of(state), credential=state.credential) as hub:
             fetched = await fetch_roster(hub, state.practice_id, local)
             roster = fetched.roster
@@ -366,24 +368,29 @@ async def revoke(data_dir: Path, site_id: UUID, entropy: Entropy, *,
             target = roster.members.get(site_id)
             if target is None:
                 raise EnrollmentError(f"site {site_id} is not a member of the practice roster",
-                                      hint="`chartsync edge sites` lists the members")
+                                      hint="`chartsync edge roster` lists the members")
+            pending = pending_epoch(conn, data_dir)
             new = fetched.new
             if target.approved:
                 epoch = roster.epoch + 1
-                if max(keyring.keys) < roster.epoch:
+                if max(state.keyring.keys) < roster.epoch:
                     raise EnrollmentError(
                         f"this site does not hold key epoch {roster.epoch} yet",
                         hint="wait for its keys to arrive (`edge serve` running), then retry")
-                if epoch not in keyring.keys:
-                    keyring = keyring.with_key(PracticeKey.generate(epoch, entropy(32)))
+                if pending is None or pending.epoch != epoch:
+                    pending = PracticeKey.generate(epoch, entropy(32))
                     with write_transaction(conn):
-                        save_keyring(conn, data_dir, keyring)
+                        save_pending_epoch(conn, data_dir, pending)
                 stamp = now_ms if now_ms is not None else int(time.time() * 1000)
-                roster, new = await append_entry(
-                    hub, state.practice_id, local, lambda r: sign_entry(r.next_entry(
-                        EntryKind.REVOKE, signer=me, at_ms=stamp, site=target.keys,
-                        epoch=epoch), keys))
-            key = keyring.get(roster.epoch)
+
+                def revocation(r: Roster) -> SignedEntry | None:
+                    if not r.is_approved(site_id):  # revoked meanwhile by another site
+                        return None
+                    return sign_entry(r.next_entry(EntryKind.REVOKE, signer=me, at_ms=stamp,
+                                                   site=target.keys, epoch=epoch), keys)
+
+                roster, new = await append_entry(hub, state.practice_id, local, revocation)
+            key = _announced_key(conn, data_dir, roster, site_id, me, state.keyring, pending)
             with write_transaction(conn):
                 SaveRosterEntries(len(local), tuple(new)).apply(conn)
             for member in roster.approved():
@@ -398,6 +405,28 @@ async def revoke(data_dir: Path, site_id: UUID, entropy: Entropy, *,
             return key.epoch
     finally:
         conn.close()
+
+
+def _announced_key(conn: Connection, data_dir: Path, roster: Roster, site_id: UUID,
+                   me: UUID, keyring: Keyring, pending: PracticeKey | None) -> PracticeKey:
+    """The key of the epoch `site_id`'s revocation began, made current here; raises
+    `EnrollmentError` when another site's revocation began it (its key comes by mail)."""
+    revoked_by = roster.members[site_id].revoked_by
+    if revoked_by == me and pending is not None and pending.epoch == roster.epoch:
+        with write_transaction(conn):
+            add_key_epoch(conn, data_dir, pending)
+            save_pending_epoch(conn, data_dir, None)
+        return pending
+    if pending is not None:
+        with write_transaction(conn):
+            save_pending_epoch(conn, data_dir, None)  # made here, announced by nobody
+    if roster.epoch in keyring.keys:  # a rerun (promoted before), or delivered by mail
+        return keyring.keys[roster.epoch]
+    by = str(revoked_by) if revoked_by is not None else "the recovery kit"
+    raise EnrollmentError(f"site {site_id} was revoked by another site ({by}), which began "
+                          f"key epoch {roster.epoch}",
+                          hint="that epoch reaches this site through its mailbox while "
+                          "`edge serve` runs; `chartsync edge request-keys` asks for it")
 
 
 async def _revoke_unrostered(conn: Connection, data_dir: Path, hub: HubClient,

@@ -16,11 +16,7 @@ from uuid import UUID
 
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.hub_link.errors import EnrollmentError
-from edge_node.store.connection import open_sync
-from edge_node.store.roster_store import SaveRosterEntries, roster_entries
-from edge_node.store.site import load_site
-from edge_node.store.sync_state import require_sync_state
-from edge_node.store.transaction import write_transaction
+from edge_node.store.roster_store import membership_inputs, save_roster_entries
 from edge_node.sync.membership import fetch_roster
 from sync_protocol.key_delivery import seal_key_request
 
@@ -28,13 +24,7 @@ from sync_protocol.key_delivery import seal_key_request
 async def request_keys(data_dir: Path) -> list[UUID]:
     """Post a key request to every other approved member; return their ids.  Raises
     `EnrollmentError` when this site is not a member the roster proves."""
-    conn = open_sync(data_dir)
-    try:
-        state = require_sync_state(conn, data_dir)
-        site = load_site(conn, data_dir)
-        local = roster_entries(conn)
-    finally:
-        conn.close()
+    state, site, local = membership_inputs(data_dir)
     have = [] if state.keyring is None else sorted(state.keyring.keys)
     settings = HubSettings(state.hub_url, state.hub_ca, state.insecure_http)
     async with HubClient.open(settings, credential=state.credential) as hub:
@@ -45,13 +35,7 @@ async def request_keys(data_dir: Path) -> list[UUID]:
                                   "practice roster, so no member will answer",
                                   hint="an approved site admits it with `chartsync edge "
                                   "approve`; with no site left, restore with the kit")
-        if fetched.new:
-            conn = open_sync(data_dir)
-            try:
-                with write_transaction(conn):
-                    SaveRosterEntries(len(local), tuple(fetched.new)).apply(conn)
-            finally:
-                conn.close()
+        save_roster_entries(data_dir, len(local), fetched.new)
         asked = [m.site_id for m in roster.approved() if m.site_id != site.site_id]
         for member in asked:
             await hub.post_mail(member, seal_key_request(

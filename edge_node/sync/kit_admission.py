@@ -20,36 +20,16 @@ from pathlib import Path
 from uuid import UUID
 
 from edge_node.hub_link.client import HubClient
-from edge_node.store.connection import open_sync
-from edge_node.store.roster_store import SaveRosterEntries, roster_entries
-from edge_node.store.transaction import write_transaction
+from edge_node.store.connection import with_database
+from edge_node.store.roster_store import roster_entries, save_roster_entries
 from edge_node.sync.membership import append_entry, fetch_roster
 from sync_protocol.errors import ProtocolError
 from sync_protocol.key_delivery import open_keys_for_site
 from sync_protocol.keys import PracticeKey, SiteKeyPair
 from sync_protocol.kit_keys import KitKeyPair, open_epoch_for_kit
-from sync_protocol.roster import EntryKind, Roster, sign_entry
+from sync_protocol.roster import EntryKind, Roster, SignedEntry, sign_entry
 
 log = logging.getLogger(__name__)
-
-
-def _local_entries(data_dir: Path) -> list[bytes]:
-    conn = open_sync(data_dir)
-    try:
-        return roster_entries(conn)
-    finally:
-        conn.close()
-
-
-def _save(data_dir: Path, first: int, entries: list[bytes]) -> None:
-    if not entries:
-        return
-    conn = open_sync(data_dir)
-    try:
-        with write_transaction(conn):
-            SaveRosterEntries(first, tuple(entries)).apply(conn)
-    finally:
-        conn.close()
 
 
 async def admit_with_kit(hub: HubClient, data_dir: Path, *, practice_id: UUID, site_id: UUID,
@@ -61,21 +41,27 @@ async def admit_with_kit(hub: HubClient, data_dir: Path, *, practice_id: UUID, s
     A kit the roster does not name (replaced since, or a kit written before kits had
     keys) admits nobody: the site then waits for a member's `edge approve`.
     """
-    local = _local_entries(data_dir)
+    local = with_database(data_dir, roster_entries)
     fetched = await fetch_roster(hub, practice_id, local)
     roster, new = fetched.roster, fetched.new
-    if roster is not None and not roster.is_approved(site_id) and site_id not in roster.members:
+    if roster is not None and site_id not in roster.members:
         if kit is not None and roster.kit == kit.public():
             me = site_keys.public(site_id)
-            roster, new = await append_entry(hub, practice_id, local, lambda r: sign_entry(
-                r.next_entry(EntryKind.APPROVE, signer=None, at_ms=now_ms, site=me), kit))
+
+            def approval(r: Roster) -> SignedEntry | None:
+                if site_id in r.members:  # a member approved it meanwhile
+                    return None
+                return sign_entry(r.next_entry(EntryKind.APPROVE, signer=None, at_ms=now_ms,
+                                               site=me), kit)
+
+            roster, new = await append_entry(hub, practice_id, local, approval)
             log.warning("site %s admitted to practice %s with the recovery kit", site_id,
                         practice_id)
         else:
             log.warning("the recovery kit is not the one the roster names (replaced, or "
                         "written before kits had keys); a member must approve site %s",
                         site_id)
-    _save(data_dir, len(local), new)
+    save_roster_entries(data_dir, len(local), new)
     return roster
 
 

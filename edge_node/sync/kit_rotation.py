@@ -20,11 +20,7 @@ from pathlib import Path
 
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.hub_link.errors import EnrollmentError
-from edge_node.store.connection import open_sync
-from edge_node.store.roster_store import SaveRosterEntries, roster_entries
-from edge_node.store.site import load_site
-from edge_node.store.sync_state import require_sync_state
-from edge_node.store.transaction import write_transaction
+from edge_node.store.roster_store import membership_inputs, save_roster_entries
 from edge_node.sync.enroll import Entropy
 from edge_node.sync.kit_file import RECOVERY_KIT_FILE, write_recovery_kit
 from edge_node.sync.membership import append_entry
@@ -45,13 +41,7 @@ async def replace_kit(data_dir: Path, *, passphrase: str | None,
                       now_ms: int) -> ReplacedKit:
     """Make a new recovery kit for the practice; raises `EnrollmentError` when this site
     is not an approved member holding the practice key."""
-    conn = open_sync(data_dir)
-    try:
-        state = require_sync_state(conn, data_dir)
-        site = load_site(conn, data_dir)
-        local = roster_entries(conn)
-    finally:
-        conn.close()
+    state, site, local = membership_inputs(data_dir)
     if state.keyring is None:
         raise EnrollmentError("this site holds no practice key",
                               hint="replace the kit on a site that is already syncing")
@@ -73,12 +63,7 @@ async def replace_kit(data_dir: Path, *, passphrase: str | None,
                                                 kit=kit.public()), keys)
 
         _, new = await append_entry(hub, state.practice_id, local, entry)
-        conn = open_sync(data_dir)
-        try:
-            with write_transaction(conn):
-                SaveRosterEntries(len(local), tuple(new)).apply(conn)
-        finally:
-            conn.close()
+        save_roster_entries(data_dir, len(local), new)
         public = kit.public()
         for key in sorted(keyring.keys.values(), key=lambda k: k.epoch):
             sealed = seal_epoch_for_kit(key, practice_id=state.practice_id, sender_id=me,

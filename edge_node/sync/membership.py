@@ -68,9 +68,12 @@ async def fetch_roster(hub: HubClient, practice_id: UUID, local: Sequence[bytes]
 
 
 async def append_entry(hub: HubClient, practice_id: UUID, local: Sequence[bytes],
-                       build: Callable[[Roster], SignedEntry]) -> tuple[Roster, list[bytes]]:
+                       build: Callable[[Roster], SignedEntry | None]
+                       ) -> tuple[Roster, list[bytes]]:
     """Append `build(verified roster)` at the hub; return the roster after it and every
-    entry this site did not hold before (others' and its own), to save."""
+    entry this site did not hold before (others' and its own), to save.  `build` returns
+    None when the roster needs no entry any more (another site wrote the same change
+    first): nothing is posted then."""
     held = list(local)
     for _ in range(APPEND_ATTEMPTS):
         fetched = await fetch_roster(hub, practice_id, held)
@@ -83,6 +86,8 @@ async def append_entry(hub: HubClient, practice_id: UUID, local: Sequence[bytes]
                                   hint="the practice's first site writes it; run this on a "
                                   "site that is already syncing")
         signed = build(roster)
+        if signed is None:
+            return roster, held[len(local):]
         try:
             await hub.post_roster_entry(signed.raw)
         except HubRefused as exc:

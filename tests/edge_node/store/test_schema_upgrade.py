@@ -46,6 +46,7 @@ def _downgrade_to_v2(db: Path) -> None:
         conn.execute("DROP TABLE practice_sites")
         conn.execute("DROP TABLE account_events")
         conn.execute("DROP TABLE roster")
+        conn.execute("ALTER TABLE sync_state DROP COLUMN pending_key_sealed")
         conn.execute("DROP INDEX history_recent")
         conn.execute("PRAGMA user_version = 2")
     finally:

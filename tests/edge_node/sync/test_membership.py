@@ -3,6 +3,7 @@ every epoch stays open to the kit, and every change after a revocation uses the 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from contextlib import AbstractAsyncContextManager
@@ -12,6 +13,7 @@ from uuid import UUID
 import aiohttp
 
 from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.errors import EnrollmentError
 from edge_node.store.connection import open_sync, with_database
 from edge_node.store.site import site_identity
 from edge_node.store.sync_state import merge_keyring, require_sync_state
@@ -182,3 +184,27 @@ async def _restore_after_revocations(tmp_path: Path, shares: tuple[int, int] | N
         async with running(new_dir) as restored:
             await wait_for(lambda: {("Patient", p) for p in ("p1", "p2", "p3")}
                            <= set(restored.states()), "every chart restored")
+
+
+async def test_two_members_revoking_the_same_site_at_once_agree_on_one_new_key(
+        tmp_path: Path) -> None:
+    operator = await add_operator(tmp_path / "hub.db")
+    async with local_hub(tmp_path / "hub.db") as hub:
+        a_dir, b_dir, c_dir = await practice(tmp_path, hub.url, operator, 3)
+        async with running(b_dir) as b:  # b holds epoch 1 before anyone revokes
+            await wait_for(lambda: b.sync.ctx.keyring is not None, "b's keys")
+        c_id, _ = site_identity(c_dir)
+        results = await asyncio.gather(revoke(a_dir, c_id, os.urandom),
+                                       revoke(b_dir, c_id, os.urandom),
+                                       return_exceptions=True)
+        assert sorted(map(type, results), key=str) == sorted([int, EnrollmentError], key=str)
+        refused = next(r for r in results if isinstance(r, EnrollmentError))
+        assert "revoked by another site" in refused.message
+        async with running(a_dir) as a, running(b_dir) as b:
+            await wait_for(lambda: all(x.sync.ctx.keyring is not None
+                                       and 2 in x.sync.ctx.keyring.keys for x in (a, b)),
+                           "epoch 2 at both")
+            assert a.sync.ctx.keyring is not None and b.sync.ctx.keyring is not None
+            assert a.sync.ctx.keyring.keys[2] == b.sync.ctx.keyring.keys[2]
+            await a.write("Patient", "after", patient("Ito"))
+            await wait_for(lambda: ("Patient", "after") in b.states(), "a's write at b")
