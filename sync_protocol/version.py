@@ -7,6 +7,11 @@ bumps the version and updates `PROTOCOL.md` and `tests/vectors/` in the same com
 
 Changelog:
     1.0  first wire format: sealed batches, receipts, sealed key delivery, recovery kits.
+         Added since, without changing a batch, a receipt or a delivery (so no version
+         change): the member-signed roster and kit-sealed epoch keys (`/v1/roster`,
+         `/v1/kit-epochs`), recovery kit format 2 (format 1 still opens), key requests in
+         the mailbox, snapshot attestations (`X-Snapshot-*` headers, required by the hub
+         on upload), and the encrypted backup file.  See PROTOCOL.md#compatibility.
 """
 
 from __future__ import annotations

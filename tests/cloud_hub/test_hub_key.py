@@ -87,6 +87,9 @@ async def test_a_key_file_without_a_seed_is_refused(tmp_path: Path) -> None:
 async def _as_schema_2_with_seed(store_url: str, seed: bytes) -> None:
     """Turn a fresh store into what the schema-2 hub left: the seed in hub_key."""
     statements = ["DROP TABLE hub_identity", "DROP TABLE roster", "DROP TABLE kit_epochs",
+                  "DROP TABLE snapshot_marks", "ALTER TABLE snapshots DROP COLUMN digest",
+                  "ALTER TABLE snapshots DROP COLUMN signature",
+                  "ALTER TABLE snapshots DROP COLUMN verified",
                   "UPDATE schema_meta SET version = 2"]
     if store_url.startswith("sqlite:"):
         with sqlite3.connect(store_url.removeprefix("sqlite:")) as db:
