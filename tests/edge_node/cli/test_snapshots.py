@@ -15,7 +15,6 @@ from chartsync.cli import main
 from edge_node.cli import snapshots
 from edge_node.cli.restore import restore
 from edge_node.sync.enroll import invite
-from tests.edge_node.snapshots.admission import approve_if_pending
 from tests.edge_node.snapshots.at_hub import (
     practice_with_two_snapshots,
     restore_args,
@@ -31,7 +30,7 @@ async def test_list_the_hubs_snapshots_and_restore_a_chosen_one(
     pass_file = tmp_path / "pass.txt"
     pass_file.write_text(PASSPHRASE)
     async with local_hub(tmp_path / "hub.db") as hub:
-        dirs, cred, (_, newest) = await practice_with_two_snapshots(tmp_path, hub.url,
+        dirs, _, (_, newest) = await practice_with_two_snapshots(tmp_path, hub.url,
                                                                     operator)
         capsys.readouterr()
         args = argparse.Namespace(data=dirs[1], json=True)
@@ -52,12 +51,10 @@ async def test_list_the_hubs_snapshots_and_restore_a_chosen_one(
 
         token, _ = await invite(dirs[0])
         new_dir = tmp_path / "new"
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(approve_if_pending(hub.url, cred, dirs[0], "new"))
-            done = await restore(restore_args(
-                new_dir, hub.url, dirs[0] / "recovery-kit.txt", token=token,
-                passphrase_file=pass_file, name="new",
-                snapshot=UUID(older["snapshot_id"])))
+        # The recovery kit signs the new machine into the roster: nobody approves it.
+        done = await restore(restore_args(
+            new_dir, hub.url, dirs[0] / "recovery-kit.txt", token=token,
+            passphrase_file=pass_file, name="new", snapshot=UUID(older["snapshot_id"])))
         assert done == 0
         result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert (result["restored"], result["hub_seq"]) == (older["snapshot_id"],

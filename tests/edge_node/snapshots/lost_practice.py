@@ -2,12 +2,11 @@
 
     lost = await lose_practice(tmp, hub.url, operator, shares=(2, 3))   # or shares=None
     proc = await start_restore(new_dir, hub.url, token, lost.kit, passphrase_file=...)
-    await operator_approves(hub.url, operator, lost.practice_id, "restored")
 
 `lose_practice` builds two sites with charts, history and a guarded conflict,
 lets the snapshotter upload a snapshot, writes a tail after it, records the
-view every site agreed on, then deletes both data directories.  The operator
-approves the restored site (no approved site is left to do it).
+view every site agreed on, then deletes both data directories.  Nobody is left to
+approve the restored site: its recovery kit signs it into the roster.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
-
-import aiohttp
 
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.sync.enroll import approve, enroll_site, invite
@@ -122,24 +119,6 @@ async def finish(proc: asyncio.subprocess.Process, deadline_s: float = 90.0
         out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()
     return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
-
-
-async def operator_approves(hub_url: str, operator: str, practice_id: UUID, name: str,
-                            deadline_s: float = 60.0) -> None:
-    """The operator approves site `name` once it is pending (disaster recovery)."""
-    headers = {"Authorization": f"Bearer {operator}"}
-    base = f"{hub_url}/v1/practices/{practice_id}/sites"
-    async with aiohttp.ClientSession(headers=headers) as http, asyncio.timeout(deadline_s):
-        while True:
-            async with http.get(base) as resp:
-                assert resp.status == 200, await resp.text()
-                found = [s for s in (await resp.json())["sites"]
-                         if s["name"] == name and s["status"] == "pending"]
-            if found:
-                break
-            await asyncio.sleep(0.05)  # yield between hub polls; the deadline bounds the wait
-        async with http.post(f"{base}/{found[0]['site_id']}/approve") as resp:
-            assert resp.status == 200, await resp.text()
 
 
 async def serve_until_caught_up(data_dir: Path, lost: LostPractice) -> dict[str, Any]:

@@ -7,7 +7,6 @@ behind its back, as an intruder on the hub machine would, and a new site restore
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,6 @@ import pytest
 from edge_node.cli.restore import restore
 from edge_node.errors import SnapshotRefused
 from edge_node.sync.enroll import invite
-from tests.edge_node.snapshots.admission import approve_if_pending
 from tests.edge_node.snapshots.at_hub import (
     practice_with_two_snapshots,
     restore_args,
@@ -57,16 +55,15 @@ async def test_a_snapshot_altered_at_rest_is_refused_before_anything_is_written(
     pass_file = tmp_path / "pass.txt"
     pass_file.write_text(PASSPHRASE)
     async with local_hub(tmp_path / "hub.db") as hub:
-        dirs, cred, _ = await practice_with_two_snapshots(tmp_path, hub.url, operator)
+        dirs, _, _ = await practice_with_two_snapshots(tmp_path, hub.url, operator)
         _alter_latest(tmp_path / "hub.db", column, _flip_middle)
         token, _ = await invite(dirs[0])
         new_dir = tmp_path / "new"
         args = restore_args(new_dir, hub.url, dirs[0] / "recovery-kit.txt", token=token,
                             passphrase_file=pass_file, name="new")
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(approve_if_pending(hub.url, cred, dirs[0], "new"))
-            with pytest.raises(SnapshotRefused, match=refusal) as refused:
-                await restore(args)
+        # The recovery kit signs the new machine into the roster: nobody approves it.
+        with pytest.raises(SnapshotRefused, match=refusal) as refused:
+            await restore(args)
         assert "--snapshot" in refused.value.hint  # the way out: pick another one
         _nothing_restored(new_dir)
         # Every rerun refuses it again; nothing is left behind either time.
