@@ -89,8 +89,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
-        return problem(exc.status, code, exc.reason or "request refused",
-                       hint="see /openapi.json for the routes of this hub")
+        answer = problem(exc.status, code, exc.reason or "request refused",
+                         hint="see /openapi.json for the routes of this hub")
+        if "Allow" in exc.headers:  # a 405 says which methods the route takes (RFC 9110)
+            answer.headers["Allow"] = exc.headers["Allow"]
+        return answer
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return problem(500, "internal", "the hub failed to handle this request",

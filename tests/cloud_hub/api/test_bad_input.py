@@ -232,3 +232,13 @@ def test_reframe_keeps_layout() -> None:
     assert reframe(sealed) == sealed
     assert msgpack.unpackb(sealed[8:8 + int.from_bytes(sealed[4:8], "big")])["seq"] == [1, 1]
     assert BASE_MS > 0
+
+
+async def test_a_method_a_route_does_not_take_is_405_with_allow(harness: Harness) -> None:
+    for method, path, allowed in (("DELETE", "/v1/roster", {"GET", "POST"}),
+                                  ("PUT", "/v1/batches", {"GET", "POST"}),
+                                  ("POST", "/healthz", {"GET"})):
+        resp = await harness.client.request(method, path)
+        assert resp.status == 405, path
+        assert allowed <= {m.strip() for m in resp.headers["Allow"].split(",")}, path
+        assert (await resp.json())["code"] == "method_not_allowed"
