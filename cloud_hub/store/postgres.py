@@ -162,6 +162,9 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
 }
 
+#: The order of "newest snapshot": a total order, so every query picks the same one when
+#: two sites uploaded at the same position in the same millisecond.
+_NEWEST_FIRST: Final = "ORDER BY hub_seq DESC, created_ms DESC, snapshot_id DESC"
 _SNAPSHOT_INFO: Final = ("SELECT snapshot_id, hub_seq, site_id, key_epoch, octet_length(blob), "
                          "created_ms, digest, signature FROM snapshots WHERE practice_id = $1 "
                          "AND verified")
@@ -626,11 +629,11 @@ class PostgresStore:
             await conn.execute(
                 "DELETE FROM snapshots WHERE practice_id = $1 AND (hub_seq, site_id) NOT IN "
                 "(SELECT hub_seq, site_id FROM snapshots WHERE practice_id = $1 AND verified "
-                "ORDER BY hub_seq DESC, created_ms DESC LIMIT $2)", p, max(keep, 1))
+                f"{_NEWEST_FIRST} LIMIT $2)", p, max(keep, 1))
 
     async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
         # octet_length reads the size from the TOAST pointer: the blob is not loaded.
-        row = await self._fetchrow(f"{_SNAPSHOT_INFO} ORDER BY hub_seq DESC, created_ms DESC "
+        row = await self._fetchrow(f"{_SNAPSHOT_INFO} {_NEWEST_FIRST} "
                                    "LIMIT 1", practice_id)
         return None if row is None else _snapshot_info(row)
 
@@ -641,7 +644,7 @@ class PostgresStore:
         return None if row is None else _snapshot_info(row)
 
     async def list_snapshots(self, practice_id: PracticeId) -> list[SnapshotInfo]:
-        rows = await self._fetch(f"{_SNAPSHOT_INFO} ORDER BY hub_seq DESC, created_ms DESC",
+        rows = await self._fetch(f"{_SNAPSHOT_INFO} {_NEWEST_FIRST}",
                                  practice_id)
         return [_snapshot_info(r) for r in rows]
 

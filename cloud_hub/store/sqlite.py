@@ -142,6 +142,9 @@ MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
 }
 
+#: The order of "newest snapshot": a total order, so every query picks the same one when
+#: two sites uploaded at the same position in the same millisecond.
+_NEWEST_FIRST: Final = "ORDER BY hub_seq DESC, created_ms DESC, snapshot_id DESC"
 _SNAPSHOT_INFO: Final = ("SELECT snapshot_id, hub_seq, site_id, key_epoch, length(blob), "
                          "created_ms, digest, signature FROM snapshots WHERE practice_id = ? "
                          "AND verified = 1")
@@ -215,7 +218,7 @@ def _write_snapshot(path: Path, snapshot: NewSnapshot, now_ms: int, keep: int) -
                        (p, site, snapshot.hub_seq))
             db.execute("DELETE FROM snapshots WHERE practice_id = ? AND snapshot_id NOT IN "
                        "(SELECT snapshot_id FROM snapshots WHERE practice_id = ? AND "
-                       "verified = 1 ORDER BY hub_seq DESC, created_ms DESC LIMIT ?)",
+                       f"verified = 1 {_NEWEST_FIRST} LIMIT ?)",
                        (p, p, max(keep, 1)))
         except BaseException:
             db.execute("ROLLBACK")
@@ -571,7 +574,7 @@ class SqliteStore:
 
     async def latest_snapshot_info(self, practice_id: PracticeId) -> SnapshotInfo | None:
         # length() of a BLOB reads its size from the record header, not the bytes.
-        row = await self._one(f"{_SNAPSHOT_INFO} ORDER BY hub_seq DESC, created_ms DESC "
+        row = await self._one(f"{_SNAPSHOT_INFO} {_NEWEST_FIRST} "
                               "LIMIT 1", (practice_id.bytes,))
         return None if row is None else _snapshot_info(row)
 
@@ -582,7 +585,7 @@ class SqliteStore:
         return None if row is None else _snapshot_info(row)
 
     async def list_snapshots(self, practice_id: PracticeId) -> list[SnapshotInfo]:
-        rows = await self._all(f"{_SNAPSHOT_INFO} ORDER BY hub_seq DESC, created_ms DESC",
+        rows = await self._all(f"{_SNAPSHOT_INFO} {_NEWEST_FIRST}",
                                (practice_id.bytes,))
         return [_snapshot_info(r) for r in rows]
 

@@ -24,7 +24,9 @@ from tests.edge_node.snapshots.at_hub import (
 from tests.edge_node.sync.edges import PASSPHRASE
 from tests.edge_node.sync.hubs import add_operator, local_hub
 
-LATEST = "(SELECT rowid FROM snapshots ORDER BY hub_seq DESC, created_ms DESC LIMIT 1)"
+#: The snapshot the hub serves as the latest (its order: cloud_hub/store/sqlite.py).
+LATEST = ("(SELECT rowid FROM snapshots WHERE verified = 1 "
+          "ORDER BY hub_seq DESC, created_ms DESC, snapshot_id DESC LIMIT 1)")
 
 
 def _alter_latest(hub_db: Path, column: str, change: Callable[[bytes], bytes]) -> None:
