@@ -313,10 +313,5 @@ def fold(practice_id: UUID, entries: Iterable[bytes], start: Roster | None = Non
     return roster
 
 
-def counts(roster: Roster, seq: int) -> bool:
-    """Whether the entry at `seq` (within the roster) took effect."""
-    return seq <= roster.head_seq and seq not in roster.ignored
-
-
 __all__ = ["GENESIS_PREV", "EntryKind", "Roster", "RosterEntry", "RosterMember",
-           "SignedEntry", "counts", "entry_hash", "fold", "genesis_entry", "sign_entry"]
+           "SignedEntry", "entry_hash", "fold", "genesis_entry", "sign_entry"]

@@ -1,4 +1,5 @@
-"""The recovery kit's options and screen, shared by `edge init` and `edge replace-kit`."""
+"""The recovery kit's options and screen, shared by `edge init` and `edge replace-kit`, and
+its opening, shared by `edge restore` from the hub and from a backup file."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import getpass
 from pathlib import Path
 
 from edge_node.hub_link.errors import EnrollmentError
+from sync_protocol.errors import ProtocolError
+from sync_protocol.recovery import OpenedKit, open_recovery_kit, open_shared_recovery_kit
 
 _KIT_MESSAGE = """RECOVERY KIT written to {path}
   Kit fingerprint {fingerprint}; it opens every practice key, locked with {how}.
@@ -53,4 +56,25 @@ def print_kit(path: Path, fingerprint: str, shares: tuple[int, int] | None,
         print(f"share {i}: {share}")
 
 
-__all__ = ["add_recovery_options", "print_kit", "recovery_passphrase", "recovery_shares"]
+def open_kit(args: argparse.Namespace) -> OpenedKit:
+    """The kit of --recovery-kit, opened with --passphrase-file or the --share files;
+    raises `EnrollmentError` naming what is wrong."""
+    try:
+        text = args.recovery_kit.read_text(encoding="utf-8")
+        if args.share:
+            shares = [f.read_text(encoding="utf-8").strip() for f in args.share]
+            return open_shared_recovery_kit(text, shares)
+        if args.passphrase_file is None:
+            raise EnrollmentError("the recovery kit needs --passphrase-file or --share",
+                                  hint="give the passphrase file, or k custodians' shares")
+        passphrase = args.passphrase_file.read_text(encoding="utf-8").rstrip("\n")
+        return open_recovery_kit(text, passphrase)
+    except OSError as exc:
+        raise EnrollmentError(f"cannot read {exc.filename}: {exc.strerror}",
+                              hint="check the file paths") from exc
+    except ProtocolError as exc:
+        raise EnrollmentError(f"recovery kit: {exc}", hint=exc.hint) from exc
+
+
+__all__ = ["add_recovery_options", "open_kit", "print_kit", "recovery_passphrase",
+           "recovery_shares"]

@@ -38,6 +38,7 @@ from uuid import UUID
 
 from edge_node.cli import restore_backup
 from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.cli.recovery_options import open_kit
 from edge_node.errors import EdgeError
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.hub_link.errors import EnrollmentError
@@ -50,9 +51,7 @@ from edge_node.store.site import site_identity
 from edge_node.store.sync_state import keep_keyring, merge_keyring
 from edge_node.sync.enroll import enroll_site, settings_of
 from edge_node.sync.kit_admission import admit_with_kit, keys_for_kit
-from sync_protocol.errors import ProtocolError
 from sync_protocol.keys import SiteDirectory
-from sync_protocol.recovery import OpenedKit, open_recovery_kit, open_shared_recovery_kit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -103,25 +102,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     backup.add_argument("--backup-passphrase-file", type=Path, metavar="FILE",
                         help="the backup's passphrase (instead of the recovery kit)")
     p.set_defaults(handler=run)
-
-
-def open_kit(args: argparse.Namespace) -> OpenedKit:
-    """The opened kit (keyring and kit keys); raises `EnrollmentError` naming what is wrong."""
-    try:
-        text = args.recovery_kit.read_text(encoding="utf-8")
-        if args.share:
-            shares = [f.read_text(encoding="utf-8").strip() for f in args.share]
-            return open_shared_recovery_kit(text, shares)
-        if args.passphrase_file is None:
-            raise EnrollmentError("the recovery kit needs --passphrase-file or --share",
-                                  hint="give the passphrase file, or k custodians' shares")
-        passphrase = args.passphrase_file.read_text(encoding="utf-8").rstrip("\n")
-        return open_recovery_kit(text, passphrase)
-    except OSError as exc:
-        raise EnrollmentError(f"cannot read {exc.filename}: {exc.strerror}",
-                              hint="check the file paths") from exc
-    except ProtocolError as exc:
-        raise EnrollmentError(f"recovery kit: {exc}", hint=exc.hint) from exc
 
 
 def _say(args: argparse.Namespace, **fields: object) -> None:

@@ -19,12 +19,12 @@ import sys
 from pathlib import Path
 
 from edge_node.cli.command import EXIT_OK, fail
+from edge_node.cli.recovery_options import open_kit
 from edge_node.errors import BackupRefused, EdgeError, StoreError
 from edge_node.store.backup_install import install_backup, read_backup_header
 from sync_protocol.backup_file import BackupHeader, unlock_with_kit, unlock_with_passphrase
 from sync_protocol.errors import ProtocolError
 from sync_protocol.kit_keys import KitKeyPair
-from sync_protocol.recovery import open_recovery_kit, open_shared_recovery_kit
 
 _SITE_KEY_BYTES = 32
 EXIT_USAGE = 2
@@ -57,16 +57,7 @@ def _site_key(args: argparse.Namespace) -> bytes:
 
 
 def _kit_keys(args: argparse.Namespace) -> KitKeyPair:
-    text = _read_text(args.recovery_kit, "--recovery-kit")
-    if args.share:
-        opened = open_shared_recovery_kit(
-            text, [_read_text(f, "--share").strip() for f in args.share])
-    elif args.passphrase_file is not None:
-        opened = open_recovery_kit(
-            text, _read_text(args.passphrase_file, "--passphrase-file").rstrip("\n"))
-    else:
-        raise StoreError("the recovery kit needs --passphrase-file or --share",
-                         hint="give the kit's passphrase file, or k custodians' shares")
+    opened = open_kit(args)
     if opened.keys is None:
         raise StoreError(f"{args.recovery_kit} predates kit keys (format 1): it cannot open "
                          "backups", hint="open the backup with its passphrase: "

@@ -13,6 +13,7 @@ transaction: `AdvanceCursor`, `SetLogId`, `SetEnrolledStatus`, `StoreKeyring`,
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -89,13 +90,18 @@ def save_keyring(conn: sqlite3.Connection, data_dir: Path, keyring: Keyring) -> 
     conn.execute("UPDATE sync_state SET keyring_sealed = ?", (keyring_row(data_dir, keyring),))
 
 
-def add_key_epoch(conn: sqlite3.Connection, data_dir: Path, key: PracticeKey) -> Keyring:
-    """Add `key` to the keyring as stored now (another process may have added epochs since
+def add_key_epochs(conn: sqlite3.Connection, data_dir: Path,
+                   keys: Iterable[PracticeKey]) -> Keyring:
+    """Add `keys` to the keyring as stored now (another process may have added epochs since
     the caller read it); return the keyring saved.  Call inside a write transaction."""
     row = stored_keyring_row(conn)
-    practice = require_sync_state(conn, data_dir).practice_id
-    stored = None if row is None else keyring_of_row(data_dir, row)
-    keyring = Keyring(practice, {key.epoch: key}) if stored is None else stored.with_key(key)
+    keyring = None if row is None else keyring_of_row(data_dir, row)
+    for key in keys:
+        keyring = (Keyring(require_sync_state(conn, data_dir).practice_id, {key.epoch: key})
+                   if keyring is None else keyring.with_key(key))
+    if keyring is None:
+        raise StoreError("there is no practice key to store",
+                         hint="pass at least one key epoch")
     save_keyring(conn, data_dir, keyring)
     return keyring
 
@@ -253,14 +259,11 @@ def merge_keyring(data_dir: Path, keyring: Keyring) -> Keyring:
     Raises `StoreError` for a directory not enrolled with a hub."""
     conn = open_sync(data_dir)
     try:
-        state = require_sync_state(conn, data_dir)
-        merged = keyring if state.keyring is None else Keyring(
-            keyring.practice_id, {**state.keyring.keys, **keyring.keys})
+        require_sync_state(conn, data_dir)
         with write_transaction(conn):
-            save_keyring(conn, data_dir, merged)
+            return add_key_epochs(conn, data_dir, keyring.keys.values())
     finally:
         conn.close()
-    return merged
 
 
 __all__ = [
@@ -270,7 +273,7 @@ __all__ = [
     "SetLogId",
     "StoreKeyring",
     "SyncState",
-    "add_key_epoch",
+    "add_key_epochs",
     "keep_keyring",
     "keyring_of_row",
     "keyring_row",

@@ -47,7 +47,7 @@ from edge_node.store.roster_store import SaveRosterEntries, roster_entries, save
 from edge_node.store.site import load_site
 from edge_node.store.sync_state import (
     SyncState,
-    add_key_epoch,
+    add_key_epochs,
     pending_epoch,
     rebind_hub,
     require_sync_state,
@@ -414,7 +414,7 @@ def _announced_key(conn: Connection, data_dir: Path, roster: Roster, site_id: UU
     revoked_by = roster.members[site_id].revoked_by
     if revoked_by == me and pending is not None and pending.epoch == roster.epoch:
         with write_transaction(conn):
-            add_key_epoch(conn, data_dir, pending)
+            add_key_epochs(conn, data_dir, [pending])
             save_pending_epoch(conn, data_dir, None)
         return pending
     if pending is not None:

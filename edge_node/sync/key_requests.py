@@ -14,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from uuid import UUID
 
-from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.client import HubClient
 from edge_node.hub_link.errors import EnrollmentError
 from edge_node.store.roster_store import membership_inputs, save_roster_entries
+from edge_node.sync.enroll import settings_of
 from edge_node.sync.membership import fetch_roster
 from sync_protocol.key_delivery import seal_key_request
 
@@ -26,8 +27,7 @@ async def request_keys(data_dir: Path) -> list[UUID]:
     `EnrollmentError` when this site is not a member the roster proves."""
     state, site, local = membership_inputs(data_dir)
     have = [] if state.keyring is None else sorted(state.keyring.keys)
-    settings = HubSettings(state.hub_url, state.hub_ca, state.insecure_http)
-    async with HubClient.open(settings, credential=state.credential) as hub:
+    async with HubClient.open(settings_of(state), credential=state.credential) as hub:
         fetched = await fetch_roster(hub, state.practice_id, local)
         roster = fetched.roster
         if roster is None or not roster.is_approved(site.site_id):

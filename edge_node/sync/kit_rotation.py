@@ -18,10 +18,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_node.hub_link.client import HubClient, HubSettings
+from edge_node.hub_link.client import HubClient
 from edge_node.hub_link.errors import EnrollmentError
 from edge_node.store.roster_store import membership_inputs, save_roster_entries
-from edge_node.sync.enroll import Entropy
+from edge_node.sync.enroll import Entropy, settings_of
 from edge_node.sync.kit_file import RECOVERY_KIT_FILE, write_recovery_kit
 from edge_node.sync.membership import append_entry
 from sync_protocol.kit_keys import KitKeyPair, seal_epoch_for_kit
@@ -50,8 +50,7 @@ async def replace_kit(data_dir: Path, *, passphrase: str | None,
     staged = data_dir / f"{RECOVERY_KIT_FILE}.new"
     words = await write_recovery_kit(staged, keyring, kit, passphrase=passphrase,
                                      shares=shares, created=created)
-    settings = HubSettings(state.hub_url, state.hub_ca, state.insecure_http)
-    async with HubClient.open(settings, credential=state.credential) as hub:
+    async with HubClient.open(settings_of(state), credential=state.credential) as hub:
         old: list[str] = []
 
         def entry(roster: Roster) -> SignedEntry:

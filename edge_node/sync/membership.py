@@ -137,7 +137,6 @@ async def refresh_registry(ctx: SyncContext) -> None:
     sites = await ctx.hub.sites()
     local = await ctx.read(roster_entries)
     practice_id = ctx.state.practice_id
-    roster = fold(practice_id, local) if local else None
     try:
         fetched = await fetch_roster(ctx.hub, practice_id, local)
     except ProtocolError as exc:
@@ -150,7 +149,9 @@ async def refresh_registry(ctx: SyncContext) -> None:
         log.warning("the hub serves no roster (an older hub): this site trusts the hub's "
                     "site registry until the hub is upgraded")
         fetched = None
-    if fetched is not None:
+    if fetched is None:  # this site's own copy, verified again
+        roster = fold(practice_id, local) if local else None
+    else:
         if fetched.new:
             await ctx.write(SaveRosterEntries(len(local), tuple(fetched.new)), label="roster")
         roster = fetched.roster
