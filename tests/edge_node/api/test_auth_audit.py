@@ -3,6 +3,7 @@ Provenance per version; /status; the CapabilityStatement."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -193,16 +194,17 @@ async def test_a_disabled_account_or_replaced_token_is_refused_within_the_rechec
     api.client.app[AUTH].monotonic = lambda: now[0]
     assert (await api.request("GET", "/fhir/Patient", role="clerk"))[0] == 200
     data = str(api.data_dir)
-    assert main(["edge", "user", "disable", "clerk", "--data", data]) == 0
+    assert await asyncio.to_thread(main, ["edge", "user", "disable", "clerk", "--data", data]) == 0
     now[0] += ACCOUNT_RECHECK_S
     status, body, _ = await api.request("GET", "/fhir/Patient", role="clerk")
     assert status == 401 and "disabled" in body["issue"][0]["diagnostics"]
-    assert main(["edge", "user", "enable", "clerk", "--data", data]) == 0
+    assert await asyncio.to_thread(main, ["edge", "user", "enable", "clerk", "--data", data]) == 0
     assert (await api.request("GET", "/fhir/Patient", role="clerk"))[0] == 200
 
     old = api.tokens["clinician"]
     assert (await api.request("GET", "/fhir/Patient"))[0] == 200
-    assert main(["edge", "user", "token", "clinician", "--data", data]) == 0
+    assert await asyncio.to_thread(
+        main, ["edge", "user", "token", "clinician", "--data", data]) == 0
     now[0] += ACCOUNT_RECHECK_S
     assert (await api.request("GET", "/fhir/Patient"))[0] == 401
     new = capsys.readouterr().out.strip().splitlines()[-1]
