@@ -11,11 +11,13 @@ state, whatever the order or number of times changes arrive.
     conflicts.py    ConflictRecord, conflicts (derived from state)
     shape.py        split_resource, check_elements (resource JSON → registers)
     materialize.py  materialize, materialize_json (registers → resource JSON)
+    authored.py     base_of, authored_json (what the author of a change saved)
     plan.py         plan_set, plan_delete (local edit → elements and replaces)
     canonical.py    canonical_state, canonical_dump (equal states, equal bytes)
     errors.py       CoreError ─ MergeError (WrongResource, DotReused), ShapeError
 """
 
+from conflict.authored import authored_json, base_of
 from conflict.canonical import STATE_FORMAT, canonical_dump, canonical_state
 from conflict.conflicts import ConflictRecord, all_conflicts, conflicts
 from conflict.errors import CoreError, DotReused, MergeError, ShapeError, WrongResource
@@ -44,6 +46,8 @@ __all__ = [
     "ShapeError",
     "WrongResource",
     "all_conflicts",
+    "authored_json",
+    "base_of",
     "canonical_dump",
     "canonical_state",
     "check_elements",

@@ -12,6 +12,7 @@ is what the edge serves and stores.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from conflict.rules import rules_for
@@ -61,11 +62,21 @@ def materialize_json(state: ResourceState) -> bytes | None:
     """
     if is_deleted(state):
         return None
+    return json_of_values(state.resource_type, state.resource_id, _shown_values(state))
+
+
+def json_of_values(resource_type: str, resource_id: str,
+                   values: Iterable[tuple[str, bytes]]) -> bytes:
+    """Canonical JSON of a resource whose registers hold `values` (register → bytes).
+
+    The builder behind `materialize_json`: equal (type, id, values) give equal bytes,
+    whichever order `values` come in.  `@deleted` must not be among them.
+    """
     parts: list[tuple[str, bytes]] = [
-        ("id", b'"id":' + canonical_json(state.resource_id)),
-        ("resourceType", b'"resourceType":' + canonical_json(state.resource_type)),
+        ("id", b'"id":' + canonical_json(resource_id)),
+        ("resourceType", b'"resourceType":' + canonical_json(resource_type)),
     ]
-    for name, value in _shown_values(state):
+    for name, value in values:
         if name.endswith("[x]"):
             # b'{"valueQuantity":{...}}' → key valueQuantity, member b'"valueQuantity":{...}'
             # (member names are plain ASCII, so the key ends at the next quote).

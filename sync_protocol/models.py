@@ -81,11 +81,20 @@ class Change(BaseModel):
     seq: Seq
     user: Annotated[str, Field(min_length=1, max_length=128)]
     device: Annotated[str, Field(max_length=128)] = ""
+    #: The values the author saw shown in the registers this change does not write
+    #: (canonical JSON; registers shown as absent are left out): with `elements`, what
+    #: the author's version of the resource read.  None in a change from protocol 1.0.
+    base: dict[RegisterName, bytes] | None = None
 
     @field_validator("elements")
     @classmethod
     def _canonical_elements(cls, value: dict[str, bytes | None]) -> dict[str, bytes | None]:
         return {name: value[name] for name in sorted(value)}
+
+    @field_validator("base")
+    @classmethod
+    def _canonical_base(cls, value: dict[str, bytes] | None) -> dict[str, bytes] | None:
+        return None if value is None else {name: value[name] for name in sorted(value)}
 
     @field_validator("replaces")
     @classmethod
@@ -109,6 +118,11 @@ class Change(BaseModel):
             raise ValueError("replaces names a register the change does not write")
         if self.dot in self.all_replaced:
             raise ValueError("a change cannot replace its own dot")
+        if self.base is not None:
+            if DELETED in self.base or not self.elements.keys().isdisjoint(self.base):
+                raise ValueError("base names @deleted or a register the change writes")
+            if self.op is ChangeOp.DELETE and self.base:
+                raise ValueError("a delete carries no base")
         return self
 
     @property

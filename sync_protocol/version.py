@@ -12,6 +12,10 @@ Changelog:
          `/v1/kit-epochs`), recovery kit format 2 (format 1 still opens), key requests in
          the mailbox, snapshot attestations (`X-Snapshot-*` headers, required by the hub
          on upload), and the encrypted backup file.  See PROTOCOL.md#compatibility.
+    1.1  a change carries `base`: the values its author saw in the registers it does not
+         write, so every site keeps what each author wrote (history and vread read the
+         same everywhere).  1.1 sites open 1.0 batches; a 1.0 site holds 1.1 batches
+         until it is upgraded.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Final
 
 from sync_protocol.errors import UnsupportedVersion, UpgradeRequired
 
-PROTOCOL_VERSION: Final[tuple[int, int]] = (1, 0)
+PROTOCOL_VERSION: Final[tuple[int, int]] = (1, 1)
 SOFTWARE_VERSION: Final[str] = "0.1.0"
 
 #: Capabilities this build understands; v1 headers carry a `capabilities` list so

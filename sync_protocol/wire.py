@@ -12,7 +12,12 @@ forms keep the object count per change small and every check cheap:
 
 Content (inside the ciphertext):
     {"sites": [site16...], "changes": [[type, id, op, {register: bytes|nil},
-                                        [[flat_dots, [register...]]...], hlc, user, device]...]}
+                                        [[flat_dots, [register...]]...], hlc, user, device,
+                                        {register: bytes}]...]}
+
+The last field, `base` (the values the author saw in the registers the change does
+not write), is new in protocol 1.1; a 1.0 change has 8 fields and decodes with
+`base` None.
 Header metadata (plaintext): `sites` plus `changes: [[token16, flat_dots]...]`
 (`sync_protocol.change_meta`).
 
@@ -99,11 +104,14 @@ def encode_changes(changes: Sequence[Change]) -> dict[str, Any]:
                     break
             else:
                 groups.append((dots, [name]))
-        out.append([
+        row: list[Any] = [
             c.resource_type, c.resource_id, c.op.value, c.elements,
             sorted([flat_dots(dots, index), names] for dots, names in groups),
             c.hlc, c.user, c.device,
-        ])
+        ]
+        if c.base is not None:
+            row.append(c.base)
+        out.append(row)
     return {"sites": sites, "changes": out}
 
 
@@ -119,9 +127,10 @@ def decode_changes(raw: Any, *, origin: UUID, seq_from: int) -> list[Change]:
 
 
 def _decode_change(dec: _Decoder, raw: Any, origin: UUID, seq: int) -> Change:
-    if type(raw) is not list or len(raw) != 8:
-        raise MalformedInput(f"change {seq}: must be an array of 8 fields")
-    rtype, rid, op, elements, groups, hlc, user, device = raw
+    if type(raw) is not list or not 8 <= len(raw) <= 9:
+        raise MalformedInput(f"change {seq}: must be an array of 8 or 9 fields")
+    rtype, rid, op, elements, groups, hlc, user, device = raw[:8]
+    base = raw[8] if len(raw) == 9 else None
     if type(rtype) is not str or rtype not in dec.types:
         if not (type(rtype) is str and rtype.isascii() and _TYPE_RE.match(rtype)):
             raise MalformedInput(f"change {seq}: resource type is not a FHIR type name")
@@ -165,10 +174,25 @@ def _decode_change(dec: _Decoder, raw: Any, origin: UUID, seq: int) -> Change:
         raise MalformedInput(f"change {seq}: user must be 1-128 characters")
     if not (type(device) is str and len(device) <= 128):
         raise MalformedInput(f"change {seq}: device must be at most 128 characters")
+    if base is not None:
+        _check_base(dec, base, elements, op_value, seq)
     return _checked_change({
         "resource_type": rtype, "resource_id": rid, "op": op_value, "elements": elements,
         "replaces": replaces, "hlc": hlc, "origin": origin, "seq": seq, "user": user,
-        "device": device, "all_replaced": all_replaced})
+        "device": device, "base": base, "all_replaced": all_replaced})
+
+
+def _check_base(dec: _Decoder, base: Any, elements: dict[str, Any], op: ChangeOp,
+                seq: int) -> None:
+    if type(base) is not dict:
+        raise MalformedInput(f"change {seq}: base must be a map")
+    dec.check_names(base)
+    if not all(type(v) is bytes for v in base.values()):
+        raise MalformedInput(f"change {seq}: base values are bytes")
+    if DELETED in base or not elements.keys().isdisjoint(base):
+        raise MalformedInput(f"change {seq}: base names @deleted or a written register")
+    if op is ChangeOp.DELETE and base:
+        raise MalformedInput(f"change {seq}: a delete carries no base")
 
 
 def _checked_change(fields: dict[str, Any]) -> Change:

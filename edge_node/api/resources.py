@@ -27,7 +27,7 @@ from edge_node.fhir.instant import iso_instant
 from edge_node.fhir.provenance import provenance
 from edge_node.fhir.search import parse_search
 from edge_node.fhir.validation import check_type, validate
-from edge_node.fhir.version import Version
+from edge_node.fhir.version import VERSION_ID, Version
 from edge_node.fhir.write_op import WriteOp
 from sync_protocol.models import RESOURCE_ID_PATTERN
 
@@ -48,7 +48,7 @@ def _id(request: web.Request) -> str:
     return rid
 
 
-def _gone(rtype: str, rid: str, version: int) -> Gone:
+def _gone(rtype: str, rid: str, version: str) -> Gone:
     return Gone(f"{rtype}/{rid} was deleted (version {version})",
                 hint=f"its earlier versions stay readable at /fhir/{rtype}/{rid}/_history")
 
@@ -128,33 +128,49 @@ async def vread(request: web.Request) -> web.Response:
     rtype, rid = _type(request), _id(request)
     require_chart_read(user_of(request))
     vid = request.match_info["vid"]
-    if not vid.isdigit():
-        raise NotFound(f"{rtype}/{rid} has no version {vid[:20]!r}",
-                       hint=f"versions are numbers; list them at /fhir/{rtype}/{rid}/_history")
-    version = await edge_of(request).reader.version(rtype, rid, int(vid))
+    edge = edge_of(request)
+    version = (await edge.reader.version(rtype, rid, vid)
+               if VERSION_ID.fullmatch(vid) else None)
+    current = await edge.reader.current(rtype, rid)
+    patient = current.patient_ref if current is not None else None
     if version is None:
-        raise NotFound(f"{rtype}/{rid} has no version {vid}",
-                       hint=f"list its versions at /fhir/{rtype}/{rid}/_history")
-    audit_read(request, "vread", resource_type=rtype, resource_id=rid, patient=None,
-               outcome=410 if version.deleted else 200, detail={"version": version.version})
-    if version.deleted or version.json is None:
-        error = Gone(f"version {vid} of {rtype}/{rid} is its deletion",
-                     hint=f"read an earlier version at /fhir/{rtype}/{rid}/_history")
+        audit_read(request, "vread", resource_type=rtype, resource_id=rid, patient=patient,
+                   outcome=404, detail={"version": vid[:64]})
+        error = NotFound(f"{rtype}/{rid} has no version {vid[:70]!r} at this site",
+                         hint=f"list its versions at /fhir/{rtype}/{rid}/_history")
         error.audited = True
         raise error
+    audit_read(request, "vread", resource_type=rtype, resource_id=rid, patient=patient,
+               outcome=410 if version.deleted else 200, detail={"version": version.vid})
+    if version.deleted or version.json is None:
+        gone = Gone(f"version {vid} of {rtype}/{rid} is its deletion",
+                    hint=f"read an earlier version at /fhir/{rtype}/{rid}/_history")
+        gone.audited = True
+        raise gone
     return fhir_bytes(version.json, 200, version_headers(
-        request, rtype, rid, version.version, version.recorded_ms))
+        request, rtype, rid, version.vid, _shown_ms(version)))
+
+
+def _shown_ms(v: Version) -> int:
+    """`meta.lastUpdated` of a stored version: the clock it carries (see `store.apply`);
+    a version written before version ids were shared shows when it was recorded."""
+    return v.hlc >> 16 if "-" in v.vid else v.recorded_ms
 
 
 def history_entry(base: str, v: Version) -> bytes:
-    """One history Bundle entry as JSON bytes (the stored resource spliced in)."""
-    method = "DELETE" if v.deleted else ("POST" if v.version == 1 else "PUT")
-    status = "204 No Content" if v.deleted else ("201 Created" if v.version == 1 else "200 OK")
+    """One history Bundle entry as JSON bytes (the stored resource spliced in).
+
+    An author version is entered as the request its author made; a view version
+    (this site's merged view) as a PUT by this site.
+    """
+    first = v.version == 1
+    method = "DELETE" if v.deleted else ("POST" if first else "PUT")
+    status = "204 No Content" if v.deleted else ("201 Created" if first else "200 OK")
     url = f"{v.resource_type}/{v.resource_id}"
     head: dict[str, Any] = {
         "fullUrl": f"{base}/{url}",
         "request": {"method": method, "url": url if method != "POST" else v.resource_type},
-        "response": {"status": status, "etag": f'W/"{v.version}"',
+        "response": {"status": status, "etag": f'W/"{v.vid}"',
                      "lastModified": iso_instant(v.recorded_ms)},
     }
     raw = orjson.dumps(head)
@@ -189,13 +205,15 @@ async def history(request: web.Request) -> web.Response:
     versions = await edge.reader.history(rtype, rid, count=count + 1, before=before)
     if not versions and before is None:
         raise NotFound(f"{rtype}/{rid} does not exist", hint="check the type and id")
+    current = await edge.reader.current(rtype, rid)
     base = base_url(request)
     links = [{"relation": "self", "url": str(request.url)}]
     if len(versions) > count:
         versions = versions[:count]
         links.append({"relation": "next", "url": f"{base}/{rtype}/{rid}/_history?_count={count}"
                                                  f"&_cursor={versions[-1].version}"})
-    audit_read(request, "history", resource_type=rtype, resource_id=rid, patient=None,
+    audit_read(request, "history", resource_type=rtype, resource_id=rid,
+               patient=current.patient_ref if current is not None else None,
                outcome=200, detail={"count": len(versions)})
     return fhir_bytes(bundle_bytes("history", [history_entry(base, v) for v in versions], links))
 
@@ -224,7 +242,7 @@ async def search(request: web.Request) -> web.Response:
     return fhir_bytes(bundle_bytes("searchset", entries, links))
 
 
-def provenance_search_target(request: web.Request) -> tuple[str, str, int | None]:
+def provenance_search_target(request: web.Request) -> tuple[str, str, str | None]:
     targets = request.query.getall("target", [])
     others = set(request.query) - {"target", "_format"}
     if len(targets) != 1 or others:
@@ -232,8 +250,8 @@ def provenance_search_target(request: web.Request) -> tuple[str, str, int | None
                                 hint="example: /fhir/Provenance?target=Patient/<id>")
     parts = targets[0].strip("/").split("/")
     version = None
-    if len(parts) >= 4 and parts[-2] == "_history" and parts[-1].isdigit():
-        version = int(parts[-1])
+    if len(parts) >= 4 and parts[-2] == "_history" and VERSION_ID.fullmatch(parts[-1]):
+        version = parts[-1]
         parts = parts[:-2]
     if len(parts) < 2 or not _ID.match(parts[-1]):
         raise UnsupportedSearch("target must be Type/id or Type/id/_history/version",
@@ -250,7 +268,7 @@ async def provenance_search(request: web.Request) -> web.Response:
     versions = await edge.reader.history(rtype, rid, count=edge.config.max_page_size,
                                          before=None)
     if version is not None:
-        versions = [v for v in versions if v.version == version]
+        versions = [v for v in versions if v.vid == version]
     base = base_url(request)
     entries = [orjson.dumps({"fullUrl": f"{base}/Provenance/h{v.hid}",
                              "resource": provenance(v), "search": {"mode": "match"}})

@@ -20,7 +20,7 @@ def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}/fhir"
 
 
-def etag(version: int) -> str:
+def etag(version: str) -> str:
     return f'W/"{version}"'
 
 
@@ -52,7 +52,7 @@ def error_response(err: EdgeError) -> web.Response:
     return fhir_bytes(error_body(err), err.http_status, headers)
 
 
-def version_headers(request: web.Request, rtype: str, rid: str, version: int,
+def version_headers(request: web.Request, rtype: str, rid: str, version: str,
                     last_updated_ms: int, *, location: bool = False) -> dict[str, str]:
     headers = {"ETag": etag(version), "Last-Modified": http_date(last_updated_ms)}
     if location:

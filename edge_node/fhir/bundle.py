@@ -34,7 +34,7 @@ from sync_protocol.models import RESOURCE_ID_PATTERN
 
 _ID: Final = re.compile(RESOURCE_ID_PATTERN)
 _METHOD_ORDER: Final = {"DELETE": 0, "POST": 1, "PUT": 2}
-_ETAG: Final = re.compile(r'^(W/)?"(\d+)"$')
+_ETAG: Final = re.compile(r'^(W/)?"([A-Za-z0-9.\-]{1,64})"$')
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class Entry:
     error: EdgeError | None
 
 
-def parse_if_match(value: str | None) -> int | None:
+def parse_if_match(value: str | None) -> str | None:
     """The version in an If-Match value `W/"3"`; raises `BadRequest` if malformed."""
     if value is None:
         return None
@@ -55,7 +55,7 @@ def parse_if_match(value: str | None) -> int | None:
     if m is None:
         raise BadRequest(f"If-Match {value[:40]!r} is not a version ETag",
                          hint='send If-Match: W/"<versionId>" from the last read')
-    return int(m.group(2))
+    return m.group(2)
 
 
 def _rewrite(value: Any, ids: dict[str, str]) -> Any:

@@ -1,7 +1,13 @@
 """Provenance of each stored version: who wrote it, at which site, from which device, when.
 
-Built from the history row on request (not stored as a resource of its own).
-Its id is `h<history row number>`, stable for the life of the database.
+Built from the history row on request (not stored as a resource of its own).  For an
+author version: the user (author), the site the change came from (custodian; the
+origin is the site whose key signed the batch, never a client header), the device
+when known (enterer), the clinical time (`occurredDateTime`, the author's clock) and
+when this site recorded it; its id is derived from the change's dot, the same at
+every site.  For a view version (this site's merged view) the one agent is this site
+assembling concurrent versions, named by no user; its id is `h<history row number>`,
+stable for the life of the database.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from edge_node.fhir.instant import iso_instant
-from edge_node.fhir.version import Version
+from edge_node.fhir.version import VIEW, Version
 
 _PARTICIPANT: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 _OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
@@ -22,6 +28,16 @@ def _agent(code: str, system: str, value: str) -> dict[str, Any]:
 
 def provenance(v: Version) -> dict[str, Any]:
     """The Provenance resource of history version `v`."""
+    target = [{"reference": f"{v.resource_type}/{v.resource_id}/_history/{v.vid}"}]
+    if v.kind == VIEW:
+        return {
+            "resourceType": "Provenance", "id": f"h{v.hid}", "target": target,
+            "recorded": iso_instant(v.recorded_ms),
+            "activity": {"coding": [{"system": _OPERATION, "code": "UPDATE"}],
+                         "text": "this site's merged view of concurrent versions"},
+            "agent": [{"type": {"coding": [{"system": _PARTICIPANT, "code": "assembler"}]},
+                       "who": {"display": "chartsync merge at this site"}}],
+        }
     activity = "DELETE" if v.deleted else ("CREATE" if v.version == 1 else "UPDATE")
     agents = [_agent("author", "urn:chartsync:user", v.user),
               _agent("custodian", "urn:chartsync:site", v.origin)]
@@ -29,8 +45,9 @@ def provenance(v: Version) -> dict[str, Any]:
         agents.append(_agent("enterer", "urn:chartsync:device", v.device))
     return {
         "resourceType": "Provenance",
-        "id": f"h{v.hid}",
-        "target": [{"reference": f"{v.resource_type}/{v.resource_id}/_history/{v.version}"}],
+        "id": f"a-{v.vid}" if "-" in v.vid else f"h{v.hid}",
+        "target": target,
+        "occurredDateTime": iso_instant(v.hlc >> 16),
         "recorded": iso_instant(v.recorded_ms),
         "activity": {"coding": [{"system": _OPERATION, "code": activity}]},
         "agent": agents,

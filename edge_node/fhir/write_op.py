@@ -33,7 +33,7 @@ class WriteOp:
     resource_type: str
     resource_id: str
     resource: dict[str, Any] | None
-    if_match: int | None = None
+    if_match: str | None = None
     #: An update that replaces every value of each element it writes, closing open
     #: conflicts there (`$resolve`); a plain update replaces only the value it read.
     resolve: bool = False

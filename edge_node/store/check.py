@@ -71,13 +71,14 @@ def _problems(conn: sqlite3.Connection) -> Iterator[str]:
         "SELECT seq, at_ms, user, role, action, resource_type, resource_id, patient_ref, "
         "outcome, client, detail, prev_hash, hash FROM audit ORDER BY seq"))
     for rtype, rid, version in conn.execute(
-            "SELECT r.type, r.id, r.version FROM resources AS r LEFT JOIN history AS h "
-            "ON h.type = r.type AND h.id = r.id AND h.version = r.version "
+            "SELECT r.type, r.id, r.vid FROM resources AS r LEFT JOIN history AS h "
+            "ON h.type = r.type AND h.id = r.id AND h.vid = r.vid "
             "WHERE h.hid IS NULL OR h.deleted != r.deleted OR h.json IS NOT r.json"):
         yield f"{rtype}/{rid}: resources row (version {version}) differs from its history"
+    # A view version shown twice is kept once (store.group_rows), so counters may skip.
     for rtype, rid, n, top in conn.execute(
             "SELECT type, id, count(*), max(version) FROM history GROUP BY type, id "
-            "HAVING count(*) != max(version) OR min(version) != 1"):
+            "HAVING count(*) > max(version) OR min(version) != 1"):
         yield f"{rtype}/{rid}: history holds {n} versions but the newest is {top}"
     for rtype, rid, top in conn.execute(
             "SELECT h.type, h.id, max(h.version) FROM history AS h GROUP BY h.type, h.id "
@@ -115,7 +116,7 @@ def _check_outbox(conn: sqlite3.Connection, site: str) -> Iterator[str]:
     stored = {(t, i): bytes(s) for t, i, s in conn.execute(
         "SELECT type, id, state FROM resources")}
     remote = {(t, i) for t, i in conn.execute(
-        "SELECT DISTINCT type, id FROM history WHERE origin != ?", (site,))}
+        "SELECT DISTINCT type, id FROM history WHERE origin NOT IN (?, '')", (site,))}
     for key, state in states.items():
         if key in remote:
             continue  # also holds changes from other sites: the outbox alone cannot replay it

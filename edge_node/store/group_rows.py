@@ -22,14 +22,17 @@ from edge_node.store.transaction import write_transaction
 
 _UPSERT_RESOURCE: Final = (
     "INSERT INTO resources (type, id, version, last_updated_ms, deleted, state, json, "
-    "patient_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
-    "version = excluded.version, last_updated_ms = excluded.last_updated_ms, "
+    "patient_ref, vid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE "
+    "SET version = excluded.version, last_updated_ms = excluded.last_updated_ms, "
     "deleted = excluded.deleted, state = excluded.state, json = excluded.json, "
-    "patient_ref = excluded.patient_ref"
+    "patient_ref = excluded.patient_ref, vid = excluded.vid"
 )
+# A view version whose content (hence id) this resource already showed once is kept
+# once; any other clash (a row counter reused) still fails the group.
 _INSERT_HISTORY: Final = (
     "INSERT INTO history (type, id, version, origin, seq, user, device, hlc, recorded_ms, "
-    "deleted, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "deleted, json, vid, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (type, id, vid) DO NOTHING"
 )
 
 

@@ -13,7 +13,7 @@ from typing import Final
 
 import msgpack
 
-from conflict import CoreError, plan_delete, plan_set
+from conflict import CoreError, base_of, plan_delete, plan_set
 from edge_node.errors import (
     BadRequest,
     EdgeError,
@@ -47,8 +47,8 @@ def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Ac
     key = (op.resource_type, op.resource_id)
     prior = view.get(key)
     ref = f"{op.resource_type}/{op.resource_id}"
-    if op.if_match is not None and (prior is None or prior.version != op.if_match):
-        have = "does not exist" if prior is None else f"is at version {prior.version}"
+    if op.if_match is not None and (prior is None or prior.vid != op.if_match):
+        have = "does not exist" if prior is None else f"is at version {prior.vid}"
         raise VersionConflict(f"{ref} {have}, not version {op.if_match} (If-Match)",
                               hint="read the resource again, reapply the edit, and "
                               "send it with the new ETag")
@@ -59,7 +59,7 @@ def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Ac
                                  hint="update it with PUT instead")
             assert op.resource is not None
             elements, replaces = plan_set(None, op.resource, resolve=False)
-            kind = ChangeOp.SET
+            kind, base = ChangeOp.SET, {}
         elif op.action == "update":
             if op.if_match is None and require_if_match and prior is not None:
                 raise PreconditionRequired(
@@ -68,20 +68,20 @@ def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Ac
             assert op.resource is not None
             elements, replaces = plan_set(prior.state if prior else None, op.resource,
                                           resolve=op.resolve)
-            kind = ChangeOp.SET
+            kind, base = ChangeOp.SET, base_of(prior.state if prior else None, elements)
         else:
             if prior is None:
                 raise NotFound(f"{ref} does not exist",
                                hint="check the id; nothing was deleted")
             if prior.deleted:
-                return Applied(op.resource_type, op.resource_id, prior.version,
+                return Applied(op.resource_type, op.resource_id, prior.vid,
                                prior.last_updated_ms, True, None, None, False)
             elements, replaces = plan_delete(prior.state, resolve=False)
-            kind = ChangeOp.DELETE
+            kind, base = ChangeOp.DELETE, {}
         change = Change(
             resource_type=op.resource_type, resource_id=op.resource_id, op=kind,
             elements=elements, replaces=replaces, hlc=hlc.now(now_ms),
-            origin=site_id, seq=seq, user=actor.user_id, device=actor.device)
+            origin=site_id, seq=seq, user=actor.user_id, device=actor.device, base=base)
         stored, applied = apply_change(prior, change, now_ms, rows)
     except CoreError as exc:
         raise InvalidResource(f"{ref}: {exc.message}", hint=exc.hint) from exc

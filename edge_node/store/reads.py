@@ -41,7 +41,8 @@ INLINE_BUSY_MS: Final = 200
 class Current:
     """The resources row of one resource."""
 
-    version: int
+    #: The current version id.
+    version: str
     deleted: bool
     json: bytes | None
     last_updated_ms: int
@@ -49,12 +50,13 @@ class Current:
 
 
 _VERSION_COLUMNS: Final = ("type, id, version, origin, seq, user, device, hlc, recorded_ms, "
-                           "deleted, json, hid")
+                           "deleted, json, hid, vid, kind")
 
 
 def _version(row: Sequence[Any]) -> Version:
     return Version(row[0], row[1], int(row[2]), row[3], int(row[4]), row[5], row[6],
-                   int(row[7]), int(row[8]), bool(row[9]), row[10], int(row[11]))
+                   int(row[7]), int(row[8]), bool(row[9]), row[10], int(row[11]), row[12],
+                   row[13])
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +123,12 @@ class Reader:
 
     async def current(self, rtype: str, rid: str) -> Current | None:
         rows = await self._quick(
-            "SELECT version, deleted, json, last_updated_ms, patient_ref FROM resources "
+            "SELECT vid, deleted, json, last_updated_ms, patient_ref FROM resources "
             "WHERE type = ? AND id = ?", (rtype, rid))
         if not rows:
             return None
         r = rows[0]
-        return Current(int(r[0]), bool(r[1]), r[2], int(r[3]), r[4])
+        return Current(r[0], bool(r[1]), r[2], int(r[3]), r[4])
 
     async def state(self, rtype: str, rid: str) -> ResourceState | None:
         """The merged state (every kept value) of one resource, or None."""
@@ -134,15 +136,16 @@ class Reader:
                                  (rtype, rid))
         return state_from_canonical(bytes(rows[0][0])) if rows else None
 
-    async def version(self, rtype: str, rid: str, version: int) -> Version | None:
+    async def version(self, rtype: str, rid: str, vid: str) -> Version | None:
+        """The version with id `vid` of one resource, or None."""
         rows = await self._quick(
-            f"SELECT {_VERSION_COLUMNS} FROM history WHERE type = ? AND id = ? AND version = ?",
-            (rtype, rid, version))
+            f"SELECT {_VERSION_COLUMNS} FROM history WHERE type = ? AND id = ? AND vid = ?",
+            (rtype, rid, vid))
         return _version(rows[0]) if rows else None
 
     async def history(self, rtype: str, rid: str, *, count: int, before: int | None
                       ) -> list[Version]:
-        """Versions newest first, `count` of them, older than version `before` if given."""
+        """Versions newest first, `count` of them, before row counter `before` if given."""
         rows = await self._quick(
             f"SELECT {_VERSION_COLUMNS} FROM history WHERE type = ? AND id = ? AND version < ? "
             "ORDER BY version DESC LIMIT ?", (rtype, rid, before or 1 << 62, count))

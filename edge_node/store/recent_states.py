@@ -22,14 +22,14 @@ from conflict.decode import state_from_canonical
 from edge_node.store.apply import Key, Rows, Stored
 
 _LOAD: Final = (
-    "SELECT r.type, r.id, r.version, r.deleted, r.state, r.last_updated_ms "
+    "SELECT r.type, r.id, r.version, r.deleted, r.state, r.last_updated_ms, r.vid "
     "FROM json_each(?) AS j JOIN resources AS r "
     "ON r.type = json_extract(j.value, '$[0]') AND r.id = json_extract(j.value, '$[1]')"
 )
 
 
 def load_states(conn: sqlite3.Connection, keys: Iterable[Key]) -> list[Any]:
-    """The stored rows (type, id, version, deleted, state, last_updated_ms) of `keys`."""
+    """The stored rows (type, id, version, deleted, state, last_updated_ms, vid) of `keys`."""
     arg = orjson.dumps(sorted(keys)).decode()
     return conn.execute(_LOAD, (arg,)).fetchall()
 
@@ -66,7 +66,8 @@ class RecentStates:
         entries = self._entries
         for r in rows:
             key, state = (r[0], r[1]), bytes(r[4])
-            found[key] = Stored(state_from_canonical(state), int(r[2]), bool(r[3]), int(r[5]))
+            found[key] = Stored(state_from_canonical(state), int(r[2]), bool(r[3]), int(r[5]),
+                                r[6])
             raw[key] = state
             entries[key] = (found[key], state)
         self._trim()

@@ -23,6 +23,10 @@ SCHEMA_VERSION changelog (kept in `PRAGMA user_version`):
        (`sync_protocol.roster`), in chain order; the site trusts members from here,
        never from the hub's registry.  sync_state.pending_key_sealed: the key epoch a
        revocation made and has not announced yet (sealed at rest; never used to seal)
+    7  history keeps what each author wrote: history.vid (version id: `<seq>-<origin>` for
+       an author version, `v-<hash>` for this site's merged view) and history.kind
+       (author / view); resources.vid, the current version id.  Rows written before
+       keep their counter as id ("1", "2", ...), so ids clients hold still read
 
 `check_version` reads the file read-only first, so a file written by a newer
 chartsync is refused before anything (WAL switch, migration) touches it.
@@ -38,7 +42,7 @@ from typing import Final
 from edge_node.errors import SchemaTooNew, StoreError
 from edge_node.store.transaction import write_transaction
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 DB_NAME: Final = "edge.sqlite3"
 
 _V1: Final = """
@@ -232,8 +236,17 @@ CREATE TABLE roster (
 ALTER TABLE sync_state ADD COLUMN pending_key_sealed BLOB
 """
 
+_V7: Final = """
+ALTER TABLE history ADD COLUMN vid TEXT NOT NULL DEFAULT '';
+ALTER TABLE history ADD COLUMN kind TEXT NOT NULL DEFAULT 'author';
+UPDATE history SET vid = CAST(version AS TEXT);
+CREATE UNIQUE INDEX history_vid ON history (type, id, vid);
+ALTER TABLE resources ADD COLUMN vid TEXT NOT NULL DEFAULT '';
+UPDATE resources SET vid = CAST(version AS TEXT)
+"""
+
 #: MIGRATIONS[n - 1] takes a file from version n - 1 to n.
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 
 def db_path(data_dir: Path) -> Path:

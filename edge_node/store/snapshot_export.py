@@ -106,9 +106,9 @@ def iter_records(conn: sqlite3.Connection, meta: SnapshotMeta) -> Iterator[list[
     """The meta record, then every resource, history and conflict row (see `snapshot_records`)."""
     yield meta.to_record()
     yield from _rows(conn, RESOURCE, "SELECT type, id, version, last_updated_ms, deleted, "
-                     "state, json, patient_ref FROM resources ORDER BY type, id")
+                     "state, json, patient_ref, vid FROM resources ORDER BY type, id")
     yield from _rows(conn, HISTORY, "SELECT hid, type, id, version, origin, seq, user, device, "
-                     "hlc, recorded_ms, deleted, json FROM history ORDER BY hid")
+                     "hlc, recorded_ms, deleted, json, vid, kind FROM history ORDER BY hid")
     yield from _rows(conn, CONFLICT, "SELECT type, id, register, heads, shown_origin, "
                      "shown_seq FROM conflicts ORDER BY type, id, register")
     cur = conn.execute(_BATCHES + " ORDER BY hub_seq", _batch_params(meta.site_id,

@@ -139,11 +139,12 @@ def merge_own(conn: sqlite3.Connection, changes: Sequence[Change], now_ms: int) 
             continue
         prior = view.get(key)
         if prior is None:
-            row = conn.execute("SELECT state, version, deleted, last_updated_ms FROM resources "
+            row = conn.execute("SELECT state, version, deleted, last_updated_ms, vid "
+                               "FROM resources "
                                "WHERE type = ? AND id = ?", key).fetchone()
             if row is not None:
                 prior = Stored(state_from_canonical(bytes(row[0])), int(row[1]),
-                               bool(row[2]), int(row[3]))
+                               bool(row[2]), int(row[3]), row[4])
             else:
                 fresh.add(key)
         view[key], _ = apply_change(prior, change, now_ms, rows)

@@ -6,9 +6,10 @@ them (`snapshot_export`), the staging file inserts them (`snapshot_staging`).
 Record shapes (msgpack arrays; FORMAT names this layout):
 
     ["meta", {format, practice, site, log_id, hub_seq, chains, hlc, counts}]      first
-    ["resource", type, id, version, last_updated_ms, deleted, state, json, patient_ref]
+    ["resource", type, id, version, last_updated_ms, deleted, state, json, patient_ref,
+     vid]                                                                   vid: FORMAT 3
     ["history", hid, type, id, version, origin, seq, user, device, hlc, recorded_ms,
-     deleted, json]
+     deleted, json, vid, kind]                                       vid, kind: FORMAT 3
     ["conflict", type, id, register, heads, shown_origin, shown_seq]
     ["batch", hub_seq, origin, seq_from, seq_to, sealed]                      FORMAT 2
 
@@ -28,6 +29,10 @@ already compressed, so roughly the size of the compressed changes; staging
 them is a plain blob insert per batch.  FORMAT 1 snapshots (no batch
 records) are still read.
 
+FORMAT 3 adds the version ids of the history (author and view versions,
+`store.apply`); rows of older snapshots read with their row counter as id, as the
+schema migration gives rows written before (`upgraded_row`).
+
 Left out on purpose: the audit log (site-local: who read what at the writer
 site, not practice data; the restored site starts its own chain), the outbox
 (the writer's own changes are in the log up to `hub_seq` — a snapshot is only
@@ -44,14 +49,14 @@ from uuid import UUID
 
 from edge_node.errors import SnapshotRefused
 
-FORMAT: Final = 2
-READABLE_FORMATS: Final = frozenset({1, 2})
+FORMAT: Final = 3
+READABLE_FORMATS: Final = frozenset({1, 2, 3})
 META: Final = "meta"
 RESOURCE: Final = "resource"
 HISTORY: Final = "history"
 CONFLICT: Final = "conflict"
 BATCH: Final = "batch"
-_ARITY: Final = {RESOURCE: 9, HISTORY: 13, CONFLICT: 7, BATCH: 6}
+_ARITY: Final = {RESOURCE: (9, 10), HISTORY: (13, 15), CONFLICT: (7,), BATCH: (6,)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +124,7 @@ class SnapshotMeta:
 
 def check_row(record: Any, *, label: str) -> tuple[str, list[Any]]:
     """(kind, fields) of a row record; raises `SnapshotRefused` for anything else."""
-    if type(record) is list and record and _ARITY.get(record[0]) == len(record):
+    if type(record) is list and record and len(record) in _ARITY.get(record[0], ()):
         return record[0], record
     kind = record[0] if type(record) is list and record else type(record).__name__
     raise SnapshotRefused(f"{label}: unexpected record {kind!r}",
@@ -127,5 +132,14 @@ def check_row(record: Any, *, label: str) -> tuple[str, list[Any]]:
                           "the latest one again")
 
 
+def upgraded_row(kind: str, row: list[Any]) -> list[Any]:
+    """A checked row record in the FORMAT 3 layout (an older row gets its counter as id)."""
+    if kind == RESOURCE and len(row) == 9:
+        return [*row, str(row[3])]
+    if kind == HISTORY and len(row) == 13:
+        return [*row, str(row[4]), "author"]
+    return row
+
+
 __all__ = ["BATCH", "CONFLICT", "FORMAT", "HISTORY", "META", "RESOURCE", "SnapshotMeta",
-           "SyncPosition", "check_row"]
+           "SyncPosition", "check_row", "upgraded_row"]

@@ -31,7 +31,7 @@ import orjson
 from edge_node.errors import SnapshotError, SnapshotRefused
 from edge_node.fhir.search_index import index_tokens
 from edge_node.store.schema import migrate
-from edge_node.store.snapshot_records import BATCH, CONFLICT, HISTORY, RESOURCE
+from edge_node.store.snapshot_records import BATCH, CONFLICT, HISTORY, RESOURCE, upgraded_row
 from edge_node.store.transaction import write_transaction
 
 _STATE: Final = """CREATE TABLE IF NOT EXISTS restore_state (
@@ -42,9 +42,10 @@ _STATE: Final = """CREATE TABLE IF NOT EXISTS restore_state (
 )"""
 _INSERT: Final = {
     RESOURCE: "INSERT INTO resources (type, id, version, last_updated_ms, deleted, state, json, "
-              "patient_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+              "patient_ref, vid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     HISTORY: "INSERT INTO history (hid, type, id, version, origin, seq, user, device, hlc, "
-             "recorded_ms, deleted, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             "recorded_ms, deleted, json, vid, kind) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     CONFLICT: "INSERT INTO conflicts (type, id, register, heads, shown_origin, shown_seq) "
               "VALUES (?, ?, ?, ?, ?, ?)",
     BATCH: "INSERT OR IGNORE INTO received_batches (hub_seq, origin, seq_from, seq_to, sealed) "
@@ -190,7 +191,7 @@ class StagingFile:
         A resource row's search tokens are derived from its JSON here; raises
         `SnapshotRefused` if that JSON is not an object.
         """
-        self._pending[kind].append(row[1:])
+        self._pending[kind].append(upgraded_row(kind, row)[1:])
         if kind == RESOURCE and row[7] is not None:
             self._tokens.extend(_tokens(row))
         elif kind == BATCH:

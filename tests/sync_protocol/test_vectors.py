@@ -44,7 +44,8 @@ from sync_protocol.wire import encode_changes
 from tests.vectors.make_vectors import change_json, roster_entries, vector_changes
 
 VECTORS = Path(__file__).parent.parent / "vectors"
-VECTOR = json.loads((VECTORS / "batch_v1.json").read_text())
+VECTOR_1_0 = json.loads((VECTORS / "batch_v1.json").read_text())
+VECTOR = json.loads((VECTORS / "batch_v1_1.json").read_text())
 
 
 def _keys() -> tuple[Keyring, SiteDirectory, SiteKeyPair]:
@@ -54,12 +55,23 @@ def _keys() -> tuple[Keyring, SiteDirectory, SiteKeyPair]:
     return keyring, SiteDirectory([site_keys.public(UUID(VECTOR["site_id"]))]), site_keys
 
 
-def test_v1_vector_still_opens_to_the_recorded_changes() -> None:
+def test_v1_0_vector_still_opens_to_the_recorded_changes_without_a_base() -> None:
+    keyring, directory, _ = _keys()
+    header, changes = open_batch(bytes.fromhex(VECTOR_1_0["sealed"]), keyring, directory)
+    assert [change_json(c) for c in changes] == VECTOR_1_0["changes"]
+    assert all(c.base is None for c in changes)
+    assert changes == vector_changes(with_base=False)
+    assert list(header.protocol) == VECTOR_1_0["protocol"] == [1, 0]
+
+
+def test_v1_1_vector_opens_to_the_recorded_changes_with_their_base() -> None:
     keyring, directory, _ = _keys()
     header, changes = open_batch(bytes.fromhex(VECTOR["sealed"]), keyring, directory)
     assert [change_json(c) for c in changes] == VECTOR["changes"]
+    assert changes == vector_changes()
+    assert changes[1].base is not None and set(changes[1].base) == {"gender", "name"}
     assert (header.seq_from, header.seq_to, header.key_epoch) == (7, 9, 1)
-    assert list(header.protocol) == VECTOR["protocol"]
+    assert list(header.protocol) == VECTOR["protocol"] == [1, 1]
 
 
 def test_sealing_the_vector_inputs_gives_the_same_header_and_content() -> None:

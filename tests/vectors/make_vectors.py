@@ -97,24 +97,28 @@ KIT_OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MIN
 KIT_MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_MIN
 
 
-def vector_changes() -> list[Change]:
+def vector_changes(*, with_base: bool = True) -> list[Change]:
+    """The vector's three changes; `with_base=False` gives them as protocol 1.0 wrote them."""
     patient = {"name": [{"family": "山田", "given": ["太郎"]}], "birthDate": "1980-04-01",
                "gender": "male"}
     elements: dict[str, bytes | None] = {k: canonical_json(v) for k, v in patient.items()}
     return [
         Change(resource_type="Patient", resource_id="01936d2e-0000-7000-8000-000000000001",
                op=ChangeOp.SET, elements={**elements, DELETED: b"false"}, replaces={},
-               hlc=(1_732_406_400_000 << 16), origin=SITE, seq=7, user="clerk-1"),
+               hlc=(1_732_406_400_000 << 16), origin=SITE, seq=7, user="clerk-1",
+               base={} if with_base else None),
         Change(resource_type="Patient", resource_id="01936d2e-0000-7000-8000-000000000001",
                op=ChangeOp.SET, elements={"birthDate": canonical_json("1980-04-02"),
                                           DELETED: b"false"},
                replaces={"birthDate": (Dot(SITE, 7), Dot(OTHER, 3)), DELETED: (Dot(SITE, 7),)},
                hlc=(1_732_406_400_500 << 16) | 1, origin=SITE, seq=8, user="dr-sato",
-               device="tablet-2"),
+               device="tablet-2",
+               base={"gender": elements["gender"] or b"", "name": elements["name"] or b""}
+               if with_base else None),
         Change(resource_type="Observation", resource_id="01936d2e-0000-7000-8000-000000000002",
                op=ChangeOp.DELETE, elements={DELETED: b"true"},
                replaces={DELETED: (Dot(OTHER, 2),)}, hlc=(1_732_406_401_000 << 16),
-               origin=SITE, seq=9, user="dr-sato"),
+               origin=SITE, seq=9, user="dr-sato", base={} if with_base else None),
     ]
 
 
@@ -126,6 +130,8 @@ def change_json(change: Change) -> dict[str, Any]:
         "replaces": {k: [[str(d.site), d.seq] for d in v] for k, v in change.replaces.items()},
         "hlc": change.hlc, "origin": str(change.origin), "seq": change.seq,
         "user": change.user, "device": change.device,
+        **({} if change.base is None else
+           {"base": {k: v.decode() for k, v in change.base.items()}}),
     }
 
 
@@ -135,8 +141,9 @@ def batch_vector() -> dict[str, Any]:
         key=PracticeKey(1, KEY_SECRET), changes=vector_changes(), prev_hash=bytes([9]) * 32,
         batch_id=BATCH, nonce=NONCE)
     return {
-        "about": "A v1 sealed batch of 3 changes (create, concurrent-aware update, delete) "
-                 "from site b1 of practice aa, epoch 1; keys and nonce are fixed test values.",
+        "about": "A protocol 1.1 sealed batch of 3 changes (create, concurrent-aware update "
+                 "with the base its author saw, delete) from site b1 of practice aa, epoch 1; "
+                 "keys and nonce are fixed test values.",
         "protocol": list(PROTOCOL_VERSION),
         "practice_id": str(PRACTICE), "site_id": str(SITE), "batch_id": str(BATCH),
         "key_epoch": 1, "key_secret": KEY_SECRET.hex(), "site_seed": SITE_SEED.hex(),
@@ -500,7 +507,7 @@ def http_vector(sealed_batch: bytes, sealed_key_delivery: bytes) -> dict[str, An
         bodies[name] = {"route": route, "body_hex": raw.hex()}
     return {
         "about": "Request and answer bodies of the sync API (JSON as text, msgpack as hex). "
-                 "Batches inside are batch_v1.json's sealed batch; the mailbox item is "
+                 "Batches inside are batch_v1_1.json's sealed batch; the mailbox item is "
                  "key_delivery_v1.json's sealed bytes; the receipt is receipt_v1.json's.",
         "protocol": list(PROTOCOL_VERSION),
         "bodies": bodies,
@@ -528,7 +535,8 @@ def _randomized(name: str, build: Any, reseal: bool) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     reseal = "--reseal" in argv
     batch = batch_vector()
-    _write("batch_v1.json", batch)
+    # batch_v1.json (protocol 1.0) is never rewritten: readers must keep opening it.
+    _write("batch_v1_1.json", batch)
     snapshot = _randomized("snapshot_v1.json", snapshot_vector, reseal)
     _write("snapshot_signature_v1.json",
            snapshot_signature_vector(bytes.fromhex(snapshot["sealed"])))

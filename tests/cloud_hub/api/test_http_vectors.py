@@ -29,7 +29,7 @@ from tests.vectors.make_vectors import (
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors"
 BODIES = json.loads((VECTORS / "http_bodies_v1.json").read_text())["bodies"]
-SEALED_BATCH = bytes.fromhex(json.loads((VECTORS / "batch_v1.json").read_text())["sealed"])
+SEALED_BATCH = bytes.fromhex(json.loads((VECTORS / "batch_v1_1.json").read_text())["sealed"])
 SEALED_KEYS = bytes.fromhex(
     json.loads((VECTORS / "key_delivery_v1.json").read_text())["sealed"])
 RECEIPT = json.loads((VECTORS / "receipt_v1.json").read_text())

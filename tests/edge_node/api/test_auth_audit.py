@@ -99,19 +99,24 @@ async def test_provenance_per_version(api: Api) -> None:
     status, made, _ = await api.request("POST", "/fhir/Patient", json=patient(),
                                         headers={"X-Device-Id": "pc-reception-1"})
     pid = made["id"]
-    await api.request("PUT", f"/fhir/Patient/{pid}", json={**made, "gender": "male"})
+    _, changed, _ = await api.request("PUT", f"/fhir/Patient/{pid}",
+                                      json={**made, "gender": "male"})
+    v1, v2 = made["meta"]["versionId"], changed["meta"]["versionId"]
     status, bundle, _ = await api.request("GET", f"/fhir/Provenance?target=Patient/{pid}")
     assert status == 200
     provs = [e["resource"] for e in bundle["entry"]]
     assert [p["target"][0]["reference"] for p in provs] == [
-        f"Patient/{pid}/_history/2", f"Patient/{pid}/_history/1"]
+        f"Patient/{pid}/_history/{v2}", f"Patient/{pid}/_history/{v1}"]
+    # Who, where, when: the clinical time is the author's clock, the same at every site.
+    assert provs[1]["occurredDateTime"] == made["meta"]["lastUpdated"]
+    assert provs[1]["id"] == f"a-{v1}"
     first = provs[1]
     who = {a["type"]["coding"][0]["code"]: a["who"]["identifier"]["value"] for a in first["agent"]}
     assert who == {"author": api.user_ids["clinician"], "custodian": str(api.edge.site.site_id),
                    "enterer": "pc-reception-1"}
     assert first["activity"]["coding"][0]["code"] == "CREATE"
     status, one, _ = await api.request(
-        "GET", f"/fhir/Provenance?target=Patient/{pid}/_history/2")
+        "GET", f"/fhir/Provenance?target=Patient/{pid}/_history/{v2}")
     assert len(one["entry"]) == 1
     status, _, _ = await api.request("GET", "/fhir/Provenance?patient=1")
     assert status == 400

@@ -84,7 +84,8 @@ async def write_charts(data: Path, token: str) -> Charts:
                 if i < 2:
                     async with http.put(f"{url}/fhir/Patient/{made['id']}",
                                         json={**made, "gender": "female"},
-                                        headers={"If-Match": 'W/"1"'}) as resp:
+                                        headers={"If-Match": resp.headers["ETag"]}
+                                        ) as resp:
                         assert resp.status == 200, await resp.text()
             async with http.post(f"{url}/fhir/Observation",
                                  json=observation(refs[0].split("/")[1])) as resp:

@@ -85,15 +85,15 @@ def site_view(data_dir: Path) -> dict[str, Any]:
     return {
         "states": canonical_dump(states),
         "history": sorted(rows(data_dir, "SELECT type, id, origin, seq, user, device, hlc, "
-                                "deleted FROM history")),
+                                "deleted, vid, json FROM history WHERE kind = 'author'")),
         "conflicts": sorted(rows(data_dir, "SELECT type, id, register, heads, shown_origin, "
                                   "shown_seq FROM conflicts")),
     }
 
 
 def applied(data_dir: Path) -> int:
-    """History rows (changes applied) on a site."""
-    return int(rows(data_dir, "SELECT count(*) FROM history")[0][0])
+    """Author versions (changes applied) on a site."""
+    return int(rows(data_dir, "SELECT count(*) FROM history WHERE kind = 'author'")[0][0])
 
 
 def acked(data_dir: Path) -> bool:

@@ -59,9 +59,11 @@ async def test_rebootstrap_keeps_and_merges_local_pending_changes(tmp_path: Path
     assert {"local1", "p0003", "p0000"} <= ids and len(ids) == len(
         [r for r in a["resources"] if r[0] == "Patient"]) + 1
     # p0003 holds both the snapshot's version and this site's concurrent one (merged).
-    versions = conn.execute("SELECT origin FROM history WHERE type = 'Patient' AND "
+    # Each author's version, then this site's merged view (credited to no user).
+    versions = conn.execute("SELECT origin, kind FROM history WHERE type = 'Patient' AND "
                             "id = 'p0003' ORDER BY version").fetchall()
-    assert [v[0] for v in versions] == [str(site_a.site_id), str(site_b.site_id)]
+    assert versions == [(str(site_a.site_id), "author"), (str(site_b.site_id), "author"),
+                        ("", "view")]
     snapshot_history = {r for r in a["history"]}
     assert snapshot_history <= set(conn.execute("SELECT * FROM history").fetchall())
     conn.close()

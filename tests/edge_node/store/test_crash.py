@@ -38,7 +38,7 @@ WORKERS = 16
 START_TIMEOUT_S = 30.0
 ROUND_TIMEOUT_S = 30.0
 
-Acked = dict[tuple[str, str, int], bytes]
+Acked = dict[tuple[str, str, str], bytes]
 
 
 async def _storm(base: str, token: str, acked: Acked, rng: random.Random, kill_after: int,
@@ -66,7 +66,7 @@ async def _storm(base: str, token: str, acked: Acked, rng: random.Random, kill_a
                     if resp.status in (200, 201):
                         parsed = orjson.loads(raw)
                         key = (parsed["resourceType"], parsed["id"])
-                        acked[(*key, int(parsed["meta"]["versionId"]))] = raw
+                        acked[(*key, parsed["meta"]["versionId"])] = raw
                         live.append(key)
                         got += 1
                         if got >= kill_after and not done.is_set():
@@ -83,12 +83,16 @@ async def _storm(base: str, token: str, acked: Acked, rng: random.Random, kill_a
         await asyncio.gather(*(worker(n, session) for n in range(WORKERS)))
 
 
+def _seq(version_id: str) -> int:
+    return int(version_id.split("-")[0])
+
+
 def _verify(data: Path, acked: Acked, seed: int, round_no: int) -> None:
     where = f"seed {seed}, round {round_no}"
     conn = sqlite3.connect(data / "edge.sqlite3")
     try:
         history = {(t, i, v): j for t, i, v, j in conn.execute(
-            "SELECT type, id, version, json FROM history")}
+            "SELECT type, id, vid, json FROM history")}
         for key, body in acked.items():
             assert key in history, f"{where}: acknowledged {key} lost"
             assert orjson.loads(history[key]) == orjson.loads(body), f"{where}: {key} differs"
@@ -135,16 +139,17 @@ async def test_sigkill_under_write_storm_loses_no_acknowledged_write(tmp_path: P
     # The last restart serves every acknowledged write's latest version.
     proc, base = await start_serve(data, log, START_TIMEOUT_S)
     try:
+        # One site writes everything: its version ids "<seq>-<site>" order by seq.
         latest: dict[tuple[str, str], int] = {}
-        for rtype, rid, version in acked:
-            latest[(rtype, rid)] = max(version, latest.get((rtype, rid), 0))
+        for rtype, rid, vid in acked:
+            latest[(rtype, rid)] = max(_seq(vid), latest.get((rtype, rid), 0))
         headers = {"Authorization": f"Bearer {tokens['clinician']}"}
         async with aiohttp.ClientSession(headers=headers) as session:
-            for (rtype, rid), version in sorted(latest.items())[:200]:
+            for (rtype, rid), seq in sorted(latest.items())[:200]:
                 async with session.get(f"{base}/fhir/{rtype}/{rid}") as resp:
                     assert resp.status == 200
-                    assert int((await resp.json(content_type=None))["meta"]["versionId"]) \
-                        >= version
+                    assert _seq((await resp.json(content_type=None))["meta"]["versionId"]) \
+                        >= seq
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 30)

@@ -48,6 +48,10 @@ def _downgrade_to_v2(db: Path) -> None:
         conn.execute("DROP TABLE roster")
         conn.execute("ALTER TABLE sync_state DROP COLUMN pending_key_sealed")
         conn.execute("DROP INDEX history_recent")
+        conn.execute("DROP INDEX history_vid")
+        conn.execute("ALTER TABLE history DROP COLUMN vid")
+        conn.execute("ALTER TABLE history DROP COLUMN kind")
+        conn.execute("ALTER TABLE resources DROP COLUMN vid")
         conn.execute("PRAGMA user_version = 2")
     finally:
         conn.close()
@@ -64,7 +68,7 @@ def _dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Path) -> None:
-    assert SCHEMA_VERSION == len(MIGRATIONS) == 6
+    assert SCHEMA_VERSION == len(MIGRATIONS) == 7
     data = tmp_path / "e"
     make_data_dir(data)
     # Records created two hours ago, then, within the last hour, two rewritten and one
@@ -97,10 +101,11 @@ async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Pat
 
     async with Edge.open(EdgeConfig(data), clock=wall_ms, entropy=os.urandom) as edge:
         current = await edge.reader.current("Patient", "p1")
-        assert current is not None and current.version == 2
+        # Versions written before shared version ids keep their counter as id.
+        assert current is not None and current.version == "2"
     conn = sqlite3.connect(db)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone() == (6,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (7,)
         assert conn.execute("SELECT count(*) FROM relay_queue").fetchone() == (0,)
         plan = " / ".join(r[3] for r in conn.execute(_GUARD_PLAN, (site, 0, now, now)))
         assert "SEARCH h USING INDEX history_recent (origin=? AND recorded_ms>?)" in plan, plan
@@ -112,6 +117,11 @@ async def test_a_v2_file_is_upgraded_in_place_and_keeps_its_charts(tmp_path: Pat
     after = _dump(db)
     assert after.pop("relay_queue") == after.pop("practice_sites") == []
     assert after.pop("account_events") == after.pop("roster") == []
+    # The new columns: each old version's id is its counter, every old row an author's.
+    assert {(r[3], r[-2], r[-1]) for r in after["history"]} == {
+        (r[3], str(r[3]), "author") for r in rows["history"]}
+    after["history"] = sorted((r[:-2] for r in after["history"]), key=repr)
+    after["resources"] = sorted((r[:-1] for r in after["resources"]), key=repr)
     assert after == rows  # every row kept, in place
     report = check_path(data)
     assert report.ok, report.problems

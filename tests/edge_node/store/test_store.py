@@ -68,7 +68,9 @@ async def test_concurrent_writes_share_group_commits_and_survive_restart(tmp_pat
             edge.writer.submit([WriteOp("create", "Patient", f"p{i}",
                                         {**patient(mrn=str(i)), "id": f"p{i}"})],
                                actor=ACTOR, atomic=False) for i in range(100)])
-        assert all(r[0].version == 1 for r in results)  # type: ignore[union-attr]
+        # Each create is its own version, named by its change: "<seq>-<site id>".
+        seqs = sorted(int(r[0].version.split("-")[0]) for r in results)  # type: ignore[union-attr]
+        assert seqs == list(range(1, 101))
         stats = edge.writer.statistics()
         assert stats.groups < 20 and stats.next_seq == 101
     async with Edge.open(config, clock=wall_ms, entropy=os.urandom) as edge:
@@ -76,7 +78,7 @@ async def test_concurrent_writes_share_group_commits_and_survive_restart(tmp_pat
         [r] = await edge.writer.submit(
             [WriteOp("update", "Patient", "p3", {**patient(mrn="x"), "id": "p3"})],
             actor=ACTOR, atomic=False)
-        assert r.version == 2  # type: ignore[union-attr]
+        assert r.version == f"101-{edge.site.site_id.hex}"  # type: ignore[union-attr]
     report = check_path(data)
     assert report.ok, report.problems
     assert (report.resources, report.history, report.outbox) == (100, 101, 101)

@@ -91,7 +91,8 @@ async def test_edge_sigkill_while_applying_a_pulled_stream_applies_each_change_o
         def applied() -> int:
             conn = sqlite3.connect(b_db)
             try:
-                return int(conn.execute("SELECT count(*) FROM history").fetchone()[0])
+                return int(conn.execute(
+                    "SELECT count(*) FROM history WHERE kind = 'author'").fetchone()[0])
             finally:
                 conn.close()
 
