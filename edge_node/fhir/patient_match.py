@@ -41,8 +41,16 @@ _DROPPED: Final = "・"  # the katakana middle dot between a foreign given and f
 
 def name_key(text: str) -> str:
     """The normalised form of one full name (see the module docstring); may be ""."""
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_FOLDED)
-    return "".join(ch for ch in folded if not ch.isspace() and ch not in _DROPPED)
+    # Dropping a space can join a letter and a combining mark that NFKC composes, and
+    # NFKC can turn a spacing accent into a space: repeat until nothing changes.
+    key = text
+    for _ in range(4):
+        folded = unicodedata.normalize("NFKC", key).casefold().translate(_FOLDED)
+        step = "".join(ch for ch in folded if not ch.isspace() and ch not in _DROPPED)
+        if step == key:
+            break
+        key = step
+    return key
 
 
 def _full_names(name: Mapping[str, Any]) -> list[str]:
