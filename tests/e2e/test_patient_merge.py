@@ -138,3 +138,35 @@ async def test_opposite_concurrent_merges_converge_in_either_delivery_order(
                 conflicts = await fhir.ok("GET", f"/fhir/Patient/{pid}/$conflicts")
                 assert conflicts.get("parameter", []) == [], (name, pid, conflicts)
             assert (await fhir.ok("GET", f"/fhir/Patient/{gone}"))["active"] is False
+        # Both sites' records of what moved are one record: the undo at the third site
+        # gives each patient their own visits back everywhere.
+        await lp.fhir("c").ok("POST", "/fhir/Patient/$unmerge", merge_params(keep, gone))
+        await lp.wait(lp.converged, 90, "the undo everywhere")
+        for name in SITES:
+            assert await visits_of(lp.fhir(name), one) == sorted(one_visits), name
+            assert await visits_of(lp.fhir(name), two) == sorted(two_visits), name
+
+
+async def test_a_visit_written_where_the_merge_was_not_seen_is_moved_by_merging_again(
+        tmp_path: Path) -> None:
+    async with local_practice(tmp_path, store=f"sqlite:{tmp_path / 'hub.db'}",
+                              site_names=SITES, sync_options=FAST_SYNC) as lp:
+        one, two, one_visits, two_visits = await registered_at_two_branches(lp)
+        keep, gone = min(one, two), max(one, two)
+        lp.sites["b"].link.cut()
+        await lp.fhir("a").ok("POST", "/fhir/Patient/$merge", merge_params(gone, keep))
+        late = await lp.fhir("b").ok("POST", "/fhir/Encounter", {
+            "resourceType": "Encounter", "status": "finished",
+            "subject": {"reference": f"Patient/{gone}"}, "class": {"code": "AMB"}})
+        lp.sites["b"].link.restore()
+        await lp.wait(lp.converged, 90, "merge and late visit everywhere")
+        assert await visits_of(lp.fhir("c"), gone) == [f"Encounter/{late['id']}"]
+        answer = await lp.fhir("c").ok("POST", "/fhir/Patient/$merge",
+                                       merge_params(gone, keep))
+        assert [p["valueReference"]["reference"] for p in answer["parameter"]
+                if p["name"] == "moved"] == [f"Encounter/{late['id']}"]
+        await lp.wait(lp.converged, 90, "the late visit moved everywhere")
+        for name in SITES:
+            assert await visits_of(lp.fhir(name), keep) == sorted(
+                [*one_visits, *two_visits, f"Encounter/{late['id']}"]), name
+            assert await visits_of(lp.fhir(name), gone) == [], name

@@ -215,3 +215,12 @@ async def test_unmerge_of_a_pair_that_is_not_merged_is_refused(api: Api) -> None
                                         json=params(f"Patient/{b}", f"Patient/{a}"))
     assert status == 409 and "is not merged into" in body["issue"][0]["diagnostics"]
     assert api.counts() == before
+
+
+async def test_metadata_lists_the_patient_operations(api: Api) -> None:
+    status, caps, _ = await api.request("GET", "/fhir/metadata")
+    assert status == 200
+    [listed] = [r for r in caps["rest"][0]["resource"] if r["type"] == "Patient"]
+    assert {"duplicates", "merge", "unmerge"} <= {op["name"] for op in listed["operation"]}
+    status, _, _ = await api.request("GET", "/fhir/Patient/$duplicates?_count=0")
+    assert status == 400
