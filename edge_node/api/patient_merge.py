@@ -22,6 +22,7 @@ docs/design.md, "Duplicate patients".
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
 import orjson
@@ -130,18 +131,16 @@ def _require_merger(user: User) -> None:
                         "their clinical records)", hint="ask a clinician or an admin")
 
 
-async def _read(edge: Edge, fn: Any, *args: Any) -> PairInputs:
-    result: PairInputs = await call_on_new_connection(db_path(edge.config.data_dir), fn,
-                                                      *args)
-    return result
+async def _read(edge: Edge, fn: Callable[..., PairInputs], *args: Any) -> PairInputs:
+    return await call_on_new_connection(db_path(edge.config.data_dir), fn, *args)
 
 
-async def _submit(request: web.Request, plan_once: Any, label: str
+async def _submit(request: web.Request, plan_once: Callable[[], Awaitable[Plan]], label: str
                   ) -> tuple[Plan, list[Applied]]:
     """Plan on fresh reads and submit atomically; replan if a resource moved meanwhile."""
     edge = edge_of(request)
     for attempt in range(ATTEMPTS):
-        plan: Plan = await plan_once()
+        plan = await plan_once()
         results = await edge.writer.submit(plan.ops, actor=actor_of(request), atomic=True,
                                            label=label)
         if results and isinstance(results[0], VersionConflict) and attempt + 1 < ATTEMPTS:
