@@ -12,6 +12,8 @@
     │   ├── Gone                    410  resource deleted (a tombstone version exists)
     │   ├── MethodNotAllowed        405
     │   ├── VersionConflict         412  stale If-Match
+    │   ├── WrongState              409  the records are not in a state the operation
+    │   │                                applies to (e.g. a patient already merged)
     │   ├── PreconditionRequired    428  If-Match required by configuration
     │   ├── BodyTooLarge            413
     │   ├── BodyTimeout             408  the body did not arrive within body_timeout_s
@@ -120,6 +122,12 @@ class VersionConflict(RequestError):
     code = "version_conflict"
     http_status = 412
     fhir_code = "conflict"
+
+
+class WrongState(RequestError):
+    code = "wrong_state"
+    http_status = 409
+    fhir_code = "business-rule"
 
 
 class PreconditionRequired(RequestError):

@@ -25,7 +25,15 @@ from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from edge_node.api import audit_view, bundles, conflicts, resources, status, status_page
+from edge_node.api import (
+    audit_view,
+    bundles,
+    conflicts,
+    patient_merge,
+    resources,
+    status,
+    status_page,
+)
 from edge_node.api.auth import USER_KEY, Authenticator
 from edge_node.api.context import ACTION_KEY, EDGE, audit_read, edge_of
 from edge_node.api.responses import error_response
@@ -163,6 +171,10 @@ def build_app(edge: Edge, sync: SyncLoop | None = None, *,
     r.add_get("/fhir/metadata", resources.metadata)
     r.add_post("/fhir", bundles.post_bundle)
     r.add_get("/fhir/Provenance", resources.provenance_search)
+    # Before /fhir/{type}/{id}, which would take "$duplicates" for an id.
+    r.add_get("/fhir/Patient/$duplicates", patient_merge.duplicates)
+    r.add_post("/fhir/Patient/$merge", patient_merge.merge)
+    r.add_post("/fhir/Patient/$unmerge", patient_merge.unmerge)
     r.add_get("/fhir/{type}", resources.search)
     r.add_post("/fhir/{type}", resources.create)
     r.add_get("/fhir/{type}/{id}", resources.read)

@@ -12,6 +12,17 @@ from sync_protocol.version import SOFTWARE_VERSION
 _INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create",
                  "search-type")
 _TYPES = {"token": "token", "string": "string", "date": "date", "reference": "reference"}
+#: Type-level operations on Patient (`api.patient_merge`).
+_PATIENT_OPERATIONS = (
+    {"name": "duplicates", "definition": "urn:chartsync:operation:duplicates",
+     "documentation": "GET: likely duplicate pairs (same identifier, or same kana/kanji name "
+                      "and birth date), identical at every site"},
+    {"name": "merge", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-merge",
+     "documentation": "POST Parameters source-patient, target-patient: the record "
+                      "registered first survives; undo with $unmerge"},
+    {"name": "unmerge", "definition": "urn:chartsync:operation:unmerge",
+     "documentation": "POST Parameters source-patient, target-patient: undoes a merge"},
+)
 
 
 def capability_statement(*, now_iso: str, require_if_match: bool) -> dict[str, Any]:
@@ -35,7 +46,8 @@ def capability_statement(*, now_iso: str, require_if_match: bool) -> dict[str, A
                  "documentation": "GET: every value kept for each element in conflict"},
                 {"name": "resolve", "definition": "urn:chartsync:operation:resolve",
                  "documentation": "POST the resource as it should read: closes its "
-                                  "conflicts at every site"}],
+                                  "conflicts at every site"},
+                *(_PATIENT_OPERATIONS if rtype == "Patient" else ())],
         })
     resources.append({
         "type": "Provenance",

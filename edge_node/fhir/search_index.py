@@ -6,6 +6,8 @@ normalisation, so the two must change together:
     Patient  identifier        "system|value" and identifier:value "value"
              name              each of family, given, text, lower-cased, NFKC
              birthdate         the birthDate string (YYYY, YYYY-MM or YYYY-MM-DD)
+             name-birthdate    "<birthDate>|<name key>" per name (`fhir.patient_match`:
+                               the index behind the likely-duplicate list)
     others   patient           "Patient/<id>" of the patient reference
              subject           "<Type>/<id>" of `subject` (types that have one)
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from edge_node.fhir.patient_match import NAME_BIRTHDATE_PARAM, name_birthdate_tokens
 from edge_node.fhir.types import PATIENT_ELEMENT
 
 
@@ -73,6 +76,7 @@ def index_tokens(resource_type: str, resource: dict[str, Any]) -> list[tuple[str
                     out.add(("name", normalize_name(part)))
         if isinstance(resource.get("birthDate"), str):
             out.add(("birthdate", resource["birthDate"]))
+        out.update((NAME_BIRTHDATE_PARAM, v) for v in name_birthdate_tokens(resource))
         return sorted(out)
     pref = patient_ref(resource_type, str(resource.get("id", "")), resource)
     if pref is not None:
