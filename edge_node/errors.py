@@ -12,6 +12,7 @@
     │   ├── Gone                    410  resource deleted (a tombstone version exists)
     │   ├── MethodNotAllowed        405
     │   ├── VersionConflict         412  stale If-Match
+    │   ├── ConflictChanged         409  an open conflict changed since the client read it
     │   ├── PreconditionRequired    428  If-Match required by configuration
     │   ├── BodyTooLarge            413
     │   ├── BodyTimeout             408  the body did not arrive within body_timeout_s
@@ -119,6 +120,12 @@ class MethodNotAllowed(RequestError):
 class VersionConflict(RequestError):
     code = "version_conflict"
     http_status = 412
+    fhir_code = "conflict"
+
+
+class ConflictChanged(RequestError):
+    code = "conflict_changed"
+    http_status = 409
     fhir_code = "conflict"
 
 
