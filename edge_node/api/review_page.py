@@ -110,9 +110,9 @@ async def get_review_queue(request: web.Request) -> web.Response:
     groups: list[dict[str, Any]] = []
     for item in items:
         if not groups or groups[-1]["patient"] != item.patient:
-            groups.append({"patient": item.patient, "items": [],
+            groups.append({"patient": item.patient, "conflicts": [],
                            "label": await patient_label(edge, item.patient, cat)})
-        group_items: list[Item] = groups[-1]["items"]
+        group_items: list[Item] = groups[-1]["conflicts"]
         group_items.append(item)
     audit_patients(request, "search", [i.patient for i in items],
                    {"conflicts": len(items), "page": "review"})
