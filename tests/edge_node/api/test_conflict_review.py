@@ -10,6 +10,8 @@ from uuid import UUID
 import orjson
 
 from edge_node.fhir.conflict_query import conflict_id
+from edge_node.fhir.search import CONFLICT_TAG
+from edge_node.store.apply import CONFLICT_TAG_SYSTEM
 from edge_node.store.practice_sites import PracticeSite, SaveSites
 from sync_protocol.models import Change, ChangeOp, Dot
 from tests.edge_node.conftest import Api, wall_ms
@@ -344,6 +346,7 @@ async def test_bad_resolve_requests_say_what_to_send(api: Api) -> None:
 
 
 async def test_tag_search_refuses_other_tags(api: Api) -> None:
+    assert TAG == CONFLICT_TAG == f"{CONFLICT_TAG_SYSTEM}|conflict"  # the tag apply writes
     status, body, _ = await api.request("GET", "/fhir/Patient?_tag=urn:other|x")
     assert status == 400 and "only urn:chartsync:tag|conflict" in body["issue"][0]["diagnostics"]
     status, body, _ = await api.request("GET", f"/fhir/Patient?_tag={TAG}")
