@@ -8,7 +8,8 @@ gone when the tab closes) and fetches two HTML fragments with it:
                                      clinical reason of its rule
     GET /review/conflicts/{id}       one conflict: its values side by side, the parts
                                      that differ highlighted, a "keep this value" button
-                                     per value (which posts to /conflicts/{id}/resolve)
+                                     per value (which posts to /conflicts/{id}/resolve),
+                                     and an editor for a merged value
 
 All three are Jinja2 templates (`templates/`, autoescaped) filled from the message
 catalog of the request's language (`catalog.negotiate`: `?lang=` from the page's
@@ -47,7 +48,8 @@ QUEUE_LIMIT = 200
 #: Messages the page's script shows by itself.
 _JS_MESSAGES = {"refused": "token.refused", "unreachable": "net.unreachable",
                 "failed": "detail.failed", "resolved": "detail.resolved",
-                "changed": "detail.changed", "gone": "detail.gone"}
+                "changed": "detail.changed", "gone": "detail.gone",
+                "invalid": "detail.merge_invalid"}
 
 
 @cache
@@ -139,6 +141,7 @@ async def get_review_conflict(request: web.Request) -> web.Response:
                detail={"conflict": ref.register, "page": "review"})
     return _html(_render("review_conflict.html", cat, c=detail, lines=lines,
                          heads=[v["head"] for v in detail["values"]],
+                         shown_value=next(v["value"] for v in detail["values"] if v["shown"]),
                          site_label=_site_label(cat),
                          patient_label=await patient_label(edge, detail["patient"], cat)))
 

@@ -105,7 +105,7 @@ async def test_a_tap_at_site_a_closes_the_conflict_at_site_b(tmp_path: Path) -> 
                 assert left["y"] == right["y"] and left["x"] + left["width"] <= right["x"]
                 ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
                 await page.screenshot(path=str(ARTIFACT), full_page=True)
-                await page.fill("#detail textarea", "電話で本人に確認")
+                await page.fill("#reason", "電話で本人に確認")
                 await values.filter(has_text="unable-to-assess").locator("button").tap()
                 await page.locator("#note .msg.ok").wait_for(timeout=WAIT_MS)
                 await page.locator("#queue-empty").wait_for(timeout=WAIT_MS)

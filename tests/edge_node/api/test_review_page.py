@@ -82,6 +82,8 @@ async def test_one_conflict_side_by_side_with_site_names_and_differences(api: Ap
     assert sorted(marked) == ['"high"', '"unable-to-assess"']
     assert text.count("Keep this value") == 2 and "Shown now" in text
     assert "Before the competing edits" in text and '"low"' in text
+    merged = re.search(r'<textarea id="merged"[^>]*>([^<]*)</textarea>', html)
+    assert merged is not None and unescape(merged.group(1)) == '"high"'  # the shown value
     assert "Two sites recorded a different allergy severity" in text
     heads = re.search(r'data-heads="([^"]*)"', html)
     assert heads is not None and unescape(heads.group(1)).count(",") == 3  # two "site,seq"
