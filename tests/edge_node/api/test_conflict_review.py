@@ -44,8 +44,11 @@ class Remote:
         seen = tuple(h.dot for h in heads) if replaces is None else replaces
         self.seq += 1
         hlc = max(h.hlc for reg in state.registers.values() for h in reg.heads) + 1
-        change = Change(resource_type=rtype, resource_id=rid, op=ChangeOp.SET,
-                        elements={register: orjson.dumps(value), "@deleted": b"false"},
+        delete = register == "@deleted"
+        change = Change(resource_type=rtype, resource_id=rid,
+                        op=ChangeOp.DELETE if delete else ChangeOp.SET,
+                        elements={"@deleted": b"true"} if delete else
+                        {register: orjson.dumps(value), "@deleted": b"false"},
                         replaces={register: seen} if seen else {}, hlc=hlc,
                         origin=BRANCH, seq=self.seq, user="nurse-nishi")
         await self.api.edge.writer.apply_remote([change], [], label="test batch")
@@ -351,3 +354,37 @@ async def test_tag_search_refuses_other_tags(api: Api) -> None:
     assert status == 400 and "only urn:chartsync:tag|conflict" in body["issue"][0]["diagnostics"]
     status, body, _ = await api.request("GET", f"/fhir/Patient?_tag={TAG}")
     assert status == 200 and body.get("entry", []) == []
+
+
+async def test_an_edit_against_a_delete_is_resolved_either_way(api: Api) -> None:
+    remote = Remote(api)
+    pid = await make_patient(api)
+    decided: dict[bool, str] = {}
+    for keep in (True, False):
+        status, body, _ = await api.request("POST", "/fhir/AllergyIntolerance", json={
+            "resourceType": "AllergyIntolerance", "patient": {"reference": f"Patient/{pid}"},
+            "code": {"text": "ラテックス"}})
+        aid = body["id"]
+        state = await api.edge.reader.state("AllergyIntolerance", aid)
+        assert state is not None
+        live = tuple(h.dot for h in state.registers["@deleted"].heads)
+        status, _, _ = await api.request("PUT", f"/fhir/AllergyIntolerance/{aid}", json={
+            **{k: v for k, v in body.items() if k != "meta"}, "note": [{"text": "確認済"}]})
+        assert status == 200
+        await remote.write("AllergyIntolerance", aid, "@deleted", True, replaces=live)
+        cid = conflict_id("AllergyIntolerance", aid, "@deleted")
+        status, detail, _ = await api.request("GET", f"/conflicts/{cid}")
+        assert status == 200 and detail["rule"] == "delete-vs-edit"
+        assert sorted(v["value"] for v in detail["values"]) == [False, True]
+        choice = next(v["head"] for v in detail["values"] if v["value"] is not keep)
+        status, answer, _ = await api.request("POST", f"/conflicts/{cid}/resolve", json={
+            "choose": choice, "heads": [v["head"] for v in detail["values"]]})
+        assert status == 200, answer
+        assert answer["deleted"] is not keep
+        decided[keep] = aid
+    status, body, _ = await api.request("GET", f"/fhir/AllergyIntolerance/{decided[True]}")
+    assert status == 200 and body["note"] == [{"text": "確認済"}]
+    status, _, _ = await api.request("GET", f"/fhir/AllergyIntolerance/{decided[False]}")
+    assert status == 410
+    status, listing, _ = await api.request("GET", "/conflicts")
+    assert listing["items"] == []
