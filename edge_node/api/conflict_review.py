@@ -10,7 +10,9 @@ Authenticated like the FHIR API (chart read / write roles).  Every answer that s
 patient data is audited with the patient (a listing: one row per patient on the
 page).  Resolving writes one change through the writer (`WriteOp` with
 `RegisterResolve`: that register's heads all replaced, nothing else touched), and
-its audit row holds the clinician, the chosen value and the reason.
+its audit row holds the clinician, the chosen value and the reason.  Keeping a value
+of a coupled register keeps the whole edit it came from (a medication order's status,
+drug and dose were written together and are resolved together).
 
 A conflict's `opened` time is the earliest time this site recorded one of its
 values; the `ancestor` is the value the register held before the competing writes:
@@ -250,24 +252,55 @@ def _live(state: ResourceState) -> dict[str, Any]:
     return resource
 
 
-def _with_value(state: ResourceState, register: str, value: Any) -> dict[str, Any]:
-    """The resource as it reads, with `register` holding `value` (None: absent)."""
+def _with_values(state: ResourceState, values: dict[str, Any]) -> dict[str, Any]:
+    """The resource as it reads, with each register of `values` holding its value
+    (None: absent)."""
     resource = _live(state)
-    if register.endswith("[x]"):
-        rules = rules_for(state.resource_type)
-        for key in [k for k in resource if rules.register_of(k) == register]:
-            del resource[key]
-        if value is not None:
-            if not isinstance(value, dict) or len(value) != 1:
-                raise InvalidResource(f"{register} holds one member of the choice, as an "
-                                      "object with one key",
-                                      hint=f'e.g. {{"valueString": "..."}} for {register}')
-            resource.update(value)
-    elif value is None:
-        resource.pop(register, None)
-    else:
-        resource[register] = value
+    rules = rules_for(state.resource_type)
+    for register, value in values.items():
+        if register.endswith("[x]"):
+            for key in [k for k in resource if rules.register_of(k) == register]:
+                del resource[key]
+            if value is not None:
+                if not isinstance(value, dict) or len(value) != 1:
+                    raise InvalidResource(f"{register} holds one member of the choice, as an "
+                                          "object with one key",
+                                          hint=f'e.g. {{"valueString": "..."}} for {register}')
+                resource.update(value)
+        elif value is None:
+            resource.pop(register, None)
+        else:
+            resource[register] = value
     return resource
+
+
+def _chosen(heads: Sequence[Head], choose: int | str) -> Head:
+    """The head `choose` names (its index or head id); raises `BadRequest`."""
+    if isinstance(choose, int):
+        if not 0 <= choose < len(heads):
+            raise BadRequest(f"choose={choose} is not the index of a value (0 to "
+                             f"{len(heads) - 1})", hint="use a value's index or head id")
+        return heads[choose]
+    dot = parse_head_id(choose)
+    for head in heads:
+        if head.dot == dot:
+            return head
+    raise BadRequest(f"choose={choose[:80]!r} is not one of the values",
+                     hint="use the head id of one of the values shown")
+
+
+def _coupled_values(state: ResourceState, register: str, dot: Dot) -> dict[str, Any]:
+    """What the write of `dot` holds in the registers coupled to `register` (one edit
+    writes them together, so keeping its value keeps its whole group)."""
+    out: dict[str, Any] = {}
+    for group in rules_for(state.resource_type).coupled:
+        if register not in group:
+            continue
+        for name in group - {register}:
+            for head in _heads(state, name):
+                if head.dot == dot:
+                    out[name] = None if head.value is None else orjson.loads(head.value)
+    return out
 
 
 async def resolve_conflict(request: web.Request) -> web.Response:
@@ -289,21 +322,12 @@ async def resolve_conflict(request: web.Request) -> web.Response:
             f"the conflict {ref.id} changed since it was read (it holds {len(heads)} "
             f"value{'s' if len(heads) != 1 else ''} now); nothing was written",
             hint="read GET /conflicts/{id} again and decide on the values it shows now")
+    others: dict[str, Any] = {}
     if body.choose is not None:
-        if isinstance(body.choose, int):
-            if not 0 <= body.choose < len(heads):
-                raise BadRequest(f"choose={body.choose} is not the index of a value (0 to "
-                                 f"{len(heads) - 1})", hint="use a value's index or head id")
-            chosen = heads[body.choose]
-        else:
-            dot = parse_head_id(body.choose)
-            matches = [h for h in heads if h.dot == dot]
-            if not matches:
-                raise BadRequest(f"choose={body.choose[:80]!r} is not one of the values",
-                                 hint="use the head id of one of the values shown")
-            chosen = matches[0]
+        chosen = _chosen(heads, body.choose)
         value: Any = None if chosen.value is None else orjson.loads(chosen.value)
         chose = head_id(chosen.dot)
+        others = _coupled_values(state, ref.register, chosen.dot)
     else:
         value, chose = body.value, "merged"
     resolves = RegisterResolve(ref.register, seen, chose, body.reason)
@@ -316,7 +340,8 @@ async def resolve_conflict(request: web.Request) -> web.Response:
                                     validate(_live(state), ref.resource_type),
                                     resolves=resolves))
     else:
-        resource = validate(_with_value(state, ref.register, value), ref.resource_type)
+        resource = validate(_with_values(state, {**others, ref.register: value}),
+                            ref.resource_type)
         op = WriteOp("update", ref.resource_type, ref.resource_id, resource, resolves=resolves)
     [result] = await edge.writer.submit([op], actor=actor_of(request), atomic=False)
     applied = raise_refused(result)

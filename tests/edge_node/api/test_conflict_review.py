@@ -53,6 +53,18 @@ class Remote:
                         origin=BRANCH, seq=self.seq, user="nurse-nishi")
         await self.api.edge.writer.apply_remote([change], [], label="test batch")
 
+    async def edit(self, rtype: str, rid: str, values: dict[str, Any],
+                   seen: dict[str, tuple[Dot, ...]], hlc: int) -> None:
+        """One edit writing several registers (None: removed), having seen `seen`."""
+        self.seq += 1
+        elements = {k: None if v is None else orjson.dumps(v, option=orjson.OPT_SORT_KEYS)
+                    for k, v in values.items()}
+        change = Change(resource_type=rtype, resource_id=rid, op=ChangeOp.SET,
+                        elements={**elements, "@deleted": b"false"},
+                        replaces={k: v for k, v in seen.items() if v}, hlc=hlc,
+                        origin=BRANCH, seq=self.seq, user="dr-nishi")
+        await self.api.edge.writer.apply_remote([change], [], label="test batch")
+
 
 async def make_patient(api: Api, family: str = "山田") -> str:
     status, body, _ = await api.request("POST", "/fhir/Patient", json=patient(family=family))
@@ -387,4 +399,47 @@ async def test_an_edit_against_a_delete_is_resolved_either_way(api: Api) -> None
     status, _, _ = await api.request("GET", f"/fhir/AllergyIntolerance/{decided[False]}")
     assert status == 410
     status, listing, _ = await api.request("GET", "/conflicts")
+    assert listing["items"] == []
+
+
+async def test_keeping_one_side_of_an_order_keeps_its_whole_edit(api: Api) -> None:
+    """Stop at this site, dose change at the other: the order's parts resolve together."""
+    remote = Remote(api)
+    pid = await make_patient(api)
+    drug = {"medicationCodeableConcept": {"text": "アムロジピン 5mg"}}
+    dose = [{"text": "1日1回 朝食後"}]
+    order = {"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+             "subject": {"reference": f"Patient/{pid}"}, **drug, "dosageInstruction": dose}
+    status, body, _ = await api.request("POST", "/fhir/MedicationRequest", json=order)
+    assert status == 201
+    mid = body["id"]
+    state = await api.edge.reader.state("MedicationRequest", mid)
+    assert state is not None
+    group = ("status", "medication[x]", "dosageInstruction", "dispenseRequest", "doNotPerform")
+    seen = {n: tuple(h.dot for h in state.registers[n].heads) for n in group
+            if n in state.registers}
+    before = max(h.hlc for reg in state.registers.values() for h in reg.heads)
+    status, _, _ = await api.request("PUT", f"/fhir/MedicationRequest/{mid}",
+                                     json={**order, "id": mid, "status": "stopped"})
+    assert status == 200
+    new_dose = [{"text": "1日2回 朝夕食後"}]
+    await remote.edit("MedicationRequest", mid, {
+        "status": "active", "medication[x]": drug, "dosageInstruction": new_dose,
+        "dispenseRequest": None, "doNotPerform": None}, seen, hlc=before + 1)
+    status, listing, _ = await api.request("GET", "/conflicts?type=MedicationRequest")
+    by_register = {i["register"]: i for i in listing["items"]}
+    assert {"status", "dosageInstruction"} <= set(by_register)
+    assert {i["rule"] for i in listing["items"]} == {"order-stop-vs-modify"}
+    _, shown, _ = await api.request("GET", f"/fhir/MedicationRequest/{mid}")
+    assert shown["status"] == "stopped"  # the stop is shown until the prescriber decides
+    assert shown["dosageInstruction"] == dose  # this site's edit is the newer one
+    _, detail, _ = await api.request("GET", f"/conflicts/{by_register['status']['id']}")
+    theirs = next(v["head"] for v in detail["values"] if v["value"] == "active")
+    status, answer, _ = await api.request(
+        "POST", f"/conflicts/{by_register['status']['id']}/resolve",
+        json={"choose": theirs, "heads": [v["head"] for v in detail["values"]]})
+    assert status == 200, answer
+    _, kept, _ = await api.request("GET", f"/fhir/MedicationRequest/{mid}")
+    assert kept["status"] == "active" and kept["dosageInstruction"] == new_dose
+    status, listing, _ = await api.request("GET", "/conflicts?type=MedicationRequest")
     assert listing["items"] == []
