@@ -120,6 +120,7 @@ async def _walkthrough(lp: LocalPractice, wait: bool) -> None:
     for name, running in lp.sites.items():
         say(f"  {name:12s} status  {running.edge.url}/status.html  (staff token "
             f"{running.token})")
+        say(f"  {name:12s} review  {running.edge.url}/review  (the conflict, for a clinician)")
     say(f"  logs and data        {lp.workdir}")
     if wait:
         say("\nPress Ctrl-C to stop everything.")

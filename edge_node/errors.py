@@ -14,6 +14,7 @@
     │   ├── VersionConflict         412  stale If-Match
     │   ├── WrongState              409  the records are not in a state the operation
     │   │                                applies to (e.g. a patient already merged)
+    │   ├── ConflictChanged         409  an open conflict changed since the client read it
     │   ├── PreconditionRequired    428  If-Match required by configuration
     │   ├── BodyTooLarge            413
     │   ├── BodyTimeout             408  the body did not arrive within body_timeout_s
@@ -128,6 +129,12 @@ class WrongState(RequestError):
     code = "wrong_state"
     http_status = 409
     fhir_code = "business-rule"
+
+
+class ConflictChanged(RequestError):
+    code = "conflict_changed"
+    http_status = 409
+    fhir_code = "conflict"
 
 
 class PreconditionRequired(RequestError):

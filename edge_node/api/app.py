@@ -28,14 +28,16 @@ from aiohttp.web_response import StreamResponse
 from edge_node.api import (
     audit_view,
     bundles,
+    conflict_review,
     conflicts,
     patient_merge,
     resources,
+    review_page,
     status,
     status_page,
 )
 from edge_node.api.auth import USER_KEY, Authenticator
-from edge_node.api.context import ACTION_KEY, EDGE, audit_read, edge_of
+from edge_node.api.context import ACTION_KEY, EDGE, TARGET_KEY, audit_read, edge_of
 from edge_node.api.responses import error_response
 from edge_node.config import EdgeConfig
 from edge_node.errors import (
@@ -55,6 +57,8 @@ Handler = Callable[[web.Request], Awaitable[StreamResponse]]
 AUTH: Final = web.AppKey("auth", Authenticator)
 #: The matched route's pattern (e.g. `/fhir/{type}/{id}`), for the access log.
 ROUTE_KEY: Final = web.RequestKey("chartsync.route", str)
+#: Pages that hold no data (their scripts send the token for what they fetch).
+PUBLIC_PAGES: Final = frozenset({"/status.html", "/review"})
 #: Seconds aiohttp keeps reading (and dropping) the rest of a body it did not need before
 #: closing the connection, so a client that sent too much still reads our answer.
 LINGER_S: Final = 2.0
@@ -75,9 +79,10 @@ class AccessLogger(AbstractAccessLogger):
 def _audit_refusal(request: web.Request, err: EdgeError) -> None:
     if err.audited or USER_KEY not in request or ACTION_KEY not in request:
         return
-    rtype = request.match_info.get("type")
+    rtype, rid = request.get(TARGET_KEY) or (request.match_info.get("type"),
+                                             request.match_info.get("id"))
     audit_read(request, str(request[ACTION_KEY]), resource_type=rtype,
-               resource_id=request.match_info.get("id"), patient=None,
+               resource_id=rid, patient=None,
                outcome=err.http_status, detail={"refused": err.code})
     err.audited = True
 
@@ -111,8 +116,8 @@ async def errors(request: web.Request, handler: Handler) -> StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> StreamResponse:
-    """Every request needs a valid bearer token (but the status page's empty shell)."""
-    if request.path == "/status.html":  # holds no data; its script sends the token
+    """Every request needs a valid bearer token (but the staff pages' empty shells)."""
+    if request.path in PUBLIC_PAGES:  # hold no data; their scripts send the token
         return await handler(request)
     auth = request.app[AUTH]
     request[USER_KEY] = await auth.user(request, edge_of(request).reader)
@@ -184,6 +189,12 @@ def build_app(edge: Edge, sync: SyncLoop | None = None, *,
     r.add_post("/fhir/{type}/{id}/$resolve", conflicts.resolve)
     r.add_get("/fhir/{type}/{id}/_history", resources.history)
     r.add_get("/fhir/{type}/{id}/_history/{vid}", resources.vread)
+    r.add_get("/conflicts", conflict_review.get_conflict_list)
+    r.add_get("/conflicts/{id}", conflict_review.get_conflict)
+    r.add_post("/conflicts/{id}/resolve", conflict_review.resolve_conflict)
+    r.add_get("/review", review_page.get_review_page)
+    r.add_get("/review/queue", review_page.get_review_queue)
+    r.add_get("/review/conflicts/{id}", review_page.get_review_conflict)
     r.add_get("/audit", audit_view.get_audit)
     r.add_get("/status", status.get_status)
     r.add_get("/status.html", status_page.get_status_page)

@@ -18,6 +18,8 @@ from sync_protocol.ids import uuid7_text
 
 EDGE: Final = web.AppKey("edge", Edge)
 ACTION_KEY: Final = web.RequestKey("chartsync.action", str)
+#: The resource a request is about, when its route does not name it as {type}/{id}.
+TARGET_KEY: Final = web.RequestKey("chartsync.target", tuple)
 DEVICE_HEADER: Final = "X-Device-Id"
 
 
@@ -38,6 +40,11 @@ def actor_of(request: web.Request) -> Actor:
 def set_action(request: web.Request, action: str) -> None:
     """Name what this request does, for its audit row (also when it is refused)."""
     request[ACTION_KEY] = action
+
+
+def set_target(request: web.Request, resource_type: str, resource_id: str) -> None:
+    """Name the resource this request is about, for its audit row if it is refused."""
+    request[TARGET_KEY] = (resource_type, resource_id)
 
 
 def mint_id(edge: Edge) -> str:

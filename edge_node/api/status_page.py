@@ -5,8 +5,9 @@ the LAN).  It holds no data itself, so it is served without a token; it asks
 for a staff token once (kept in sessionStorage, gone when the tab closes),
 fetches `GET /status` with it every 2 seconds and says: online/offline and
 since when, how many changes wait to be sent, last send/receive, how far
-behind the hub, held items, refused batches, gaps, an upgrade needed and the
-last error.  The JSON it reads is documented in the README ("Sync status").
+behind the hub, held items, refused batches, gaps, an upgrade needed, the last
+error, and how many conflicts wait for a clinician (a link to `/review`).  The JSON
+it reads is documented in the README ("Sync status").
 Warnings about the server itself (plain HTTP on the LAN: tokens and charts readable
 by anyone on the network) are written into the page, so staff see them before they
 type a token.
@@ -74,8 +75,11 @@ function render(st){
   if(s.enrollment!=="approved") items.push('This site waits for approval by another site.');
   if(s.last_error && s.state!=="online") items.push('Last error: '+esc(s.last_error));
   if(items.length) lines.push('<ul>'+items.map(i=>'<li>'+i+'</li>').join('')+'</ul>');
-  lines.push('<p><small>'+esc(st.resources)+' records, '+esc(st.open_conflicts)+
-    ' open conflicts · updated '+esc(new Date().toLocaleTimeString())+'</small></p>');
+  const c = st.open_conflicts;
+  lines.push('<p id="conflicts"><a href="/review">'+(c===0?'No open conflicts':
+    esc(c)+(c===1?' open conflict':' open conflicts')+' to review')+'</a></p>');
+  lines.push('<p><small>'+esc(st.resources)+' records · updated '+
+    esc(new Date().toLocaleTimeString())+'</small></p>');
   out.innerHTML = lines.join('');
 }
 async function tick(){

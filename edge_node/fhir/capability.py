@@ -30,7 +30,8 @@ def capability_statement(*, now_iso: str, require_if_match: bool) -> dict[str, A
     resources: list[dict[str, Any]] = []
     for rtype in SERVED_TYPES:
         params = [{"name": n, "type": _TYPES[k]} for n, k in SEARCH_PARAMS[rtype].items()]
-        params += [{"name": "_lastUpdated", "type": "date"}, {"name": "_count", "type": "number"}]
+        params += [{"name": "_lastUpdated", "type": "date"}, {"name": "_count", "type": "number"},
+                   {"name": "_tag", "type": "token"}]
         resources.append({
             "type": rtype,
             "interaction": [{"code": c} for c in _INTERACTIONS],

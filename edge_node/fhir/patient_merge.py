@@ -55,7 +55,7 @@ class Found:
 
     resource_type: str
     resource_id: str
-    version: int
+    version: str
     resource: dict[str, Any] | None
 
     @property

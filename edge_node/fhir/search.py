@@ -8,7 +8,9 @@ Served (anything else is a 400 naming the parameter, never silently ignored):
     clinical types       patient (reference to a Patient), subject (reference; not on
                          AllergyIntolerance, which has no subject)
     every type           _lastUpdated (ge, gt, le, lt), _count (1..max), _cursor (paging
-                         token from a next link), _format (json only)
+                         token from a next link), _format (json only),
+                         _tag=urn:chartsync:tag|conflict (resources with an open
+                         conflict, from the conflicts table)
 
 Repeating a parameter ANDs its clauses; commas inside one value OR them.
 Results are ordered by id (time-ordered UUIDv7 for ids minted here), and the
@@ -36,8 +38,10 @@ SEARCH_PARAMS: Final[dict[str, dict[str, ParamKind]]] = {
     **{t: ({**_CLINICAL, "subject": "reference"} if PATIENT_ELEMENT[t] == "subject"
            else dict(_CLINICAL)) for t in SERVED_TYPES if t != "Patient"},
 }
-COMMON_PARAMS: Final = ("_lastUpdated", "_count")
-_CONTROL: Final = frozenset({"_lastUpdated", "_count", "_cursor", "_format"})
+COMMON_PARAMS: Final = ("_lastUpdated", "_count", "_tag")
+_CONTROL: Final = frozenset({"_lastUpdated", "_count", "_cursor", "_format", "_tag"})
+#: The one `_tag` served: the tag `store.apply` puts on a resource with an open conflict.
+CONFLICT_TAG: Final = "urn:chartsync:tag|conflict"
 _PREFIX: Final = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(.*)$")
 _DATE: Final = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _ID: Final = re.compile(RESOURCE_ID_PATTERN)
@@ -72,6 +76,8 @@ class SearchQuery:
     cursor: str | None
     #: The query's own parameters (without _cursor), to build next links.
     echo: tuple[tuple[str, str], ...]
+    #: Only resources with an open conflict (`_tag=urn:chartsync:tag|conflict`).
+    conflicted: bool = False
 
     @property
     def patient(self) -> str | None:
@@ -150,6 +156,7 @@ def parse_search(resource_type: str, items: Iterable[tuple[str, str]], *, defaul
     clauses: list[Clause] = []
     updated: list[tuple[str, int]] = []
     count, cursor = default_count, None
+    conflicted = False
     echo: list[tuple[str, str]] = []
     for name, value in items:
         if name != "_cursor":
@@ -163,6 +170,11 @@ def parse_search(resource_type: str, items: Iterable[tuple[str, str]], *, defaul
             if not _ID.match(value):
                 raise _bad(name, "is not a paging token from a next link", "follow the link")
             cursor = value
+        elif base == "_tag":
+            if value != CONFLICT_TAG or modifier:
+                raise _bad(name, f"only {CONFLICT_TAG} is served (resources with an open "
+                           "conflict)", f"_tag={CONFLICT_TAG}")
+            conflicted = True
         elif base == "_format":
             if value not in ("json", "application/json", "application/fhir+json"):
                 raise _bad(name, "only JSON is served", "_format=json")
@@ -178,7 +190,7 @@ def parse_search(resource_type: str, items: Iterable[tuple[str, str]], *, defaul
         else:
             raise _unsupported(resource_type, name)
     return SearchQuery(resource_type, tuple(clauses), tuple(updated), count, cursor,
-                       tuple(echo))
+                       tuple(echo), conflicted)
 
 
 def _clause(rtype: str, name: str, kind: ParamKind, value: str) -> Clause:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sync_protocol.models import Dot
+
 Action = Literal["create", "update", "delete"]
 
 
@@ -19,6 +21,22 @@ class Actor:
     role: str
     device: str
     client: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterResolve:
+    """Close the open conflict on one register, as a clinician decided it.
+
+    The write replaces every head of `register` (and of the registers coupled to it)
+    and nothing else but `@deleted`; it is refused (409) unless the register's heads
+    are exactly `seen`, the ones the clinician was shown.  `chose` (a head id, or
+    "merged") and `reason` go into the write's audit row.
+    """
+
+    register: str
+    seen: frozenset[Dot]
+    chose: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +55,7 @@ class WriteOp:
     #: An update that replaces every value of each element it writes, closing open
     #: conflicts there (`$resolve`); a plain update replaces only the value it read.
     resolve: bool = False
+    #: Resolve one register's conflict only (the review queue); `resource` is the
+    #: resource as it reads with the decided value, or None with a delete that closes
+    #: an edit-versus-delete conflict as deleted.
+    resolves: RegisterResolve | None = None

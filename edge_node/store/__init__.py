@@ -15,6 +15,7 @@ the sync tables, `store.ledger`), reads as functions taking the connection first
     connection.py      the write connection on its own thread; read connections
     transaction.py     write transactions and savepoints
     reads.py           read, vread, history, search, audit queries
+    conflict_review.py open conflicts with their resources; who wrote a dot (history)
     audit.py           the hash-chained audit log
     data_lock.py       one process per data directory
     sync_state.py      the hub, credential, keyring, cursor, log id and digest row

@@ -39,7 +39,8 @@ class AuditRecord:
     """One audited action, before it has a place in the chain.
 
     `detail` holds ids and counts only (e.g. search parameter names and the
-    result count), never names or other chart text.
+    result count), never names or other chart text; the one exception is the reason
+    a clinician gives for resolving a conflict, which is part of that decision's record.
     """
 
     at_ms: int

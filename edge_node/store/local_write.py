@@ -13,22 +13,24 @@ from typing import Final
 
 import msgpack
 
-from conflict import CoreError, base_of, plan_delete, plan_set
+from conflict import CoreError, Plan, ResourceState, base_of, plan_delete, plan_set, rules_for
+from conflict.shape import split_resource
 from edge_node.errors import (
     BadRequest,
+    ConflictChanged,
     EdgeError,
     InvalidResource,
     NotFound,
     PreconditionRequired,
     VersionConflict,
 )
-from edge_node.fhir.write_op import Action, Actor, WriteOp
-from edge_node.store.apply import Applied, Rows, apply_change
+from edge_node.fhir.write_op import Action, Actor, RegisterResolve, WriteOp
+from edge_node.store.apply import Applied, Rows, Stored, apply_change
 from edge_node.store.audit import AuditRecord
 from edge_node.store.group_rows import Overlay
 from sync_protocol.hlc import HybridClock
 from sync_protocol.ids import SiteId
-from sync_protocol.models import Change, ChangeOp
+from sync_protocol.models import DELETED, LIVE_VALUE, Change, ChangeOp, Dot
 from sync_protocol.wire import encode_changes
 
 _STATUS: Final[dict[Action, int]] = {"create": 201, "update": 200, "delete": 204}
@@ -66,17 +68,26 @@ def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Ac
                     f"updating {ref} needs an If-Match header",
                     hint='read it first and send If-Match: W/"<versionId>"')
             assert op.resource is not None
-            elements, replaces = plan_set(prior.state if prior else None, op.resource,
-                                          resolve=op.resolve)
+            if op.resolves is not None:
+                state = _still_seen(prior, op.resolves, ref)
+                elements, replaces = plan_register_resolve(state, op.resource,
+                                                           op.resolves.register)
+            else:
+                elements, replaces = plan_set(prior.state if prior else None, op.resource,
+                                              resolve=op.resolve)
             kind, base = ChangeOp.SET, base_of(prior.state if prior else None, elements)
         else:
             if prior is None:
                 raise NotFound(f"{ref} does not exist",
                                hint="check the id; nothing was deleted")
-            if prior.deleted:
+            if op.resolves is not None:
+                elements, replaces = plan_delete(_still_seen(prior, op.resolves, ref),
+                                                 resolve=True)
+            elif prior.deleted:
                 return Applied(op.resource_type, op.resource_id, prior.vid,
                                prior.last_updated_ms, True, None, None, False)
-            elements, replaces = plan_delete(prior.state, resolve=False)
+            else:
+                elements, replaces = plan_delete(prior.state, resolve=False)
             kind, base = ChangeOp.DELETE, {}
         change = Change(
             resource_type=op.resource_type, resource_id=op.resource_id, op=kind,
@@ -91,6 +102,48 @@ def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Ac
     return applied
 
 
+def _still_seen(prior: Stored | None, resolves: RegisterResolve, ref: str) -> ResourceState:
+    """The prior state, if `resolves.register` still has exactly the heads the clinician
+    saw; raises `ConflictChanged` (409) otherwise."""
+    reg = prior.state.registers.get(resolves.register) if prior is not None else None
+    heads = reg.heads if reg is not None else ()
+    if prior is None or frozenset(h.dot for h in heads) != resolves.seen:
+        raise ConflictChanged(
+            f"the conflict on {ref} {resolves.register} changed since it was read (it holds "
+            f"{len(heads)} value{'s' if len(heads) != 1 else ''} now); nothing was written",
+            hint="read GET /conflicts/{id} again and decide on the values it shows now")
+    return prior.state
+
+
+def plan_register_resolve(state: ResourceState, resource: dict[str, object],
+                          register: str) -> Plan:
+    """The change that closes the conflict on `register`: it and its coupled registers
+    take their values from `resource`, replacing every head; `@deleted` is written as a
+    plain save writes it (or, resolving `@deleted` itself, replaces all its heads);
+    nothing else is written, so other open conflicts of the resource stay open."""
+    base_elements, base_replaces = plan_set(state, resource, resolve=False)
+    names = {register}
+    for group in rules_for(state.resource_type).coupled:
+        if register in group:
+            names |= group
+    target: dict[str, bytes | None] = {**split_resource(resource), DELETED: LIVE_VALUE}
+    elements: dict[str, bytes | None] = {DELETED: base_elements[DELETED]}
+    replaces: dict[str, tuple[Dot, ...]] = (
+        {DELETED: base_replaces[DELETED]} if DELETED in base_replaces else {})
+    for name in names:
+        reg = state.registers.get(name)
+        heads = reg.heads if reg is not None else ()
+        want = target.get(name)
+        if not heads and want is None:
+            continue
+        elements[name] = want
+        if heads:
+            replaces[name] = tuple(h.dot for h in heads)
+        else:
+            replaces.pop(name, None)
+    return dict(sorted(elements.items())), dict(sorted(replaces.items()))
+
+
 def audit_records(ops: Sequence[WriteOp], out: Sequence[Applied | EdgeError], actor: Actor,
                   label: str, now_ms: int) -> list[AuditRecord]:
     """One audit record per op of a request: what was done (or refused), by whom."""
@@ -102,7 +155,11 @@ def audit_records(ops: Sequence[WriteOp], out: Sequence[Applied | EdgeError], ac
             pref = result.patient_ref
         else:
             status, pref = result.http_status, None
-        detail = {"bundle": label} if label else {}
+        detail: dict[str, object] = {"bundle": label} if label else {}
+        if op.resolves is not None:
+            # The clinician's decision is part of the record (who, which value, why).
+            detail.update(resolved=op.resolves.register, chose=op.resolves.chose,
+                          reason=op.resolves.reason)
         records.append(AuditRecord(now_ms, actor.user_id, actor.role, op.action,
                                    op.resource_type, op.resource_id, pref, status,
                                    actor.client, detail))

@@ -57,15 +57,15 @@ def duplicate_candidates(conn: sqlite3.Connection, limit: int
 
 
 def _found(row: Sequence[Any]) -> Found:
-    rtype, rid, version, deleted, js = row
-    return Found(rtype, rid, int(version), None if deleted or js is None else orjson.loads(js))
+    rtype, rid, vid, deleted, js = row
+    return Found(rtype, rid, vid, None if deleted or js is None else orjson.loads(js))
 
 
 def found(conn: sqlite3.Connection, keys: Iterable[Key]) -> dict[Key, Found]:
     """The current row of each of `keys` that is stored (deleted ones with no resource)."""
     out: dict[Key, Found] = {}
     for rtype, rid in sorted(set(keys)):
-        row = conn.execute("SELECT type, id, version, deleted, json FROM resources "
+        row = conn.execute("SELECT type, id, vid, deleted, json FROM resources "
                            "WHERE type = ? AND id = ?", (rtype, rid)).fetchone()
         if row is not None:
             out[(rtype, rid)] = _found(row)
@@ -76,7 +76,7 @@ def naming_patient(conn: sqlite3.Connection, patient_id: str, limit: int) -> lis
     """Up to `limit` live resources (not Patients) whose patient is Patient/`patient_id`."""
     types = sorted(PATIENT_ELEMENT)
     rows = conn.execute(
-        "SELECT r.type, r.id, r.version, r.deleted, r.json FROM search_tokens AS t "
+        "SELECT r.type, r.id, r.vid, r.deleted, r.json FROM search_tokens AS t "
         "JOIN resources AS r ON r.type = t.type AND r.id = t.id "
         f"WHERE t.type IN ({','.join('?' * len(types))}) AND t.param = 'patient' "
         "AND t.value = ? AND r.deleted = 0 ORDER BY r.type, r.id LIMIT ?",

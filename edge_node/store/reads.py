@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import aiosqlite
 
@@ -33,6 +33,8 @@ from edge_node.fhir.search import SearchQuery
 from edge_node.fhir.version import Version
 from edge_node.store.users import USER_BY_HASH
 
+T = TypeVar("T")
+P = ParamSpec("P")
 _UPDATED_OPS: Final = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 INLINE_BUSY_MS: Final = 200
 
@@ -103,6 +105,17 @@ class Reader:
         """A bounded query, inline (see the module docstring)."""
         try:
             return self._inline.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the edge database is busy ({exc})",
+                                   hint="retry in a moment") from exc
+
+    async def call(self, fn: Callable[Concatenate[sqlite3.Connection, P], T],
+                   *args: P.args, **kwargs: P.kwargs) -> T:
+        """`fn(connection, *args, **kwargs)` on the inline read connection: for store read
+        functions of bounded queries only (module docstring); a busy database raises
+        `StoreUnavailable`."""
+        try:
+            return fn(self._inline, *args, **kwargs)
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"the edge database is busy ({exc})",
                                    hint="retry in a moment") from exc
@@ -180,6 +193,9 @@ class Reader:
             sql.append("AND r.id IN (SELECT id FROM search_tokens WHERE type = ? AND "
                        f"({' OR '.join(ors)}))")
             params += local
+        if q.conflicted:  # the conflicts table's key (type, id, register) answers this
+            sql.append("AND EXISTS (SELECT 1 FROM conflicts AS c WHERE c.type = r.type "
+                       "AND c.id = r.id)")
         for op, ms in q.updated:
             sql.append(f"AND r.last_updated_ms {_UPDATED_OPS[op]} ?")
             params.append(ms)

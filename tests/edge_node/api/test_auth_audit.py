@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from edge_node.fhir.search import SEARCH_PARAMS
+from edge_node.fhir.search import CONFLICT_TAG, SEARCH_PARAMS
 from edge_node.fhir.types import SERVED_TYPES
 from edge_node.store.check import check_path
 from tests.edge_node.conftest import Api
@@ -141,7 +141,7 @@ async def test_metadata_lists_exactly_what_is_served(api: Api) -> None:
     assert set(listed) == {*SERVED_TYPES, "Provenance"}
     for rtype in SERVED_TYPES:
         names = {p["name"] for p in listed[rtype]["searchParam"]}
-        assert names == {*SEARCH_PARAMS[rtype], "_lastUpdated", "_count"}
+        assert names == {*SEARCH_PARAMS[rtype], "_lastUpdated", "_count", "_tag"}
         assert {i["code"] for i in listed[rtype]["interaction"]} == {
             "read", "vread", "update", "delete", "history-instance", "create", "search-type"}
     # Every listed search parameter really works (no 400).
@@ -149,6 +149,8 @@ async def test_metadata_lists_exactly_what_is_served(api: Api) -> None:
         for p in listed[rtype]["searchParam"]:
             value = {"token": "x|y", "string": "ya", "date": "ge2020-01-01",
                      "reference": "Patient/x", "number": "5"}[p["type"]]
+            if p["name"] == "_tag":  # the one tag served: resources with an open conflict
+                value = CONFLICT_TAG
             status, _, _ = await api.request("GET", f"/fhir/{rtype}?{p['name']}={value}")
             assert status == 200, (rtype, p)
 

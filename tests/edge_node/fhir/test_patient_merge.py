@@ -69,7 +69,7 @@ class Site:
 
     def found(self, key: Key) -> Found | None:
         state = self.states.get(key)
-        return None if state is None else Found(key[0], key[1], 1, materialize(state))
+        return None if state is None else Found(key[0], key[1], "1", materialize(state))
 
     def naming(self, pid: str) -> list[Found]:
         out = []
