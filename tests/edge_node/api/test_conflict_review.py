@@ -277,7 +277,8 @@ async def test_resolve_keeps_the_chosen_value_everywhere_and_audits_the_decision
     assert answer["resolved"] and answer["value"] == "unable-to-assess"
     assert answer["chose"] == remote_head
     after = api.counts()
-    assert after["history"] == before["history"] + 1 and after["outbox"] == before["outbox"] + 1
+    # The clinician's version, and this site's view of it (the other conflict stays open).
+    assert after["history"] == before["history"] + 2 and after["outbox"] == before["outbox"] + 1
     status, body, _ = await api.request("GET", f"/fhir/AllergyIntolerance/{aid}")
     assert body["criticality"] == "unable-to-assess"
     state = await api.edge.reader.state("AllergyIntolerance", aid)
