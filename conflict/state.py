@@ -26,7 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from conflict.rules import rules_for
+from conflict.rules import KindRules, rules_for
+from sync_protocol.canonical import canonical_json, parse_json
 from sync_protocol.models import DELETED, DELETED_VALUE, Dot
 
 
@@ -88,6 +89,31 @@ def displayed(heads: Sequence[Head], precedence: Sequence[bytes | None] = ()) ->
         return max(heads, key=_display_key)
     rank = {value: len(precedence) - i for i, value in enumerate(precedence)}
     return max(heads, key=lambda h: (rank.get(h.value, 0), h.hlc, h.dot.site))
+
+
+def union_items(values: Sequence[bytes | None]) -> bytes | None:
+    """The canonical JSON array of every item in `values` (JSON arrays; None skipped).
+
+    Items are deduplicated and sorted by their canonical bytes; None when no
+    item is left.
+    """
+    items = sorted({canonical_json(item) for value in values if value is not None
+                    for item in parse_json(value)})
+    return b"[" + b",".join(items) + b"]" if items else None
+
+
+def register_value(rules: KindRules, name: str, heads: Sequence[Head]) -> bytes | None:
+    """The value a reader sees in register `name` with `heads` (at least one).
+
+    The displayed head's value, except for a keyed-list register with `union`
+    (identifiers) whose heads differ: the union of their items, so no value a
+    site wrote is hidden while the conflict is open.
+    """
+    if len(heads) > 1:
+        keyed = rules.keyed_list(name)
+        if keyed is not None and keyed.union and has_distinct_values(heads):
+            return union_items([h.value for h in heads])
+    return displayed(heads, rules.precedence.get(name, ())).value
 
 
 def shown(state: ResourceState, register: str) -> Head | None:
