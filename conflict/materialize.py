@@ -53,10 +53,14 @@ def element_json(state: ResourceState, element: str) -> bytes | None:
     register name (`value[x]`) and comes back as the one-key object.  Ignores
     whether the resource is deleted.
     """
-    for name, value in _shown_values(state):
-        if name == element:
-            return value
-    return None
+    rules = rules_for(state.resource_type)
+    if element not in rules.keyed:
+        reg = state.registers.get(element)
+        return None if reg is None or not reg.heads else register_value(
+            rules, element, reg.heads)
+    return union_items([register_value(rules, name, reg.heads)
+                        for name, reg in state.registers.items()
+                        if reg.heads and element_of(name) == element])
 
 
 def materialize(state: ResourceState) -> dict[str, Any] | None:

@@ -4,22 +4,29 @@
 `plan_delete`, stamped with the site's clock and the next sequence number), its rows
 (`store.apply.apply_change`) and its outbox row; the writer (`store.writer`) owns
 the sequence counter and the clock it passes in.  Pure apart from the clock's tick.
+
+An update of a confirmed record (記録の確定) first passes `conflict.check_update`:
+an in-place change is refused (422 `RecordConfirmed`, saying how to correct), and a
+correction is stamped with its confirmer (the writing user).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgpack
 
-from conflict import CoreError, plan_delete, plan_set
+from conflict import CoreError, check_update, materialize, plan_delete, plan_set, stamp_confirmer
+from conflict.confirmation import correction_reason
+from conflict.state import ResourceState
 from edge_node.errors import (
     BadRequest,
     EdgeError,
     InvalidResource,
     NotFound,
     PreconditionRequired,
+    RecordConfirmed,
     VersionConflict,
 )
 from edge_node.fhir.write_op import Action, Actor, WriteOp
@@ -66,7 +73,9 @@ def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Ac
                     f"updating {ref} needs an If-Match header",
                     hint='read it first and send If-Match: W/"<versionId>"')
             assert op.resource is not None
-            elements, replaces = plan_set(prior.state if prior else None, op.resource,
+            resource = _confirmed_write(prior.state if prior and not prior.deleted else None,
+                                        op.resource, actor)
+            elements, replaces = plan_set(prior.state if prior else None, resource,
                                           resolve=op.resolve)
             kind = ChangeOp.SET
         else:
@@ -89,6 +98,20 @@ def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Ac
                         now_ms))
     view.changes[key] = stored
     return applied
+
+
+def _confirmed_write(prior: ResourceState | None, resource: dict[str, Any], actor: Actor
+                     ) -> dict[str, Any]:
+    """`resource` as it may be written over `prior`: refused if it changes a confirmed
+    record in place, stamped with its confirmer if it is a correction."""
+    before = materialize(prior) if prior is not None else None
+    refusal = check_update(before, resource)
+    if refusal is not None:
+        raise RecordConfirmed(refusal.message, hint=refusal.hint)
+    reason = correction_reason(resource)
+    if reason is not None and (before is None or reason != correction_reason(before)):
+        return stamp_confirmer(resource, actor.user_id)
+    return resource
 
 
 def audit_records(ops: Sequence[WriteOp], out: Sequence[Applied | EdgeError], actor: Actor,
