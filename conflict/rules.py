@@ -169,12 +169,13 @@ RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
         guarded=_ALWAYS | {"status", "class", "subject", "period", "diagnosis", "reasonCode"},
     ),
     # Create-only in practice; corrections are amended versions, so concurrent
-    # corrections of the value, its meaning or its subject are flagged.  obs-6: a
+    # corrections of the value, its meaning, its subject or its correction reason
+    # (an extension, conflict/confirmation.py) are flagged.  obs-6: a
     # value and a data-absent-reason exclude each other, so they move together.
     "Observation": KindRules(
         guarded=_ALWAYS | {
             "status", "code", "subject", "effective[x]", "value[x]", "dataAbsentReason",
-            "interpretation", "component", "bodySite", "note",
+            "interpretation", "component", "bodySite", "note", "extension",
         },
         choices=frozenset({"value", "effective"}),
         coupled=(frozenset({"value[x]", "dataAbsentReason"}),),
@@ -213,7 +214,7 @@ RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
         guarded=_ALWAYS | {
             "status", "statusReason", "intent", "doNotPerform", "medication[x]", "subject",
             "dosageInstruction", "dispenseRequest", "substitution", "priorPrescription",
-            "note",
+            "note", "extension",
         },
         choices=frozenset({"medication", "reported"}),
         coupled=(frozenset({

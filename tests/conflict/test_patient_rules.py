@@ -90,7 +90,8 @@ def test_an_nka_made_offline_while_an_allergy_is_recorded_elsewhere() -> None:
 @given(kinds=st.lists(st.sampled_from(["nka", "nkda", "drug", "food", "resolved"]),
                       min_size=1, max_size=6), seed=st.integers(0, 1000))
 def test_records_depend_only_on_the_set_of_states(kinds: list[str], seed: int) -> None:
-    codes = {"nka": (NKA, {}), "nkda": (NKDA, {}), "drug": (PENICILLIN, {}),
+    codes: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+        "nka": (NKA, {}), "nkda": (NKDA, {}), "drug": (PENICILLIN, {}),
              "food": ({"text": "卵"}, {"category": ["food"]}),
              "resolved": (PENICILLIN, {"clinicalStatus": cc("resolved")})}
     states = states_of(*(allergy(f"r{i}", codes[k][0], **codes[k][1])
