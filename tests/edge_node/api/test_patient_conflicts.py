@@ -20,6 +20,7 @@ async def _create(api: Api, resource: dict[str, Any]) -> dict[str, Any]:
     status, body, _ = await api.request("POST", f"/fhir/{resource['resourceType']}",
                                         json=resource)
     assert status == 201, body
+    assert isinstance(body, dict)
     return body
 
 
