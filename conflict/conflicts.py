@@ -27,7 +27,7 @@ from typing import Final
 
 from conflict.confirmation import CORRECTION_REASON, CORRECTION_STATUS
 from conflict.rules import element_of, rules_for
-from conflict.state import Head, ResourceState, displayed, has_distinct_values
+from conflict.state import Head, ResourceState, displayed, displayed_head, has_distinct_values
 from sync_protocol.canonical import parse_json
 from sync_protocol.errors import MalformedInput
 
@@ -115,7 +115,7 @@ def conflicts(state: ResourceState) -> tuple[ConflictRecord, ...]:
         heads = state.registers[name].heads
         if len(heads) < 2 or not rules.is_guarded(name) or not has_distinct_values(heads):
             continue
-        shown = displayed(heads, rules.precedence.get(name, ()))
+        shown = displayed_head(rules, name, heads, state.registers)
         rule, addressed_to = _rule_of(state, name)
         found.append(ConflictRecord(state.resource_type, state.resource_id, name, heads, shown,
                                     rule, addressed_to))

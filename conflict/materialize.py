@@ -34,7 +34,8 @@ def _shown_values(state: ResourceState) -> list[tuple[str, bytes]]:
         heads = reg.heads
         if name == DELETED or not heads:
             continue
-        value = heads[0].value if len(heads) == 1 else register_value(rules, name, heads)
+        value = heads[0].value if len(heads) == 1 else register_value(
+            rules, name, heads, state.registers)
         if keyed and element_of(name) in keyed and (name in keyed or name[-1:] == "]"):
             lists.setdefault(element_of(name), []).append(value)
         elif value is not None:
@@ -57,8 +58,8 @@ def element_json(state: ResourceState, element: str) -> bytes | None:
     if element not in rules.keyed:
         reg = state.registers.get(element)
         return None if reg is None or not reg.heads else register_value(
-            rules, element, reg.heads)
-    return union_items([register_value(rules, name, reg.heads)
+            rules, element, reg.heads, state.registers)
+    return union_items([register_value(rules, name, reg.heads, state.registers)
                         for name, reg in state.registers.items()
                         if reg.heads and element_of(name) == element])
 

@@ -46,12 +46,12 @@ _NO_HEADS: tuple[Head, ...] = ()
 
 def _replaced_by_write(
     heads: Sequence[Head], want: bytes | None, *, must: bool, resolve: bool,
-    rules: KindRules, name: str,
+    rules: KindRules, name: str, registers: Mapping[str, Register] | None = None,
 ) -> tuple[Dot, ...] | None:
     """Dots a write of `want` to a register with `heads` replaces; None: do not write."""
     if not heads:
         return () if (want is not None or must) else None
-    have = register_value(rules, name, heads)
+    have = register_value(rules, name, heads, registers)
     if not resolve and len(heads) > 1 and rules.is_guarded(name) and has_distinct_values(heads):
         if want == have and not must:
             return None
@@ -96,7 +96,7 @@ def plan_set(state: ResourceState | None, resource: Mapping[str, Any], *,
 
     def write(name: str, want: bytes | None, *, must: bool) -> None:
         dots = _replaced_by_write(heads(name), want, must=must, resolve=resolve,
-                                  rules=rules, name=name)
+                                  rules=rules, name=name, registers=registers)
         if dots is None:
             return
         elements[name] = want

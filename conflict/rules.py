@@ -17,7 +17,9 @@ What each entry says (see `KindRules`):
 * `coupled` — registers that one edit always writes together, so they keep the
   same heads.  Used where FHIR invariants tie elements (ait-2, con-3/4/5, obs-6)
   or where the domain wants concurrent edits of one unit flagged as a whole
-  (a medication order).
+  (a medication order).  A group with a `precedence` member reads as one edit:
+  every member shows the head of the edit that member shows
+  (`state.displayed_head`), so a stopped order shows the stop's dose.
 * `precedence` — for a few coded primitives, values that are shown ahead of a
   newer concurrent value while the conflict is open (first listed is strongest):
   the display errs on the safe side until a clinician resolves it.

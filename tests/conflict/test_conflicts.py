@@ -144,6 +144,9 @@ def test_stop_concurrent_with_modify_shows_the_stop_and_flags_the_order() -> Non
     assert {h.dot for h in flagged["status"].heads} == {stop.dot, modify.dot}
     view = materialize(state)
     assert view is not None and view["status"] == "stopped"
+    # The whole order unit reads from the stop, although the modify is newer.
+    assert view["dosageInstruction"] == ORDER["dosageInstruction"]
+    assert flagged["dosageInstruction"].shown.dot == stop.dot
     assert {r.rule for r in flagged.values()} == {"stop-vs-modify"}
 
 

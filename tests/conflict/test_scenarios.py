@@ -158,7 +158,9 @@ def test_prescription_stopped_at_one_branch_while_its_dose_is_changed_at_another
                edit(c, {**order, "dosageInstruction": [{"text": "2錠"}], "extension": reason},
                     12)]
     states = every_order(base, offline)
-    assert read(states, "MedicationRequest/m1")["status"] == "stopped"
+    shown = read(states, "MedicationRequest/m1")
+    assert shown["status"] == "stopped"
+    assert shown["dosageInstruction"] == [{"text": "1錠"}]  # the stopped order as it was
     records = [r for r in all_conflicts(states.values()) if r.register == "status"]
     assert [(r.rule, r.addressed_to) for r in records] == [
         ("stop-vs-modify", "Practitioner/dr-1")]
