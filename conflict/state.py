@@ -95,10 +95,13 @@ def union_items(values: Sequence[bytes | None]) -> bytes | None:
     """The canonical JSON array of every item in `values` (JSON arrays; None skipped).
 
     Items are deduplicated and sorted by their canonical bytes; None when no
-    item is left.
+    item is left.  A single array is returned as it is: item registers hold
+    their items sorted and unique already (`shape.check_elements`).
     """
-    items = sorted({canonical_json(item) for value in values if value is not None
-                    for item in parse_json(value)})
+    present = [value for value in values if value is not None]
+    if len(present) == 1 and present[0] != b"[]":
+        return present[0]  # a register value is already canonical, sorted and unique
+    items = sorted({canonical_json(item) for value in present for item in parse_json(value)})
     return b"[" + b",".join(items) + b"]" if items else None
 
 
