@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
+import re
 from typing import Any
 from uuid import UUID
 
@@ -234,7 +236,6 @@ def test_concurrent_list_edits_merge_item_by_item_in_any_order(
 
 
 def test_every_keyed_register_name_matches_the_protocol_pattern() -> None:
-    import re
     for kind in ("Patient", "Practitioner"):
         rules = rules_for(kind)
         assert set(rules.keyed) == {"identifier", "telecom", "address"}
@@ -242,3 +243,17 @@ def test_every_keyed_register_name_matches_the_protocol_pattern() -> None:
             name = f"{element}[{keyed.key_of({'system': 's', 'value': 'v'})}]"
             assert re.fullmatch(REGISTER_PATTERN, name)
             assert rules.is_guarded(name) == (element in rules.guarded)
+
+
+def test_item_keys_follow_the_protocol_formula() -> None:
+    """PROTOCOL.md: first 8 bytes of SHA-256 over the canonical JSON of the identity."""
+    rules = rules_for("Patient")
+    item = {"system": "phone", "value": "03-1111", "use": "home"}
+    assert rules.keyed["telecom"].key_of(item) == hashlib.sha256(
+        b'["phone","03-1111"]').hexdigest()[:16]
+    assert rules.keyed["identifier"].key_of({"system": OID, "value": "1"}) == hashlib.sha256(
+        canonical_json([OID])).hexdigest()[:16]
+    assert rules.keyed["address"].key_of({"city": "札幌"}) == hashlib.sha256(
+        canonical_json({"city": "札幌"})).hexdigest()[:16]
+    assert rules.keyed["telecom"].key_of({"value": "1"}) == hashlib.sha256(
+        b'[null,"1"]').hexdigest()[:16]
