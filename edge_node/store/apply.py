@@ -22,14 +22,8 @@ from typing import Any, Final
 
 import orjson
 
-from conflict import (
-    canonical_state,
-    conflicts,
-    element_json,
-    materialize,
-    materialize_json,
-    merge,
-)
+from conflict import canonical_state, conflicts, materialize, materialize_json, merge
+from conflict.materialize import element_json
 from conflict.state import ResourceState
 from edge_node.fhir.instant import iso_instant
 from edge_node.fhir.search_index import index_tokens, patient_ref
