@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from conflict.materialize import json_of_values
+from conflict.materialize import json_of_registers
 from conflict.rules import rules_for
-from conflict.state import ResourceState, displayed
+from conflict.state import ResourceState, register_value
 from sync_protocol.models import DELETED, DELETED_VALUE, Change
 
 
@@ -29,7 +29,7 @@ def base_of(state: ResourceState | None, written: Mapping[str, bytes | None]
     """
     if state is None:
         return {}
-    precedence = rules_for(state.resource_type).precedence
+    rules = rules_for(state.resource_type)
     out: dict[str, bytes] = {}
     for name in sorted(state.registers):
         if name == DELETED or name in written:
@@ -37,8 +37,7 @@ def base_of(state: ResourceState | None, written: Mapping[str, bytes | None]
         heads = state.registers[name].heads
         if not heads:
             continue
-        value = (heads[0] if len(heads) == 1
-                 else displayed(heads, precedence.get(name, ()))).value
+        value = register_value(rules, name, heads, state.registers)
         if value is not None:
             out[name] = value
     return out
@@ -52,12 +51,8 @@ def authored_json(change: Change, base: Mapping[str, bytes]) -> bytes | None:
     """
     if change.elements.get(DELETED) == DELETED_VALUE:
         return None
-    values = dict(base)
+    values: dict[str, bytes | None] = dict(base)
     for name, value in change.elements.items():
-        if name == DELETED:
-            continue
-        if value is None:
-            values.pop(name, None)
-        else:
+        if name != DELETED:
             values[name] = value
-    return json_of_values(change.resource_type, change.resource_id, values.items())
+    return json_of_registers(change.resource_type, change.resource_id, values)

@@ -17,6 +17,10 @@ What an edit replaces is what its writer saw.  Two modes:
   only the heads holding the shown value, and an unchanged register is not
   written; the conflict stays open with the new value among its heads.
 
+A keyed list (`rules.KindRules.keyed`) is planned item register by item
+register: an item the resource no longer has is written None, a new one gets a
+register of its own, and the order of the list is not an edit.
+
 In both modes `@deleted` is always written (every change writes it), and a
 coupled group (`rules.KindRules.coupled`) is written whole as soon as one
 member is, absent members as None, so the members keep identical heads and a
@@ -31,7 +35,7 @@ from typing import Any
 from conflict.errors import WrongResource
 from conflict.rules import KindRules, rules_for
 from conflict.shape import resource_type_of, split_resource
-from conflict.state import Head, Register, ResourceState, displayed, has_distinct_values
+from conflict.state import Head, Register, ResourceState, has_distinct_values, register_value
 from sync_protocol.models import DELETED, DELETED_VALUE, LIVE_VALUE, Dot
 
 #: `Change.elements` and `Change.replaces` of a planned edit.
@@ -42,12 +46,12 @@ _NO_HEADS: tuple[Head, ...] = ()
 
 def _replaced_by_write(
     heads: Sequence[Head], want: bytes | None, *, must: bool, resolve: bool,
-    rules: KindRules, name: str,
+    rules: KindRules, name: str, registers: Mapping[str, Register] | None = None,
 ) -> tuple[Dot, ...] | None:
     """Dots a write of `want` to a register with `heads` replaces; None: do not write."""
     if not heads:
         return () if (want is not None or must) else None
-    have = displayed(heads, rules.precedence.get(name, ())).value
+    have = register_value(rules, name, heads, registers)
     if not resolve and len(heads) > 1 and rules.is_guarded(name) and has_distinct_values(heads):
         if want == have and not must:
             return None
@@ -92,7 +96,7 @@ def plan_set(state: ResourceState | None, resource: Mapping[str, Any], *,
 
     def write(name: str, want: bytes | None, *, must: bool) -> None:
         dots = _replaced_by_write(heads(name), want, must=must, resolve=resolve,
-                                  rules=rules, name=name)
+                                  rules=rules, name=name, registers=registers)
         if dots is None:
             return
         elements[name] = want

@@ -17,22 +17,62 @@ What each entry says (see `KindRules`):
 * `coupled` — registers that one edit always writes together, so they keep the
   same heads.  Used where FHIR invariants tie elements (ait-2, con-3/4/5, obs-6)
   or where the domain wants concurrent edits of one unit flagged as a whole
-  (a medication order).
+  (a medication order).  A group with a `precedence` member reads as one edit:
+  every member shows the head of the edit that member shows
+  (`state.displayed_head`), so a stopped order shows the stop's dose.
 * `precedence` — for a few coded primitives, values that are shown ahead of a
   newer concurrent value while the conflict is open (first listed is strongest):
   the display errs on the safe side until a clinician resolves it.
+* `keyed` — list elements merged item by item instead of as one unit
+  (`KeyedList`): each item goes to a register `name[<key>]` named by a hash of
+  its identity, so two sites adding different phone numbers both keep theirs,
+  and a removal at one site and an addition at another both take effect.
 
 Unknown kinds merge the same way with nothing guarded, coupled or grouped.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from sync_protocol.canonical import canonical_json
 from sync_protocol.models import DELETED, LIVE_VALUE
+
+#: A keyed-list register name: the element, then 16 hex digits of the item key.
+KEYED_REGISTER: Final = re.compile(r"([a-z][A-Za-z0-9]{0,63})\[([0-9a-f]{16})\]")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedList:
+    """How a list element is split into per-item registers.
+
+    `identity` names the item fields whose values identify an item (its key is
+    a hash of them); None means the whole item is its identity.  Items with
+    the same key share one register, which holds them as a canonical JSON
+    array sorted by their bytes.  With `union`, a register whose concurrent
+    heads differ reads as the union of their items, so a value one site wrote is
+    never hidden while the conflict is open (identifiers).
+    """
+
+    identity: tuple[str, ...] | None = None
+    union: bool = False
+
+    def key_of(self, item: Mapping[str, object]) -> str:
+        """The 16-hex-digit key of `item` (a JSON object): stable across sites."""
+        ident: object = item if self.identity is None else [
+            item.get(name) for name in self.identity]
+        return hashlib.sha256(canonical_json(ident)).hexdigest()[:16]
+
+
+def element_of(register: str) -> str:
+    """The element a register belongs to: `telecom[0a1b…]` → `telecom`; else itself."""
+    match = KEYED_REGISTER.fullmatch(register)
+    return register if match is None else match.group(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +85,25 @@ class KindRules:
     precedence: Mapping[str, tuple[bytes, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    keyed: Mapping[str, KeyedList] = field(default_factory=lambda: MappingProxyType({}))
 
     def is_guarded(self, register: str) -> bool:
-        """Whether concurrent different values of `register` raise a conflict record."""
+        """Whether concurrent different values of `register` raise a conflict record.
+
+        An item register of a keyed list (`telecom[…]`) is guarded when its
+        element is.
+        """
         if register in self.guarded:
             return True
-        return register[:1] == "_" and register[1:] in self.guarded
+        if register[:1] == "_":
+            return register[1:] in self.guarded
+        return register[-1:] == "]" and element_of(register) in self.guarded
+
+    def keyed_list(self, register: str) -> KeyedList | None:
+        """The `KeyedList` rule of an item register (`telecom[…]`); None for others."""
+        if register[-1:] != "]":
+            return None
+        return self.keyed.get(element_of(register))
 
     def register_of(self, key: str) -> str:
         """The register that holds the top-level JSON key `key`.
@@ -82,6 +135,15 @@ _ALWAYS: Final = frozenset({DELETED, "modifierExtension", "implicitRules", "cont
 #: problem that one branch still has (docs/design.md, "Clinical merge rules").
 _LIVE_FIRST: Final = MappingProxyType({DELETED: (LIVE_VALUE,)})
 
+#: Contact points and postal addresses merge item by item; an identifier is keyed
+#: by its system, so two values of one system written concurrently land on one
+#: register and are flagged (and both shown) instead of both silently kept.
+_PERSON_LISTS: Final = MappingProxyType({
+    "identifier": KeyedList(("system",), union=True),
+    "telecom": KeyedList(("system", "value")),
+    "address": KeyedList(None),
+})
+
 RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
     # Demographics: any field changed at two sites is a review item, and
     # identifiers are never overwritten silently; the fields used to find duplicates
@@ -96,18 +158,26 @@ RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
             "communication", "link", "extension",
         },
         choices=frozenset({"deceased", "multipleBirth"}),
+        keyed=_PERSON_LISTS,
+    ),
+    # Staff records: contact points and identifiers merge item by item; only the
+    # identifiers (licence numbers) are flagged when two sites change one system.
+    "Practitioner": KindRules(
+        guarded=_ALWAYS | {"identifier"},
+        keyed=_PERSON_LISTS,
     ),
     # The visit itself: who, when, in what state, what kind, and why.
     "Encounter": KindRules(
         guarded=_ALWAYS | {"status", "class", "subject", "period", "diagnosis", "reasonCode"},
     ),
     # Create-only in practice; corrections are amended versions, so concurrent
-    # corrections of the value, its meaning or its subject are flagged.  obs-6: a
+    # corrections of the value, its meaning, its subject or its correction reason
+    # (an extension, conflict/confirmation.py) are flagged.  obs-6: a
     # value and a data-absent-reason exclude each other, so they move together.
     "Observation": KindRules(
         guarded=_ALWAYS | {
             "status", "code", "subject", "effective[x]", "value[x]", "dataAbsentReason",
-            "interpretation", "component", "bodySite", "note",
+            "interpretation", "component", "bodySite", "note", "extension",
         },
         choices=frozenset({"value", "effective"}),
         coupled=(frozenset({"value[x]", "dataAbsentReason"}),),
@@ -146,7 +216,7 @@ RULES: Final[Mapping[str, KindRules]] = MappingProxyType({
         guarded=_ALWAYS | {
             "status", "statusReason", "intent", "doNotPerform", "medication[x]", "subject",
             "dosageInstruction", "dispenseRequest", "substitution", "priorPrescription",
-            "note",
+            "note", "extension",
         },
         choices=frozenset({"medication", "reported"}),
         coupled=(frozenset({

@@ -10,6 +10,9 @@ register:
   (`value[x]`) as a one-key object `{"valueQuantity": ...}`;
 * a primitive-extension sibling (`_birthDate`, `_valueString`) is a register of
   its own (`_birthDate`, `_value[x]`), next to the value it extends;
+* an element with a keyed-list rule (`rules.KindRules.keyed`: Patient
+  `telecom`) becomes one register per item key, `telecom[<key>]`, holding the
+  canonical JSON array of the items with that key, sorted by their bytes;
 * every other key is its own register.
 
 `check_elements` checks element bytes that arrive from another site, so that
@@ -24,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from conflict.errors import ShapeError
-from conflict.rules import KindRules, rules_for
+from conflict.rules import KEYED_REGISTER, KeyedList, KindRules, rules_for
 from sync_protocol.canonical import canonical_json, parse_json
 from sync_protocol.errors import MalformedInput
 from sync_protocol.models import (
@@ -84,6 +87,10 @@ def split_resource(resource: Mapping[str, Any]) -> dict[str, bytes]:
                 f"{rtype}.{key} is null",
                 hint="FHIR JSON leaves an absent element out instead of writing null",
             )
+        keyed = rules.keyed.get(key)
+        if keyed is not None:
+            out.update(_split_list(rtype, key, keyed, value))
+            continue
         register = rules.register_of(key)
         if register != key:
             if register in members:
@@ -102,6 +109,24 @@ def split_resource(resource: Mapping[str, Any]) -> dict[str, bytes]:
                 hint="element values are JSON objects, arrays, strings, numbers or booleans",
             ) from exc
     return dict(sorted(out.items()))
+
+
+def _split_list(rtype: str, name: str, keyed: KeyedList, value: Any) -> dict[str, bytes]:
+    """The item registers of keyed list element `name` (see the module docstring)."""
+    if not isinstance(value, list) or not value \
+            or not all(isinstance(item, dict) for item in value):
+        raise ShapeError(f"{rtype}.{name} is not a non-empty list of objects",
+                         hint=f"send {name} as a JSON array of objects, or leave it out")
+    groups: dict[str, list[bytes]] = {}
+    for item in value:
+        try:
+            raw = canonical_json(item)
+        except MalformedInput as exc:
+            raise ShapeError(f"{rtype}.{name} has an item with no JSON form",
+                             hint="items are JSON objects without nulls") from exc
+        groups.setdefault(keyed.key_of(item), []).append(raw)
+    return {f"{name}[{key}]": b"[" + b",".join(sorted(set(items))) + b"]"
+            for key, items in groups.items()}
 
 
 def check_elements(resource_type: str, elements: Mapping[str, bytes | None]) -> None:
@@ -130,7 +155,33 @@ def check_elements(resource_type: str, elements: Mapping[str, bytes | None]) -> 
         _check_register(resource_type, rules, name, value)
 
 
+def _check_item_register(rtype: str, rules: KindRules, name: str, value: bytes | None
+                         ) -> None:
+    """An item register `telecom[<key>]`: a keyed element, items that all have `key`."""
+    match = KEYED_REGISTER.fullmatch(name)
+    keyed = rules.keyed_list(name)
+    if match is None or keyed is None:
+        raise ShapeError(f"{rtype} has no keyed list register {_show_key(name)}",
+                         hint="keyed lists per kind are listed in conflict/rules.py")
+    if value is None:
+        return
+    try:
+        parsed = parse_json(value)
+    except MalformedInput as exc:
+        raise ShapeError(f"{rtype}.{name} does not hold JSON",
+                         hint="the origin site wrote a malformed change; report it") from exc
+    ok = (isinstance(parsed, list) and bool(parsed)
+          and all(isinstance(item, dict) and keyed.key_of(item) == match.group(2)
+                  for item in parsed))
+    if not ok or _split_list(rtype, match.group(1), keyed, parsed) != {name: value}:
+        raise ShapeError(f"{rtype}.{name} does not hold the sorted canonical items of its key",
+                         hint="the origin site wrote a malformed change; report it")
+
+
 def _check_register(rtype: str, rules: KindRules, name: str, value: bytes | None) -> None:
+    if name[-1:] == "]" and name[-3:] != "[x]":
+        _check_item_register(rtype, rules, name, value)
+        return
     if rules.register_of(name) != name:
         raise ShapeError(
             f"{rtype}: {name} is written as a register of its own",

@@ -26,7 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from conflict.rules import rules_for
+from conflict.rules import KindRules, rules_for
+from sync_protocol.canonical import canonical_json, parse_json
 from sync_protocol.models import DELETED, DELETED_VALUE, Dot
 
 
@@ -90,6 +91,63 @@ def displayed(heads: Sequence[Head], precedence: Sequence[bytes | None] = ()) ->
     return max(heads, key=lambda h: (rank.get(h.value, 0), h.hlc, h.dot.site))
 
 
+def union_items(values: Sequence[bytes | None]) -> bytes | None:
+    """The canonical JSON array of every item in `values` (JSON arrays; None skipped).
+
+    Items are deduplicated and sorted by their canonical bytes; None when no
+    item is left.  A single array is returned as it is: item registers hold
+    their items sorted and unique already (`shape.check_elements`).
+    """
+    present = [value for value in values if value is not None]
+    if len(present) == 1 and present[0] != b"[]":
+        return present[0]  # a register value is already canonical, sorted and unique
+    items = sorted({canonical_json(item) for value in present for item in parse_json(value)})
+    return b"[" + b",".join(items) + b"]" if items else None
+
+
+def _lead_of(rules: KindRules, name: str) -> str | None:
+    """The member of `name`'s coupled group whose precedence decides the group's display."""
+    for group in rules.coupled:
+        if name in group:
+            lead = next((m for m in rules.precedence if m in group), None)
+            return None if lead == name else lead
+    return None
+
+
+def displayed_head(rules: KindRules, name: str, heads: Sequence[Head],
+                   registers: Mapping[str, Register] | None = None) -> Head:
+    """The head a reader sees in register `name` with `heads` (at least one).
+
+    `displayed` with the register's precedence; and, given the state's
+    `registers`, a member of a coupled group shows the head of the same edit as
+    the group's precedence member (a stopped order shows the stop's dose, not the
+    dose of the concurrent modify), as long as both hold the same edits.
+    """
+    if len(heads) > 1 and registers is not None and rules.coupled:
+        lead = _lead_of(rules, name)
+        lead_reg = registers.get(lead) if lead is not None else None
+        if lead is not None and lead_reg is not None and len(lead_reg.heads) == len(heads) \
+                and {h.dot for h in lead_reg.heads} == {h.dot for h in heads}:
+            dot = displayed(lead_reg.heads, rules.precedence[lead]).dot
+            return next(h for h in heads if h.dot == dot)
+    return displayed(heads, rules.precedence.get(name, ()))
+
+
+def register_value(rules: KindRules, name: str, heads: Sequence[Head],
+                   registers: Mapping[str, Register] | None = None) -> bytes | None:
+    """The value a reader sees in register `name` with `heads` (at least one).
+
+    The displayed head's value (`displayed_head`), except for a keyed-list
+    register with `union` (identifiers) whose heads differ: the union of their
+    items, so no value a site wrote is hidden while the conflict is open.
+    """
+    if len(heads) > 1:
+        keyed = rules.keyed_list(name)
+        if keyed is not None and keyed.union and has_distinct_values(heads):
+            return union_items([h.value for h in heads])
+    return displayed_head(rules, name, heads, registers).value
+
+
 def shown(state: ResourceState, register: str) -> Head | None:
     """The displayed head of `register` under the rules of the state's kind.
 
@@ -99,8 +157,8 @@ def shown(state: ResourceState, register: str) -> Head | None:
     reg = state.registers.get(register)
     if reg is None or not reg.heads:
         return None
-    precedence = rules_for(state.resource_type).precedence.get(register, ())
-    return displayed(reg.heads, precedence)
+    return displayed_head(rules_for(state.resource_type), register, reg.heads,
+                          state.registers)
 
 
 def is_deleted(state: ResourceState) -> bool:

@@ -4,6 +4,7 @@
     ├── RequestError            the client's request is wrong; fix it and retry
     │   ├── InvalidJson             400  body is not JSON
     │   ├── InvalidResource         422  resource fails validation
+    │   ├── RecordConfirmed         422  in-place change of a confirmed record or a note
     │   ├── IdMismatch              400  body id differs from the URL id
     │   ├── UnsupportedSearch       400  search parameter we do not serve
     │   ├── BadRequest              400  anything else malformed in the request
@@ -79,6 +80,14 @@ class InvalidResource(RequestError):
     code = "invalid_resource"
     http_status = 422
     fhir_code = "invalid"
+
+
+class RecordConfirmed(RequestError):
+    """A write that would change a confirmed record (or a note) in place."""
+
+    code = "record_confirmed"
+    http_status = 422
+    fhir_code = "business-rule"
 
 
 class IdMismatch(RequestError):

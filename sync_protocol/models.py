@@ -33,8 +33,10 @@ from sync_protocol.errors import MalformedInput
 #: FHIR resource type and id grammar (FHIR R4 `id`: 1-64 of [A-Za-z0-9.-]).
 RESOURCE_TYPE_PATTERN: Final = r"^[A-Z][A-Za-z]{1,63}$"
 RESOURCE_ID_PATTERN: Final = r"^[A-Za-z0-9\-.]{1,64}$"
-#: Register names: a FHIR top-level element, a choice group `value[x]`, or `@deleted`.
-REGISTER_PATTERN: Final = r"^(@deleted|_?[a-z][A-Za-z0-9]{0,63}(\[x\])?)$"
+#: Register names: a FHIR top-level element, a choice group `value[x]`, an item of a
+#: keyed list `telecom[<16 hex digits>]` (PROTOCOL.md, "Registers"), or `@deleted`.
+REGISTER_PATTERN: Final = (
+    r"^(@deleted|_?[a-z][A-Za-z0-9]{0,63}(\[x\])?|[a-z][A-Za-z0-9]{0,63}\[[0-9a-f]{16}\])$")
 
 #: The register that says whether a resource is deleted (b"true") or live (b"false").
 DELETED: Final = "@deleted"

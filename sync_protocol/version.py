@@ -14,7 +14,8 @@ Changelog:
          on upload), and the encrypted backup file.  See PROTOCOL.md#compatibility.
     1.1  a change carries `base`: the values its author saw in the registers it does not
          write, so every site keeps what each author wrote (history and vread read the
-         same everywhere).  1.1 sites open 1.0 batches; a 1.0 site holds 1.1 batches
+         same everywhere); keyed-list register names (`telecom[<16 hex>]`), so list items
+         merge one by one.  1.1 sites open 1.0 batches; a 1.0 site holds 1.1 batches
          until it is upgraded.
 """
 

@@ -1,7 +1,11 @@
 """Conflict review for clinicians: `$conflicts` shows every kept value, `$resolve` settles them.
 
     GET  /fhir/{type}/{id}/$conflicts   Parameters: one `conflict` per open element,
-                                        with every competing value, its site, user and time
+                                        with the rule that raised it, who must review it
+                                        (`addressedTo`, e.g. the prescriber), and every
+                                        competing value, its site, user and time; plus
+                                        conflicts that span resources of the patient
+                                        ("no known allergies" vs an allergy)
     POST /fhir/{type}/{id}/$resolve     body: the resource as the clinician decides it
                                         should read; replaces every value each written
                                         element holds, so the conflict closes at every site
@@ -18,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from conflict import conflicts
+from edge_node.api import patient_conflicts
 from edge_node.api.auth import require_chart_read, require_chart_write, user_of
 from edge_node.api.context import (
     actor_of,
@@ -55,7 +60,11 @@ async def get_conflicts(request: web.Request) -> web.Response:
                patient=current.patient_ref if current else None, outcome=200)
     parameters: list[dict[str, Any]] = []
     for record in conflicts(state):
-        parts: list[dict[str, Any]] = [{"name": "element", "valueString": record.register}]
+        parts: list[dict[str, Any]] = [{"name": "element", "valueString": record.register},
+                                       {"name": "rule", "valueString": record.rule}]
+        if record.addressed_to is not None:
+            parts.append({"name": "addressedTo",
+                          "valueReference": {"reference": record.addressed_to}})
         for head in record.heads:
             parts.append({"name": "value", "part": [
                 {"name": "content", "valueString":
@@ -64,6 +73,9 @@ async def get_conflicts(request: web.Request) -> web.Response:
                 {"name": "seq", "valueInteger": head.dot.seq},
                 {"name": "recorded", "valueInstant": iso_instant(physical_ms(head.hlc))}]})
         parameters.append({"name": "conflict", "part": parts})
+    if current is not None:
+        cross = await patient_conflicts.records_for(edge.reader, rtype, rid, current.json)
+        parameters += [patient_conflicts.parameter(record) for record in cross]
     return fhir_json({"resourceType": "Parameters", "parameter": parameters}, 200)
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
+from edge_node.api import patient_conflicts
 from edge_node.api.auth import require_chart_read, require_chart_write, user_of
 from edge_node.api.context import (
     actor_of,
@@ -109,7 +110,8 @@ async def read(request: web.Request) -> web.Response:
     set_action(request, "read")
     rtype, rid = _type(request), _id(request)
     require_chart_read(user_of(request))
-    current = await edge_of(request).reader.current(rtype, rid)
+    reader = edge_of(request).reader
+    current = await reader.current(rtype, rid)
     if current is None:
         raise NotFound(f"{rtype}/{rid} does not exist", hint="check the type and id")
     status = 410 if current.deleted else 200
@@ -119,7 +121,8 @@ async def read(request: web.Request) -> web.Response:
         error = _gone(rtype, rid, current.version)
         error.audited = True
         raise error
-    return fhir_bytes(current.json, 200, version_headers(
+    body = await patient_conflicts.flag_one(reader, rtype, rid, current.json)
+    return fhir_bytes(body, 200, version_headers(
         request, rtype, rid, current.version, current.last_updated_ms))
 
 
@@ -225,7 +228,7 @@ async def search(request: web.Request) -> web.Response:
     edge = edge_of(request)
     q = parse_search(rtype, request.query.items(), default_count=edge.config.default_page_size,
                      max_count=edge.config.max_page_size)
-    rows = await edge.reader.search(q)
+    rows = await patient_conflicts.flag_rows(edge.reader, rtype, await edge.reader.search(q))
     base = base_url(request)
     links = [{"relation": "self", "url": f"{base}/{rtype}?{urlencode(q.echo)}"}]
     if len(rows) > q.count:

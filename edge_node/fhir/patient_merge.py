@@ -144,7 +144,8 @@ def repointed(found: Found, to_patient: str) -> dict[str, Any]:
 
 
 def _update(found: Found, resource: dict[str, Any]) -> WriteOp:
-    return WriteOp("update", found.resource_type, found.resource_id, resource, found.version)
+    return WriteOp("update", found.resource_type, found.resource_id, resource, found.version,
+                   repoints_patient=True)
 
 
 def _changed(found: Found, resource: dict[str, Any]) -> bool:

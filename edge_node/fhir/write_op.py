@@ -59,3 +59,7 @@ class WriteOp:
     #: resource as it reads with the decided value, or None with a delete that closes
     #: an edit-versus-delete conflict as deleted.
     resolves: RegisterResolve | None = None
+    #: A patient merge (or its undo) re-pointing the record's patient reference: the
+    #: one in-place change a confirmed record (note, final result, issued order) allows,
+    #: since it moves the record to the patient it belongs to without touching content.
+    repoints_patient: bool = False

@@ -42,7 +42,8 @@ from conflict import (
     materialize_json,
     merge,
 )
-from conflict.state import ResourceState, shown
+from conflict.materialize import element_json
+from conflict.state import ResourceState
 from edge_node.fhir.instant import iso_instant
 from edge_node.fhir.search_index import index_tokens, patient_ref
 from edge_node.fhir.types import PATIENT_ELEMENT
@@ -154,9 +155,9 @@ def _indexed_elements(state: ResourceState) -> dict[str, Any]:
         names = (element,) if element is not None else ()
     out: dict[str, Any] = {"resourceType": rtype, "id": state.resource_id}
     for name in names:
-        head = shown(state, name)
-        if head is not None and head.value is not None:
-            out[name] = orjson.loads(head.value)
+        value = element_json(state, name)  # a keyed list (identifier) is rebuilt
+        if value is not None:
+            out[name] = orjson.loads(value)
     return out
 
 

@@ -4,16 +4,32 @@
 `plan_delete`, stamped with the site's clock and the next sequence number), its rows
 (`store.apply.apply_change`) and its outbox row; the writer (`store.writer`) owns
 the sequence counter and the clock it passes in.  Pure apart from the clock's tick.
+
+An update of a confirmed record (記録の確定) first passes `conflict.check_update`:
+an in-place change is refused (422 `RecordConfirmed`, saying how to correct), and a
+correction is stamped with its confirmer (the writing user).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgpack
 
-from conflict import CoreError, Plan, ResourceState, base_of, plan_delete, plan_set, rules_for
+from conflict import (
+    CoreError,
+    Plan,
+    ResourceState,
+    base_of,
+    check_update,
+    materialize,
+    plan_delete,
+    plan_set,
+    rules_for,
+    stamp_confirmer,
+)
+from conflict.confirmation import correction_reason
 from conflict.shape import split_resource
 from edge_node.errors import (
     BadRequest,
@@ -22,8 +38,10 @@ from edge_node.errors import (
     InvalidResource,
     NotFound,
     PreconditionRequired,
+    RecordConfirmed,
     VersionConflict,
 )
+from edge_node.fhir.types import PATIENT_ELEMENT
 from edge_node.fhir.write_op import Action, Actor, RegisterResolve, WriteOp
 from edge_node.store.apply import Applied, Rows, Stored, apply_change
 from edge_node.store.audit import AuditRecord
@@ -73,7 +91,9 @@ def plan_local_op(op: WriteOp, view: Overlay, rows: Rows, now_ms: int, actor: Ac
                 elements, replaces = plan_register_resolve(state, op.resource,
                                                            op.resolves.register)
             else:
-                elements, replaces = plan_set(prior.state if prior else None, op.resource,
+                resource = _confirmed_write(prior.state if prior and not prior.deleted else None,
+                                            op, actor)
+                elements, replaces = plan_set(prior.state if prior else None, resource,
                                               resolve=op.resolve)
             kind, base = ChangeOp.SET, base_of(prior.state if prior else None, elements)
         else:
@@ -142,6 +162,24 @@ def plan_register_resolve(state: ResourceState, resource: dict[str, object],
         else:
             replaces.pop(name, None)
     return dict(sorted(elements.items())), dict(sorted(replaces.items()))
+
+
+def _confirmed_write(prior: ResourceState | None, op: WriteOp, actor: Actor
+                     ) -> dict[str, Any]:
+    """`op.resource` as it may be written over `prior`: refused if it changes a confirmed
+    record in place, stamped with its confirmer if it is a correction."""
+    resource = op.resource
+    assert resource is not None
+    before = materialize(prior) if prior is not None else None
+    element = PATIENT_ELEMENT.get(op.resource_type) if op.repoints_patient else None
+    refusal = check_update(before, resource,
+                           free=frozenset({element}) if element else frozenset())
+    if refusal is not None:
+        raise RecordConfirmed(refusal.message, hint=refusal.hint)
+    reason = correction_reason(resource)
+    if reason is not None and (before is None or reason != correction_reason(before)):
+        return stamp_confirmer(resource, actor.user_id)
+    return resource
 
 
 def audit_records(ops: Sequence[WriteOp], out: Sequence[Applied | EdgeError], actor: Actor,

@@ -149,6 +149,16 @@ class Reader:
                                  (rtype, rid))
         return state_from_canonical(bytes(rows[0][0])) if rows else None
 
+    async def patient_states(self, rtype: str, patient: str, limit: int
+                             ) -> list[ResourceState]:
+        """Merged states of up to `limit` live `rtype` resources of `patient` ("Patient/x"),
+        by id (through the patient search tokens)."""
+        rows = await self._quick(
+            "SELECT state FROM resources WHERE type = ? AND deleted = 0 AND id IN "
+            "(SELECT id FROM search_tokens WHERE type = ? AND param = 'patient' AND value = ?) "
+            "ORDER BY id LIMIT ?", (rtype, rtype, patient, limit))
+        return [state_from_canonical(bytes(r[0])) for r in rows]
+
     async def version(self, rtype: str, rid: str, vid: str) -> Version | None:
         """The version with id `vid` of one resource, or None."""
         rows = await self._quick(

@@ -37,7 +37,16 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 @contextmanager
 def savepoint(conn: sqlite3.Connection, name: str) -> Iterator[None]:
     """The block whole or not at all, nested in the caller's transaction if there is one
-    (else a transaction of its own, committed at the block's end)."""
+    (else a transaction of its own, committed at the block's end).
+
+    A transaction of its own begins IMMEDIATE: a deferred one that reads first and then
+    writes fails at once with "database is locked" when another process (a serving
+    edge) committed in between, instead of waiting its turn.
+    """
+    if not conn.in_transaction:
+        with write_transaction(conn):
+            yield
+        return
     conn.execute(f"SAVEPOINT {name}")
     try:
         yield

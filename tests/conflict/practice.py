@@ -48,6 +48,13 @@ def _cc(code: str, display: str = "") -> dict[str, Any]:
     return {"coding": [coding]}
 
 
+_PHONE_1 = {"system": "phone", "value": "03-1111"}
+_PHONE_2 = {"system": "phone", "value": "090-2222"}
+_MRN_1 = {"system": "urn:oid:1.2.392.100495.20.3.51", "value": "1"}
+_MRN_2 = {"system": "urn:oid:1.2.392.100495.20.3.51", "value": "2"}
+_INSURED = {"system": "urn:oid:1.2.392.100495.20.3.61", "value": "9"}
+
+
 def _slot(*options: dict[str, Any]) -> Slot:
     keys = frozenset(k for option in options for k in option)
     return keys, options
@@ -112,6 +119,11 @@ KINDS: dict[str, tuple[dict[str, Any], tuple[Slot, ...]]] = {
             _slot({"generalPractitioner": [{"reference": "Practitioner/1"}]},
                   {"generalPractitioner": [{"reference": "Practitioner/2"}]}, {}),
             _slot({"deceasedBoolean": False}, {"deceasedDateTime": "2024-01-01"}, {}),
+            # Keyed lists (items listed in canonical order, as they read back).
+            _slot({"telecom": [_PHONE_1]}, {"telecom": [_PHONE_1, _PHONE_2]},
+                  {"telecom": [_PHONE_2]}, {}),
+            _slot({"identifier": [_MRN_1]}, {"identifier": [_MRN_2]},
+                  {"identifier": [_MRN_1, _INSURED]}, {}),
         ),
     ),
     "Condition": (

@@ -144,6 +144,54 @@ def test_stop_concurrent_with_modify_shows_the_stop_and_flags_the_order() -> Non
     assert {h.dot for h in flagged["status"].heads} == {stop.dot, modify.dot}
     view = materialize(state)
     assert view is not None and view["status"] == "stopped"
+    # The whole order unit reads from the stop, although the modify is newer.
+    assert view["dosageInstruction"] == ORDER["dosageInstruction"]
+    assert flagged["dosageInstruction"].shown.dot == stop.dot
+    assert {r.rule for r in flagged.values()} == {"stop-vs-modify"}
+
+
+def test_stop_versus_modify_is_addressed_to_the_prescriber() -> None:
+    order = {**ORDER, "requester": {"reference": "Practitioner/dr-1"}}
+    a, b = two_sites_from(order)
+    a.save({**order, "status": "stopped"}, now=2)
+    b.save({**order, "dosageInstruction": [{"text": "1日2回"}]}, now=3)
+    for changes in ([*a.log, *b.log], [*b.log, *a.log]):
+        records = conflicts(merge_all(changes)[("MedicationRequest", "med-1")])
+        assert records and all(r.rule == "stop-vs-modify" for r in records)
+        assert {r.addressed_to for r in records} == {"Practitioner/dr-1"}
+
+
+def test_two_modifies_of_an_order_are_not_a_stop() -> None:
+    a, b = two_sites_from(ORDER)
+    a.save({**ORDER, "dosageInstruction": [{"text": "1日2回"}]}, now=2)
+    b.save({**ORDER, "dosageInstruction": [{"text": "1日3回"}]}, now=3)
+    records = conflicts(merge_all([*a.log, *b.log])[("MedicationRequest", "med-1")])
+    assert records and {r.rule for r in records} == {"guarded"}
+    assert {r.addressed_to for r in records} == {None}
+
+
+def test_concurrent_corrections_of_a_confirmed_record_name_their_rule() -> None:
+    obs = {"resourceType": "Observation", "id": "o1", "status": "final",
+           "code": {"text": "血圧"}, "valueQuantity": {"value": 120}}
+    a, b = two_sites_from(obs)
+    why = "http://chartsync.example/fhir/StructureDefinition/correction-reason"
+    a.save({**obs, "status": "amended", "valueQuantity": {"value": 130},
+            "extension": [{"url": why, "valueString": "再測定"}]}, now=2)
+    b.save({**obs, "status": "corrected", "valueQuantity": {"value": 125},
+            "extension": [{"url": why, "valueString": "転記ミス"}]}, now=3)
+    records = conflicts(merge_all([*a.log, *b.log])[("Observation", "o1")])
+    assert {r.register for r in records} >= {"value[x]", "status"}
+    assert {r.rule for r in records} == {"confirmed-correction"}
+
+
+def test_note_text_conflicts_name_their_rule() -> None:
+    base = {"resourceType": "Condition", "id": "c1", "code": {"text": "高血圧症"},
+            "subject": {"reference": "Patient/p1"}, "note": [{"text": "初診"}]}
+    a, b = two_sites_from(base)
+    a.save({**base, "note": [{"text": "家族歴あり"}]}, now=2)
+    b.save({**base, "note": [{"text": "喫煙歴あり"}], "code": {"text": "本態性高血圧症"}}, now=3)
+    records = conflicts(merge_all([*a.log, *b.log])[("Condition", "c1")])
+    assert {r.register: r.rule for r in records} == {"note": "note-text"}
 
 
 def test_coupled_invariant_elements_are_shown_from_one_edit() -> None:
@@ -195,10 +243,11 @@ def test_a_record_exists_exactly_for_guarded_registers_with_different_values(
         r for key in sorted(states) for r in conflicts(states[key]))
 
 
-#: (kind, guarded element) pairs whose element is a plain key (not a choice group).
+#: (kind, guarded element) pairs whose element is a plain key (not a choice group, not
+#: a keyed list: tests/conflict/test_keyed_lists.py covers those).
 GUARDED_ELEMENTS = sorted(
     (kind, name) for kind, rules in RULES.items() for name in rules.guarded
-    if name != DELETED and not name.endswith("[x]")
+    if name != DELETED and not name.endswith("[x]") and name not in rules.keyed
 )
 TEXT = st.text(st.sampled_from("あいうアイウ漢字abc"), min_size=1, max_size=4)
 

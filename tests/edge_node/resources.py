@@ -20,6 +20,15 @@ def observation(patient_id: str, value: float = 72.0) -> dict[str, Any]:
             "valueQuantity": {"value": value, "unit": "/min"}}
 
 
+CORRECTION_REASON = "http://chartsync.example/fhir/StructureDefinition/correction-reason"
+
+
+def corrected(resource: dict[str, Any], reason: str = "re-measured") -> dict[str, Any]:
+    """`resource` as a correction of a confirmed record: status amended, with a reason."""
+    return {**resource, "status": "amended",
+            "extension": [{"url": CORRECTION_REASON, "valueString": reason}]}
+
+
 def allergy(patient_id: str) -> dict[str, Any]:
     return {"resourceType": "AllergyIntolerance", "patient": {"reference": f"Patient/{patient_id}"},
             "code": {"text": "penicillin"}, "criticality": "high"}

@@ -35,7 +35,7 @@ from edge_node.config import EdgeConfig
 from edge_node.fhir.write_op import WriteOp
 from edge_node.hub_link.client import HubClient, HubSettings
 from edge_node.node import Edge
-from tests.edge_node.resources import allergy, observation
+from tests.edge_node.resources import allergy, corrected, observation
 from tests.edge_node.sync.edges import (
     ACTOR,
     FAST,
@@ -67,7 +67,7 @@ async def write_charts(site: Running, tag: str, n: int) -> None:
     for i in range(n):
         await site.write("Patient", f"{tag}p{i}", patient(f"{tag}-{i}"))
         await site.write("Observation", f"{tag}o{i}", observation(f"{tag}p{i}", 60 + i))
-    await site.write("Observation", f"{tag}o0", observation(f"{tag}p0", 99))
+    await site.write("Observation", f"{tag}o0", corrected(observation(f"{tag}p0", 99)))
     await site.write("Observation", f"{tag}o1", None, action="delete")
 
 

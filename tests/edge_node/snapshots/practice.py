@@ -28,7 +28,7 @@ from edge_node.store.sync_state import AdvanceCursor, save_enrollment, save_keyr
 from sync_protocol.keys import Keyring, PracticeKey, SiteDirectory
 from sync_protocol.models import Change, ChangeOp
 from tests.edge_node.conftest import make_data_dir, wall_ms
-from tests.edge_node.resources import allergy, observation, patient
+from tests.edge_node.resources import allergy, corrected, observation, patient
 
 ACTOR = Actor("u1", "clinician", "dev-1", "127.0.0.1")
 OTHER = uuid.UUID("01890000-0000-7000-8000-0000000000aa")
@@ -77,7 +77,7 @@ async def build_site(data_dir: Path, practice: Practice, patients: int = 30) -> 
         assert all(not isinstance(r, Exception)
                    for r in await edge.writer.submit(ops, actor=ACTOR, atomic=False))
         edits = [WriteOp("update", "Observation", "o0001",
-                         {**observation("p0001", 99), "id": "o0001"}),
+                         {**corrected(observation("p0001", 99)), "id": "o0001"}),
                  WriteOp("delete", "Observation", "o0002", None)]
         assert all(not isinstance(r, Exception)
                    for r in await edge.writer.submit(edits, actor=ACTOR, atomic=False))
