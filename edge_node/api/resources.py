@@ -276,7 +276,9 @@ async def provenance_search(request: web.Request) -> web.Response:
     entries = [orjson.dumps({"fullUrl": f"{base}/Provenance/h{v.hid}",
                              "resource": provenance(v), "search": {"mode": "match"}})
                for v in versions]
-    audit_read(request, "search", resource_type="Provenance", resource_id=None, patient=None,
+    current = await edge.reader.current(rtype, rid)
+    audit_read(request, "search", resource_type="Provenance", resource_id=None,
+               patient=current.patient_ref if current is not None else None,
                outcome=200, detail={"target": f"{rtype}/{rid}", "count": len(entries)})
     return fhir_bytes(bundle_bytes("searchset", entries,
                                    [{"relation": "self", "url": str(request.url)}],

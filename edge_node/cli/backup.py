@@ -13,7 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_node.cli.command import EXIT_OK, add_data_option, fail, parser_for, wall_ms
+from edge_node.cli.command import (
+    EXIT_OK,
+    add_data_option,
+    fail,
+    os_user,
+    parser_for,
+    wall_ms,
+)
 from edge_node.errors import EdgeError, StoreError
 from edge_node.store.backup import backup, backup_encrypted, backup_kit_key
 from edge_node.store.connection import with_database
@@ -80,11 +87,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         if args.plaintext:
-            target = backup(args.data, args.to)
+            target = backup(args.data, args.to, now_ms=wall_ms(), by_whom=os_user())
             print(f"plaintext backup written to {target} (keep it on encrypted media)")
             return EXIT_OK
         slots = _slots(args)
-        written = backup_encrypted(args.data, args.to, slots, now_ms=wall_ms())
+        written = backup_encrypted(args.data, args.to, slots, now_ms=wall_ms(),
+                                   by_whom=os_user())
     except EdgeError as err:
         return fail(err)
     opens = [f"recovery kit {s.kit.fingerprint}" if isinstance(s, KitSlot) else "its passphrase"

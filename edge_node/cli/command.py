@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,4 +44,13 @@ def parser_for(sub: argparse._SubParsersAction, name: str, *,  # type: ignore[ty
     return parser
 
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "add_data_option", "fail", "parser_for", "wall_ms"]
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "add_data_option", "fail", "os_user", "parser_for",
+           "wall_ms"]
+
+
+def os_user() -> str:
+    """Who runs this command, for the audit log: the operating-system account."""
+    try:
+        return f"os:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return f"os-uid:{os.getuid()}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import getpass
 import os
 
 from edge_node.api.auth import ACCOUNT_RECHECK_S
@@ -23,6 +22,7 @@ from edge_node.cli.command import (
     EXIT_OK,
     add_data_option,
     fail,
+    os_user,
     parser_for,
     wall_ms,
 )
@@ -82,19 +82,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                                   "token": run_token}[name])
 
 
-def _by_whom() -> str:
-    """Who runs this command, for the audit log: the operating-system account."""
-    try:
-        return f"os:{getpass.getuser()}"
-    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
-        return f"os-uid:{os.getuid()}"
-
 
 def run_add(args: argparse.Namespace) -> int:
     try:
         user, token = with_database(args.data, lambda conn: add_user(
             conn, name=args.name, role=Role(args.role), now_ms=wall_ms(),
-            random_bytes=os.urandom(42), by_whom=_by_whom()))
+            random_bytes=os.urandom(42), by_whom=os_user()))
     except EdgeError as err:
         return fail(err)
     print(f"user {user.name} ({user.user_id}) role {user.role}; token, shown only now:")
@@ -118,7 +111,7 @@ def run_list(args: argparse.Namespace) -> int:
 def _set(args: argparse.Namespace, disabled: bool) -> int:
     try:
         account = with_database(args.data, lambda conn: set_disabled(
-            conn, args.name, disabled=disabled, now_ms=wall_ms(), by_whom=_by_whom()))
+            conn, args.name, disabled=disabled, now_ms=wall_ms(), by_whom=os_user()))
     except EdgeError as err:
         return fail(err)
     if disabled:
@@ -140,7 +133,7 @@ def run_token(args: argparse.Namespace) -> int:
     try:
         account, token = with_database(args.data, lambda conn: replace_token(
             conn, args.name, random_bytes=os.urandom(TOKEN_BYTES), now_ms=wall_ms(),
-            by_whom=_by_whom()))
+            by_whom=os_user()))
     except EdgeError as err:
         return fail(err)
     print(f"user {account.name} ({account.user_id}): new token, shown only now (the old "

@@ -3,7 +3,8 @@
 Built from the history row on request (not stored as a resource of its own).  For an
 author version: the user (author), the site the change came from (custodian; the
 origin is the site whose key signed the batch, never a client header), the device
-when known (enterer), the clinical time (`occurredDateTime`, the author's clock) and
+when known (enterer), the confirming user of a correction (verifier; a resolution's
+author is the resolving clinician), the clinical time (`occurredDateTime`, the author's clock) and
 when this site recorded it; its id is derived from the change's dot, the same at
 every site.  For a view version (this site's merged view) the one agent is this site
 assembling concurrent versions, named by no user; its id is `h<history row number>`,
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
+from conflict.confirmation import CORRECTION_CONFIRMER
 from edge_node.fhir.instant import iso_instant
 from edge_node.fhir.version import VIEW, Version
 
@@ -24,6 +28,17 @@ _OPERATION: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 def _agent(code: str, system: str, value: str) -> dict[str, Any]:
     return {"type": {"coding": [{"system": _PARTICIPANT, "code": code}]},
             "who": {"identifier": {"system": system, "value": value}}}
+
+
+def _confirmer(body: bytes | None) -> str | None:
+    """The user who confirmed a correction this version carries (`conflict.confirmation`)."""
+    if body is None or CORRECTION_CONFIRMER.encode() not in body:
+        return None
+    for ext in orjson.loads(body).get("extension", ()):
+        if isinstance(ext, dict) and ext.get("url") == CORRECTION_CONFIRMER:
+            value = ext.get("valueString")
+            return value if isinstance(value, str) else None
+    return None
 
 
 def provenance(v: Version) -> dict[str, Any]:
@@ -43,6 +58,9 @@ def provenance(v: Version) -> dict[str, Any]:
               _agent("custodian", "urn:chartsync:site", v.origin)]
     if v.device:
         agents.append(_agent("enterer", "urn:chartsync:device", v.device))
+    confirmer = _confirmer(v.json)
+    if confirmer is not None:
+        agents.append(_agent("verifier", "urn:chartsync:user", confirmer))
     return {
         "resourceType": "Provenance",
         "id": f"a-{v.vid}" if "-" in v.vid else f"h{v.hid}",

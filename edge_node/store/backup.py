@@ -30,6 +30,7 @@ from typing import BinaryIO, Final
 from uuid import UUID
 
 from edge_node.errors import StoreError
+from edge_node.store.account_events import record_backup_event
 from edge_node.store.durable_files import fsync_path
 from edge_node.store.file_modes import FILE_MODE, make_private_file
 from edge_node.store.roster_store import load_roster
@@ -102,11 +103,25 @@ def _install(tmp: Path, target: Path) -> None:
     fsync_path(target.parent)
 
 
-def backup(data_dir: Path, target: Path) -> Path:
+def _audit_backup(source: Path, target: Path, *, encrypted: bool, now_ms: int,
+                  by_whom: str) -> None:
+    """Queue the backup's audit record in the source database (an export of every chart)."""
+    conn = sqlite3.connect(source, isolation_level=None, timeout=10)
+    try:
+        record_backup_event(conn, file_name=target.name, encrypted=encrypted, now_ms=now_ms,
+                            by_whom=by_whom)
+    except sqlite3.Error as exc:
+        raise StoreError(f"the backup {target} was written but its audit record was not: "
+                         f"{exc}", hint="retry the backup; the file itself is complete") from exc
+    finally:
+        conn.close()
+
+
+def backup(data_dir: Path, target: Path, *, now_ms: int = 0, by_whom: str = "") -> Path:
     """Copy the data directory's database to `target` in plaintext; return it.
 
     Raises `StoreError` if the source is missing or newer than this build, or
-    the target exists.
+    the target exists.  Audited as an export (`store.account_events`).
     """
     source = _source(data_dir, target)
     tmp = target.with_name(target.name + ".partial")
@@ -116,6 +131,7 @@ def backup(data_dir: Path, target: Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _audit_backup(source, target, encrypted=False, now_ms=now_ms, by_whom=by_whom)
     return target
 
 
@@ -142,7 +158,8 @@ def _stream(copy: Path, out: BinaryIO, sealer: BackupSealer) -> None:
 
 
 def backup_encrypted(data_dir: Path, target: Path, slots: Sequence[Slot], *, now_ms: int,
-                     chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> BackupWritten:
+                     chunk_bytes: int = DEFAULT_CHUNK_BYTES, by_whom: str = ""
+                     ) -> BackupWritten:
     """Write an encrypted backup of the data directory's database to `target`.
 
     `slots` say who can open it (a passphrase, the recovery kit, or both).
@@ -177,6 +194,7 @@ def backup_encrypted(data_dir: Path, target: Path, slots: Sequence[Slot], *, now
                          ) from exc
     finally:
         copy.unlink(missing_ok=True)
+    _audit_backup(source, target, encrypted=True, now_ms=now_ms, by_whom=by_whom)
     return BackupWritten(target, about, sealer.plain_bytes, target.stat().st_size)
 
 

@@ -11,8 +11,10 @@ the commands, `ReleaseGuard` for the running sync loop (`sync.guard` carries it 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
+
+import orjson
 
 #: The guard's window: destructive changes older than this no longer count.
 WINDOW_MS: Final = 3600 * 1000
@@ -45,6 +47,8 @@ class GuardScan:
     changes: list[tuple[int, str, str]]
     #: Records of the practice; 0 when the changes are under the floor (not needed).
     total: int
+    #: The patient of each changed record (read with `total`; for the audit of a hold).
+    patients: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
 
 def guard_scan(conn: sqlite3.Connection, site: str, now_ms: int, floor: int) -> GuardScan:
@@ -54,7 +58,12 @@ def guard_scan(conn: sqlite3.Connection, site: str, now_ms: int, floor: int) -> 
     if len({(t, i) for _, t, i in found}) <= floor:
         return GuardScan(decision, released_to, found, 0)  # no total can lower the limit
     total = int(conn.execute("SELECT count(*) FROM resources").fetchone()[0])
-    return GuardScan(decision, released_to, found, total)
+    keys = orjson.dumps(sorted({(t, i) for _, t, i in found})).decode()
+    patients = {(r[0], r[1]): r[2] for r in conn.execute(
+        "SELECT r.type, r.id, r.patient_ref FROM json_each(?) AS j JOIN resources AS r "
+        "ON r.type = json_extract(j.value, '$[0]') AND r.id = json_extract(j.value, '$[1]')",
+        (keys,))}
+    return GuardScan(decision, released_to, found, total, patients)
 
 
 def hold_from(scan: GuardScan, share: float, floor: int) -> int | None:

@@ -14,7 +14,8 @@ says "N destructive changes held — an admin must approve or discard".
                                   release held + compensation together
 
 Both commands record the decision in `sync_state.guard_decision`; the
-running sync loop carries it out (the compensations go through the writer
+running sync loop carries it out, and audits the hold (one record per held record,
+with its patient) and its release (the compensations go through the writer
 like any local write).  The counting and the decision's row are the store's
 (`store.guard_counts`); this module decides, logs and compensates.
 """
@@ -28,6 +29,7 @@ import orjson
 
 from edge_node.fhir.write_op import Actor, WriteOp
 from edge_node.hub_link.context import SyncContext
+from edge_node.store.audit import AuditRecord
 from edge_node.store.guard_counts import (
     WINDOW_MS,
     GuardScan,
@@ -49,6 +51,9 @@ def guard_verdict(ctx: SyncContext, scan: GuardScan) -> int | None:
     if first is None:
         if ctx.guard_holding:
             log.info("blast-radius guard released")
+            ctx.edge.writer.audit([AuditRecord(
+                ctx.now_ms(), _GUARD_ACTOR.user_id, _GUARD_ACTOR.role, "guard-release", None,
+                None, None, 200, _GUARD_ACTOR.client, {"decision": scan.decision or "approve"})])
             ctx.guard_holding = 0
             ctx.status.notify()
         return None
@@ -56,10 +61,26 @@ def guard_verdict(ctx: SyncContext, scan: GuardScan) -> int | None:
         log.warning("blast-radius guard: %d records deleted or rewritten within an hour; "
                     "pushes held — an admin must run `chartsync edge held approve` or "
                     "`discard`", len({(t, i) for _, t, i in scan.changes}))
+        _audit_hold(ctx, scan, first)
     if ctx.guard_holding != len(scan.changes):
         ctx.guard_holding = len(scan.changes)
         ctx.status.notify()
     return first
+
+
+def _audit_hold(ctx: SyncContext, scan: GuardScan, first: int) -> None:
+    """One audit record per held record, with its patient: who the hold protects."""
+    now = ctx.now_ms()
+    seen: set[tuple[str, str]] = set()
+    records = []
+    for seq, rtype, rid in scan.changes:
+        if (rtype, rid) in seen:
+            continue
+        seen.add((rtype, rid))
+        records.append(AuditRecord(now, _GUARD_ACTOR.user_id, _GUARD_ACTOR.role, "guard-hold",
+                                   rtype, rid, scan.patients.get((rtype, rid)), 202,
+                                   _GUARD_ACTOR.client, {"held_from_seq": first, "seq": seq}))
+    ctx.edge.writer.audit(records)
 
 
 async def guard_check(ctx: SyncContext, scan: GuardScan | None = None) -> int | None:

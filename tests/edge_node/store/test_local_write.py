@@ -51,6 +51,14 @@ async def test_a_final_observation_is_corrected_not_overwritten(api: Api) -> Non
     assert body["meta"]["versionId"] not in ("", obs["meta"]["versionId"])
     stamps = {e["url"]: e["valueString"] for e in body["extension"]}
     assert stamps == {CORRECTION_REASON: "再測定", CONFIRMER: api.user_ids["clinician"]}
+    # Provenance names the confirming user of the correction.
+    _, provs, _ = await api.request(
+        "GET", f"/fhir/Provenance?target={path[6:]}/_history/{body['meta']['versionId']}")
+    [prov] = [e["resource"] for e in provs["entry"]]
+    assert {"type": {"coding": [{"system": (
+        "http://terminology.hl7.org/CodeSystem/provenance-participant-type"),
+        "code": "verifier"}]}, "who": {"identifier": {
+            "system": "urn:chartsync:user", "value": api.user_ids["clinician"]}}} in prov["agent"]
     # The same reason again is not a new correction.
     status, _, _ = await api.request("PUT", path, json={**body, "valueQuantity": {
         "value": 81.0, "unit": "/min"}})

@@ -36,6 +36,11 @@ async def _wave(tmp_path: Path, action: str) -> None:
                                         for i in range(8)], actor=ACTOR, atomic=False)
             await wait_for(lambda: a.sync.ctx.guard_holding == 8, "guard holds")
             await a.write("Patient", "after", patient("Later"))  # held behind the wave
+            # The hold is audited per record, with its patient (its audit rows ride with
+            # the next commit, like reads').
+            await wait_for(lambda: sorted(a.query(
+                "SELECT resource_id, patient_ref FROM audit WHERE action = 'guard-hold'")) ==
+                [(f"p{i}", f"Patient/p{i}") for i in range(8)], "hold audited")
             await a.edge.writer.wait_idle()
             assert b.states() == before  # nothing of the wave spread
             assert b.query("SELECT count(*) FROM resources WHERE deleted = 1") == [(0,)]
@@ -43,6 +48,9 @@ async def _wave(tmp_path: Path, action: str) -> None:
             await wait_for(lambda: ("Patient", "after") in b.states(), "released")
             await wait_for(lambda: a.states() == b.states(), "converged")
             assert a.sync.ctx.guard_holding == 0
+            await wait_for(lambda: a.query(
+                "SELECT count(*) FROM audit WHERE action = 'guard-release'") == [(1,)],
+                "release audited")
             deleted = b.query("SELECT count(*) FROM resources WHERE deleted = 1")[0][0]
             if action == "approve":
                 assert deleted == 8
